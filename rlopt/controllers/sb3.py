@@ -1,0 +1,131 @@
+"""Stable-Baselines3 agents (PPO, DQN) as controllers, and loading a saved one.
+
+Online mode (`controller.episodes=0`, the report's setting): the agent learns while it controls
+this one training run, which is recorded in `metrics.csv`. With `episodes=N` it learns over N
+training runs (seeds seed..seed+N-1, recorded in `learning_metrics.csv`), then controls a final
+run deterministically (seed+N) recorded in `metrics.csv`. The agent is saved as `policy.zip` with
+`policy.json` beside it (algorithm, action space, observation features) so `rlopt evaluate` can
+rebuild a matching environment.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from torch import nn
+
+from rlopt.controllers.loop import run_episode
+from rlopt.errors import UserError
+from rlopt.metrics import atomic_path, write_json
+
+ALGOS = {"ppo": PPO, "dqn": DQN}
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+
+
+class StopAfterEpisodes(BaseCallback):
+    """Ends `learn()` as soon as the given number of episodes (training runs) has finished."""
+
+    def __init__(self, episodes: int):
+        super().__init__()
+        self.episodes = episodes
+        self.finished = 0
+
+    def _on_step(self) -> bool:
+        self.finished += int(sum(self.locals["dones"]))
+        return self.finished < self.episodes
+
+
+def _hyperparams(cfg) -> dict:
+    params = OmegaConf.to_container(cfg.hyperparams, resolve=True)
+    kwargs = params.get("policy_kwargs") or {}
+    act = kwargs.get("activation_fn")
+    if isinstance(act, str):
+        if act not in ACTIVATIONS:
+            raise UserError(f"controller.hyperparams.policy_kwargs.activation_fn={act} is unknown; available: {', '.join(ACTIVATIONS)}")
+        kwargs["activation_fn"] = ACTIVATIONS[act]
+    params["policy_kwargs"] = kwargs
+    return params
+
+
+class SB3Controller:
+    def __init__(self, cfg, seed: int):
+        if cfg.algo not in ALGOS:
+            raise UserError(f"controller.algo={cfg.algo} is unknown; available: {', '.join(ALGOS)}")
+        self.cfg, self.seed = cfg, seed
+        self.episodes = int(cfg.get("episodes", 0))
+        if self.episodes < 0:
+            raise UserError(f"controller.episodes={self.episodes} is not allowed: use 0 (online) or a positive count")
+        self.model = None
+
+    def run(self, env, recorder) -> None:
+        algo = ALGOS[self.cfg.algo]
+        try:
+            self.model = algo("MlpPolicy", env, seed=self.seed, device="cpu", verbose=0, **_hyperparams(self.cfg))
+        except (TypeError, ValueError, AssertionError) as err:
+            raise UserError(f"controller.hyperparams are not valid for {self.cfg.algo}: {err}") from None
+        per_episode = env.decisions_per_episode
+        if self.episodes == 0:
+            recorder.start("metrics.csv", per_episode)
+            self.model.learn(total_timesteps=per_episode, callback=StopAfterEpisodes(1))
+        else:
+            recorder.start("learning_metrics.csv", per_episode * self.episodes)
+            self.model.learn(total_timesteps=per_episode * self.episodes, callback=StopAfterEpisodes(self.episodes))
+            recorder.start("metrics.csv", per_episode)
+            run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0],
+                        options={"run_seed": self.seed + self.episodes})
+        if self.cfg.get("save_policy", True):
+            save_policy(self.model, self.cfg, env, recorder.run_dir)
+
+
+def save_policy(model, cfg, env, run_dir: Path) -> None:
+    """policy.zip (SB3's format) plus policy.json: what `rlopt evaluate` needs to rebuild the env."""
+    run_dir = Path(run_dir)
+    with atomic_path(run_dir / "policy.zip") as tmp, open(tmp, "wb") as f:
+        model.save(f)
+    write_json(run_dir / "policy.json", {
+        "algo": cfg.algo,
+        "controller": cfg.name,
+        "actions": OmegaConf.to_container(cfg.actions, resolve=True),
+        "features": list(env.features.names),
+        "observation_dim": int(env.observation_space.shape[0]),
+    })
+
+
+def load_policy(path: str):
+    """Load a saved agent and its metadata; every problem is one clear UserError."""
+    zip_path = Path(path).expanduser()
+    if not zip_path.is_file():
+        raise UserError(f"policy={path}: no such file (give the policy.zip written by rlopt train)")
+    meta_path = zip_path.with_suffix(".json")
+    if not meta_path.is_file():
+        raise UserError(f"policy={path}: {meta_path.name} is missing beside it, so this is not an rlopt policy")
+    try:
+        meta = json.loads(meta_path.read_text())
+        algo = ALGOS[meta["algo"]]
+    except (ValueError, KeyError) as err:
+        raise UserError(f"policy={path}: {meta_path.name} is unreadable ({err})") from None
+    try:
+        model = algo.load(str(zip_path), device="cpu")
+    except Exception as err:  # SB3 raises many kinds on a corrupt zip
+        raise UserError(f"policy={path}: cannot load it as an SB3 {meta['algo']} agent ({type(err).__name__}: {err})") from None
+    return model, meta
+
+
+class FrozenPolicy:
+    """A loaded agent acting deterministically, learning nothing: the `rlopt evaluate` controller."""
+
+    def __init__(self, model, path: str):
+        self.model, self.path = model, path
+
+    def run(self, env, recorder) -> None:
+        if self.model.observation_space.shape != env.observation_space.shape or self.model.action_space != env.action_space:
+            raise UserError(
+                f"policy={self.path} does not fit this environment: it expects observations {self.model.observation_space.shape} "
+                f"and actions {self.model.action_space}, the run has {env.observation_space.shape} and {env.action_space}"
+            )
+        recorder.start("metrics.csv", env.decisions_per_episode)
+        run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0])

@@ -1,0 +1,159 @@
+"""The training engine: optimizer steps and evaluation on device-resident tensors.
+
+Batches are index slices of a per-epoch permutation of the training tensor, transformed on
+the device (see `data.transforms`). Losses are summed on the device and read back once per
+decision step, so the GPU never waits on Python between batches. On CUDA the model runs in
+channels_last with bf16 autocast and fused optimizer steps.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import precision_recall_fscore_support
+from torch import nn
+
+from rlopt.data import DataBundle, Split
+from rlopt.errors import UserError
+from rlopt.optim import OptimizerBank
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when available; asking for CUDA without it is the user's mistake."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("trainer.device=cuda is not allowed here: no CUDA device is available (use auto or cpu)")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"trainer.device={name} is not allowed: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+@dataclass
+class TrainStats:
+    train_loss: float
+    steps: int
+    grad_evals: int
+    seconds: float
+    grad_norm: float
+
+
+class Trainer:
+    """Runs optimizer steps for one model with the bank's current optimizer."""
+
+    def __init__(self, model: nn.Module, data: DataBundle, bank: OptimizerBank, device: torch.device,
+                 batch_size: int, eval_batch_size: int, amp: bool, seed: int):
+        self.model, self.data, self.bank, self.device = model, data, bank, device
+        self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
+        self.loss_fn = F.cross_entropy if data.is_classification else F.mse_loss
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+        self.generator = torch.Generator(device=device).manual_seed(int(seed))
+        self.batchnorms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.batches_per_epoch = self.epoch_length(len(data.train), self.batch_size)
+        self.perm: torch.Tensor | None = None
+        self.batch_in_epoch = 0
+        self.opt_steps = 0
+        self.grad_evals = 0
+
+    @staticmethod
+    def epoch_length(n: int, batch_size: int) -> int:
+        """Batches per epoch; a trailing batch of one sample (fatal to BatchNorm) joins the last batch."""
+        batches = -(-n // batch_size)
+        return batches - 1 if n % batch_size == 1 and batches > 1 else batches
+
+    @property
+    def epochs_done(self) -> float:
+        return self.opt_steps / self.batches_per_epoch
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.perm is None or self.batch_in_epoch >= self.batches_per_epoch:
+            self.perm = torch.randperm(len(self.data.train), device=self.device, generator=self.generator)
+            self.batch_in_epoch = 0
+        start = self.batch_in_epoch * self.batch_size
+        last = self.batch_in_epoch == self.batches_per_epoch - 1
+        idx = self.perm[start:] if last else self.perm[start:start + self.batch_size]
+        self.batch_in_epoch += 1
+        x = self.data.transform(self.data.train.x[idx], train=True, generator=self.generator)
+        return x, self.data.train.y[idx]
+
+    @contextmanager
+    def _frozen_batchnorm(self):
+        """Keep BatchNorm running statistics fixed (momentum 0) for SAM's second pass."""
+        saved = [m.momentum for m in self.batchnorms]
+        for m in self.batchnorms:
+            m.momentum = 0.0
+        try:
+            yield
+        finally:
+            for m, mom in zip(self.batchnorms, saved):
+                m.momentum = mom
+
+    def _loss(self, x, y) -> torch.Tensor:
+        with self.autocast:
+            out = self.model(x)
+        return self.loss_fn(out.float(), y)
+
+    def steps_left_in_epoch(self) -> int:
+        left = self.batches_per_epoch - self.batch_in_epoch
+        return left if left > 0 else self.batches_per_epoch
+
+    def train(self, n_steps: int) -> TrainStats:
+        """Run `n_steps` optimizer steps; returns the mean training loss over them."""
+        self.model.train()
+        start = time.perf_counter()
+        total = torch.zeros((), device=self.device)
+        opt = self.bank.current
+        evals = self.bank.grad_evals_per_step
+        for _ in range(n_steps):
+            x, y = self._next_batch()
+            opt.zero_grad(set_to_none=True)
+            loss = self._loss(x, y)
+            loss.backward()
+            if evals == 2:
+                def closure():
+                    with self._frozen_batchnorm():
+                        second = self._loss(x, y)
+                        second.backward()
+                    return second
+                opt.step(closure)
+            else:
+                opt.step()
+            total += loss.detach()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else total * 0
+        mean_loss, grad_norm_v = torch.stack([total / max(n_steps, 1), grad_norm]).tolist()
+        self.opt_steps += n_steps
+        self.grad_evals += n_steps * evals
+        return TrainStats(mean_loss, n_steps, n_steps * evals, time.perf_counter() - start, grad_norm_v)
+
+    def weights_finite(self) -> bool:
+        return bool(torch.stack(torch._foreach_norm(self.params)).isfinite().all())
+
+    @torch.no_grad()
+    def evaluate(self, split: Split) -> dict:
+        """Loss (and for classification: accuracy, macro precision/recall/F1) on a split."""
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        preds = []
+        for start in range(0, len(split), self.eval_batch_size):
+            x = self.data.transform(split.x[start:start + self.eval_batch_size], train=False)
+            y = split.y[start:start + self.eval_batch_size]
+            with self.autocast:
+                out = self.model(x).float()
+            loss_sum += self.loss_fn(out, y, reduction="sum")
+            if self.data.is_classification:
+                preds.append(out.argmax(1))
+        n = len(split) if self.data.is_classification else split.y.numel()
+        result = {"loss": loss_sum.item() / n}
+        if self.data.is_classification:
+            pred = torch.cat(preds).cpu().numpy()
+            true = split.y.cpu().numpy()
+            p, r, f1, _ = precision_recall_fscore_support(true, pred, average="macro", zero_division=0)
+            result.update(acc=float(np.mean(pred == true)), precision=float(p), recall=float(r), f1=float(f1))
+        return result

@@ -1,0 +1,142 @@
+"""Action spaces: what one decision of a controller changes in the training run.
+
+- `optimizer`: pick the optimizer for the next step from `choices` (Discrete).
+- `lr_grid`: move the learning rate one point down / keep / one point up a log-spaced grid (Discrete(3)).
+- `lr_multiplicative`: multiply the learning rate by 1/factor, 1 or factor, clipped to [low, high] (Discrete(3)).
+- `lr_grid_index`: jump to any point of the log grid (Discrete(n)), for DQN.
+- `lr_absolute`: set log10(lr) directly in [log_low, log_high] (Box), for PPO.
+
+Learning-rate actions change `lr` in the optimizer's param groups and never touch its state.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from rlopt.errors import UserError
+from rlopt.optim import OPTIMIZERS
+
+
+class OptimizerChoice:
+    kind = "optimizer"
+
+    def __init__(self, choices):
+        self.choices = list(choices)
+        bad = [c for c in self.choices if c not in OPTIMIZERS]
+        if bad or not self.choices:
+            raise UserError(f"controller.actions.choices={self.choices} is not allowed: each must be one of {', '.join(OPTIMIZERS)}")
+        self.optimizers = self.choices
+        self.space = gym.spaces.Discrete(len(self.choices))
+        self.n_discrete = len(self.choices)
+
+    def reset(self, bank) -> None:
+        bank.select(self.choices[0])
+
+    def apply(self, action, bank) -> None:
+        bank.select(self.choices[int(action)])
+
+
+class _LearningRate:
+    """Shared by the learning-rate spaces: one base optimizer whose lr the controller moves."""
+
+    def __init__(self, cfg):
+        self.optimizer = str(cfg.get("optimizer", "sgd"))
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"controller.actions.optimizer={self.optimizer} is not allowed: use one of {', '.join(OPTIMIZERS)}")
+        self.optimizers = [self.optimizer]
+        self.low, self.high = float(cfg.get("low", 1e-5)), float(cfg.get("high", 1e-2))
+        if not 0 < self.low < self.high:
+            raise UserError(f"controller.actions.low/high=({self.low}, {self.high}) are not allowed: need 0 < low < high")
+        self.n_points = int(cfg.get("n", 12))
+        if self.n_points < 2:
+            raise UserError(f"controller.actions.n={self.n_points} is not allowed: the grid needs at least 2 points")
+        self.grid = np.logspace(np.log10(self.low), np.log10(self.high), self.n_points)
+        start = cfg.get("start")
+        self.start = self.n_points // 2 if start is None else int(start)
+        if not 0 <= self.start < self.n_points:
+            raise UserError(f"controller.actions.start={start} is not allowed: use 0..{self.n_points - 1}")
+        self.index = self.start
+
+    def reset(self, bank) -> None:
+        bank.select(self.optimizer)
+        self.index = self.start
+        bank.set_lr(self.grid[self.index])
+
+
+class LrGrid(_LearningRate):
+    kind = "lr_grid"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.space = gym.spaces.Discrete(3)
+        self.n_discrete = 3
+
+    def apply(self, action, bank) -> None:
+        self.index = int(np.clip(self.index + int(action) - 1, 0, self.n_points - 1))
+        bank.set_lr(self.grid[self.index])
+
+
+class LrGridIndex(_LearningRate):
+    kind = "lr_grid_index"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.space = gym.spaces.Discrete(self.n_points)
+        self.n_discrete = self.n_points
+
+    def apply(self, action, bank) -> None:
+        self.index = int(action)
+        bank.set_lr(self.grid[self.index])
+
+
+class LrMultiplicative(_LearningRate):
+    kind = "lr_multiplicative"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.factor = float(cfg.get("factor", 1.1))
+        if self.factor <= 1:
+            raise UserError(f"controller.actions.factor={self.factor} is not allowed: it must be > 1")
+        self.space = gym.spaces.Discrete(3)
+        self.n_discrete = 3
+
+    def apply(self, action, bank) -> None:
+        scale = (1 / self.factor, 1.0, self.factor)[int(action)]
+        bank.set_lr(float(np.clip(bank.lr * scale, self.low, self.high)))
+
+
+class LrAbsolute(_LearningRate):
+    kind = "lr_absolute"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.log_low, self.log_high = float(cfg.get("log_low", -6.0)), float(cfg.get("log_high", 0.0))
+        if not self.log_low < self.log_high:
+            raise UserError(f"controller.actions.log_low/log_high=({self.log_low}, {self.log_high}) are not allowed: need log_low < log_high")
+        self.space = gym.spaces.Box(self.log_low, self.log_high, shape=(1,), dtype=np.float32)
+        self.n_discrete = 0
+
+    def apply(self, action, bank) -> None:
+        log_lr = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], self.log_low, self.log_high))
+        bank.set_lr(10.0 ** log_lr)
+
+
+ACTION_SPACES = {cls.kind: cls for cls in (LrGrid, LrGridIndex, LrMultiplicative, LrAbsolute)}
+
+
+def build_actions(cfg):
+    if cfg.kind == "optimizer":
+        return OptimizerChoice(cfg.choices)
+    try:
+        return ACTION_SPACES[cfg.kind](cfg)
+    except KeyError:
+        raise UserError(
+            f"controller.actions.kind={cfg.kind} is unknown; available: optimizer, {', '.join(ACTION_SPACES)}"
+        ) from None
+
+
+def action_value(action) -> float | int:
+    """The action as one number for the metrics CSV."""
+    arr = np.asarray(action).reshape(-1)
+    return float(arr[0]) if arr.dtype.kind == "f" else int(arr[0])

@@ -1,0 +1,82 @@
+"""Observation features: each a named function of the training state, composed by config.
+
+The default is the report's 8-dim state for three optimizers: val_acc, val_loss/2, dAcc, dLoss,
+epoch fraction and a one-hot of the previous action.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+
+from rlopt.errors import UserError
+
+BOUND = 1e6  # observations are clipped here; NaN (a diverged run) maps to the bound
+
+
+@dataclass
+class TrainingState:
+    val_loss: float
+    prev_val_loss: float
+    val_acc: float | None
+    prev_val_acc: float | None
+    train_loss: float
+    grad_norm: float
+    lr: float
+    best_val_loss: float
+    progress: float  # fraction of the budget used, 0..1
+    epochs_left: float
+    prev_action: int | None
+
+
+def _one_hot(state: TrainingState, n: int) -> list[float]:
+    out = [0.0] * n
+    if state.prev_action is not None:
+        out[state.prev_action] = 1.0
+    return out
+
+
+FEATURES: dict[str, Callable[[TrainingState], float]] = {
+    "val_acc": lambda s: s.val_acc or 0.0,
+    "val_loss": lambda s: s.val_loss,
+    "half_val_loss": lambda s: s.val_loss / 2,
+    "d_acc": lambda s: (s.val_acc or 0.0) - (s.prev_val_acc or 0.0),
+    "d_loss": lambda s: s.val_loss - s.prev_val_loss,
+    "epoch_frac": lambda s: s.progress,
+    "train_loss": lambda s: s.train_loss,
+    "grad_norm": lambda s: s.grad_norm,
+    "log10_lr": lambda s: math.log10(s.lr) if s.lr > 0 else -BOUND,
+    "best_val_loss": lambda s: s.best_val_loss,
+    "epochs_left": lambda s: s.epochs_left,
+}
+VECTOR_FEATURES = {"prev_action"}  # one entry per action
+
+
+class FeatureSet:
+    """Turns a `TrainingState` into the observation vector named by `env.features`."""
+
+    def __init__(self, names, n_actions: int):
+        self.names = list(names)
+        unknown = [n for n in self.names if n not in FEATURES and n not in VECTOR_FEATURES]
+        if unknown or not self.names:
+            raise UserError(
+                f"env.features={self.names} is not allowed: unknown {unknown}; "
+                f"available: {', '.join(sorted([*FEATURES, *VECTOR_FEATURES]))}"
+            )
+        self.n_actions = n_actions
+        dim = sum(n_actions if n in VECTOR_FEATURES else 1 for n in self.names)
+        self.space = gym.spaces.Box(-BOUND, BOUND, shape=(dim,), dtype=np.float32)
+
+    def __call__(self, state: TrainingState) -> np.ndarray:
+        values: list[float] = []
+        for name in self.names:
+            if name == "prev_action":
+                values += _one_hot(state, self.n_actions)
+            else:
+                values.append(FEATURES[name](state))
+        obs = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=BOUND, posinf=BOUND, neginf=-BOUND)
+        return np.clip(obs, -BOUND, BOUND).astype(np.float32)

@@ -1,0 +1,203 @@
+"""`TrainingEnv`: a gymnasium environment whose episode is one training run.
+
+reset() builds a fresh model and optimizer bank (seeded) and evaluates it once on validation;
+step(action) applies the action (optimizer choice or learning-rate move), trains for one
+decision step (one epoch, or `env.steps_per_action` optimizer steps), evaluates on validation
+and returns the observation, the reward, `terminated` (budget spent or divergence) and the
+step's metrics row in `info["metrics"]`. Fixed baselines and RL agents all act through here.
+
+The time between one step() returning and the next step() starting is what the controller
+spent (predict + learn); it is recorded as `controller_time_s` on the next row.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlopt.data import DataBundle, load_dataset
+from rlopt.engine import Trainer, resolve_device
+from rlopt.env.actions import action_value, build_actions
+from rlopt.env.features import FeatureSet, TrainingState
+from rlopt.errors import UserError
+from rlopt.models import build_model
+from rlopt.optim import OptimizerBank
+from rlopt.rewards import RewardContext, build_reward
+
+
+@dataclass
+class EpisodeResult:
+    """What the run needs after an episode: its status, its best-by-validation weights, and the model."""
+
+    status: str  # completed | diverged
+    trainer: Trainer
+    best_state: dict
+    best_epoch: float
+
+    def evaluate_test(self) -> dict:
+        self.trainer.model.load_state_dict(self.best_state)
+        return self.trainer.evaluate(self.trainer.data.test)
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
+class TrainingEnv(gym.Env):
+    metadata = {"render_modes": []}
+
+    def __init__(self, cfg, data: DataBundle | None = None, recorder=None):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.trainer.device)
+        self.data = data if data is not None else load_dataset(cfg.dataset, cfg.seed, self.device)
+        self.channels_last = bool(cfg.trainer.channels_last) and self.device.type == "cuda" and len(self.data.input_shape) == 3
+        if self.channels_last:
+            self.data.transform.memory_format = torch.channels_last
+        self.actions = build_actions(cfg.controller.actions)
+        if self.actions.n_discrete == 0 and "prev_action" in cfg.env.features:
+            raise UserError("env.features may not hold prev_action with a continuous action space (actions.kind=lr_absolute); use log10_lr")
+        self.features = FeatureSet(cfg.env.features, self.actions.n_discrete)
+        self.reward_fn = build_reward(cfg.reward)
+        self.action_space = self.actions.space
+        self.observation_space = self.features.space
+        self.recorder = recorder
+        self.steps_per_action = cfg.env.steps_per_action
+        self.penalty = float(cfg.env.divergence_penalty)
+        self.episodes_started = 0
+        self.last_result: EpisodeResult | None = None
+        self.trainer: Trainer | None = None
+
+    # -- budget ---------------------------------------------------------------------------------
+    @property
+    def batches_per_epoch(self) -> int:
+        return Trainer.epoch_length(len(self.data.train), int(self.cfg.trainer.batch_size))
+
+    @property
+    def budget_steps(self) -> int:
+        """Optimizer steps per episode: trainer.max_steps, else trainer.epochs full epochs."""
+        max_steps = self.cfg.trainer.max_steps
+        return int(max_steps) if max_steps is not None else int(self.cfg.trainer.epochs) * self.batches_per_epoch
+
+    @property
+    def decisions_per_episode(self) -> int:
+        if self.steps_per_action is not None:
+            return -(-self.budget_steps // int(self.steps_per_action))
+        return -(-self.budget_steps // self.batches_per_epoch)
+
+    # -- gymnasium API ----------------------------------------------------------------------------
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        run_seed = int((options or {}).get("run_seed", int(self.cfg.seed) + self.episodes_started))
+        self.episodes_started += 1
+        torch.manual_seed(run_seed)
+        cfg = self.cfg
+        model = build_model(cfg.model, self.data.name, self.data.input_shape, self.data.num_outputs).to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if cfg.trainer.compile:
+            model = torch.compile(model)
+        self.bank = OptimizerBank(model.parameters, self.actions.optimizers, cfg.optim, self.device)
+        self.actions.reset(self.bank)
+        self.trainer = Trainer(model, self.data, self.bank, self.device, cfg.trainer.batch_size,
+                               cfg.trainer.eval_batch_size, cfg.trainer.amp, run_seed)
+        self.val = self.trainer.evaluate(self.data.val)
+        self.best_loss = self.val["loss"]
+        self.best_score = self._score(self.val)
+        self.best_state = self._snapshot()
+        self.best_epoch = 0.0
+        self.decision = 0
+        self.prev_action = None
+        self.train_loss = self.val["loss"]
+        self.grad_norm = 0.0
+        self.status = "running"
+        self._last_return = time.perf_counter()
+        return self._observe(self.val), {}
+
+    def step(self, action):
+        started = time.perf_counter()
+        controller_time = started - self._last_return
+        if self.trainer is None or self.status != "running":
+            raise RuntimeError("step() called before reset() or after the episode ended")
+        tr = self.trainer
+        self.actions.apply(action, self.bank)
+        chunk = int(self.steps_per_action) if self.steps_per_action is not None else tr.steps_left_in_epoch()
+        stats = tr.train(min(chunk, self.budget_steps - tr.opt_steps))
+        val = tr.evaluate(self.data.val)
+        step_time = time.perf_counter() - started
+        diverged = not (_finite(stats.train_loss) and _finite(val["loss"]) and tr.weights_finite())
+        done = diverged or tr.opt_steps >= self.budget_steps
+        epochs_left = (self.budget_steps - tr.opt_steps) / self.batches_per_epoch
+        if diverged:
+            reward = -(self.penalty + float(self.np_random.uniform()) * self.penalty)
+        else:
+            reward = self.reward_fn(RewardContext(
+                prev_loss=self.val["loss"], loss=val["loss"], prev_acc=self.val.get("acc"), acc=val.get("acc"),
+                step_time=step_time, best_loss_before=self.best_loss, epochs_left=epochs_left, last=done,
+            ))
+        self.decision += 1
+        if not diverged:
+            self._track_best(val, tr.epochs_done)
+        row = {
+            "episode": self.episodes_started - 1,
+            "epoch": round(tr.epochs_done, 4),
+            "step": self.decision,
+            "action": action_value(action),
+            "optimizer": self.bank.active,
+            "lr": self.bank.lr,
+            "train_loss": stats.train_loss,
+            "val_loss": val["loss"],
+            "val_acc": val.get("acc"),
+            "val_precision": val.get("precision"),
+            "val_recall": val.get("recall"),
+            "val_f1": val.get("f1"),
+            "reward": float(reward),
+            "epoch_time_s": step_time,
+            "controller_time_s": controller_time,
+            "grad_evals": tr.grad_evals,
+            "opt_steps": tr.opt_steps,
+            "grad_norm": stats.grad_norm,
+            "diverged": diverged,
+        }
+        self.prev_action = row["action"] if self.actions.n_discrete else None
+        self.train_loss, self.grad_norm = stats.train_loss, stats.grad_norm
+        prev_val, self.val = self.val, val
+        if self.recorder is not None:
+            self.recorder.on_step(row)
+        if done:
+            self.status = "diverged" if diverged else "completed"
+            self.last_result = EpisodeResult(self.status, tr, self.best_state, self.best_epoch)
+        obs = self._observe(val, prev_val)
+        self._last_return = time.perf_counter()
+        return obs, float(reward), done, False, {"metrics": row}
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _score(self, val: dict) -> float:
+        """Higher is better: accuracy for classification (ties broken by loss), -loss for regression."""
+        if self.data.is_classification:
+            return val["acc"] - 1e-9 * val["loss"]
+        return -val["loss"]
+
+    def _snapshot(self) -> dict:
+        return {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
+
+    def _track_best(self, val: dict, epoch: float) -> None:
+        self.best_loss = min(self.best_loss, val["loss"])
+        score = self._score(val)
+        if score > self.best_score:
+            self.best_score, self.best_state, self.best_epoch = score, self._snapshot(), epoch
+
+    def _observe(self, val: dict, prev: dict | None = None) -> np.ndarray:
+        prev = prev or val
+        tr = self.trainer
+        return self.features(TrainingState(
+            val_loss=val["loss"], prev_val_loss=prev["loss"], val_acc=val.get("acc"), prev_val_acc=prev.get("acc"),
+            train_loss=self.train_loss, grad_norm=self.grad_norm, lr=self.bank.lr, best_val_loss=self.best_loss,
+            progress=tr.opt_steps / self.budget_steps,
+            epochs_left=(self.budget_steps - tr.opt_steps) / self.batches_per_epoch,
+            prev_action=self.prev_action,
+        ))

@@ -1,0 +1,60 @@
+"""Figures for one run: accuracy, loss, precision/recall/F1, reward, and the action timeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from rlopt.metrics import atomic_path  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _line(df: pd.DataFrame, columns: dict[str, str], ylabel: str, title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for col, label in columns.items():
+        if col in df and df[col].notna().any():
+            ax.plot(df["epoch"], df[col], marker="o", ms=3, label=label)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_run(df: pd.DataFrame, out: Path, title: str) -> list[Path]:
+    """Write the run's PNGs into `out`; returns the paths written."""
+    out = Path(out)
+    written = []
+    if df.empty:
+        return written
+    if "val_acc" in df and df["val_acc"].notna().any():
+        _line(df, {"val_acc": "validation accuracy"}, "accuracy", title, out / "accuracy.png")
+        _line(df, {"val_precision": "precision", "val_recall": "recall", "val_f1": "F1"},
+              "macro score", title, out / "precision_recall_f1.png")
+        written += [out / "accuracy.png", out / "precision_recall_f1.png"]
+    _line(df, {"train_loss": "train", "val_loss": "validation"}, "loss", title, out / "loss.png")
+    _line(df, {"reward": "reward"}, "reward", title, out / "reward.png")
+    written += [out / "loss.png", out / "reward.png"]
+
+    fig, (ax_opt, ax_lr) = plt.subplots(2, 1, figsize=(6, 4.2), sharex=True)
+    names = list(dict.fromkeys(df["optimizer"]))
+    codes = df["optimizer"].map({n: i for i, n in enumerate(names)})
+    ax_opt.scatter(df["epoch"], codes, c=codes, cmap="tab10", vmin=0, vmax=9, s=30)
+    ax_opt.set_yticks(range(len(names)), names)
+    ax_opt.set(ylabel="optimizer", title=f"{title}: actions")
+    ax_lr.step(df["epoch"], df["lr"], where="pre")
+    ax_lr.set(xlabel="epoch", ylabel="learning rate", yscale="log")
+    for ax in (ax_opt, ax_lr):
+        ax.grid(alpha=0.3)
+    _save(fig, out / "actions.png")
+    written.append(out / "actions.png")
+    return written

@@ -1,0 +1,112 @@
+"""`rlopt train`: one run, a pure function of the config (`train`) plus a thin @hydra.main wrapper.
+
+The run folder receives metrics.csv (row by row), summary.json, plots and, for RL controllers,
+policy.zip/policy.json. A failure after training started still writes summary.json with
+`status: failed` and the error, and never deletes what was already written.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import hydra
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from rlopt.config import validate_train
+from rlopt.controllers import build_controller
+from rlopt.data import load_dataset
+from rlopt.engine import resolve_device
+from rlopt.env import TrainingEnv
+from rlopt.hydra_app import hydra_entry
+from rlopt.models import model_name
+from rlopt.metrics import build_summary, write_json
+from rlopt.paths import conf_dir
+from rlopt.plots import plot_run
+from rlopt.recorder import RunRecorder
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def action_names(env) -> list[str] | None:
+    return list(env.actions.choices) if env.actions.kind == "optimizer" else None
+
+
+def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, started: float) -> dict:
+    """Test the best checkpoint, write summary.json and the plots."""
+    result = env.last_result
+    if result is None:
+        raise RuntimeError("the controller returned before an episode finished")
+    test = result.evaluate_test()
+    recorder.close()
+    summary = build_summary(
+        recorder.rows, result.status, test, result.best_epoch, time.perf_counter() - started,
+        float(cfg.trainer.converged_tolerance), action_names(env),
+        extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name), "controller": cfg.controller.name,
+               "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device), "policy": cfg.get("policy")},
+    )
+    write_json(run_dir / "summary.json", summary)
+    if cfg.trainer.plots:
+        plot_run(pd.read_csv(run_dir / "metrics.csv"), run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")
+    log.info("%s: status=%s test_loss=%.4g test_acc=%s", run_dir, summary["status"], summary["test_loss"], summary["test_acc"])
+    return summary
+
+
+def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[], object]) -> dict:
+    """Data, environment and controller for `cfg`, run into `run_dir`; returns the summary.
+
+    Shared by `train` and `evaluate`, which differ only in the controller they build.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    recorder = RunRecorder(run_dir, progress=bool(cfg.trainer.progress), title=f"{cfg.dataset.name}/{cfg.controller.name}")
+    try:
+        validate_train(cfg)
+        seed_everything(int(cfg.seed))
+        device = resolve_device(cfg.trainer.device)
+        data = load_dataset(cfg.dataset, int(cfg.seed), device)
+        env = TrainingEnv(cfg, data=data, recorder=recorder)
+        make_controller().run(env, recorder)
+        return finish_run(env, recorder, cfg, run_dir, started)
+    except BaseException as err:
+        recorder.close()
+        write_failure(run_dir, cfg, err)
+        raise
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict:
+    """Run one experiment described by `cfg` into `run_dir`; returns the summary."""
+    return run_experiment(cfg, run_dir, lambda: build_controller(cfg.controller, int(cfg.seed)))
+
+
+def write_failure(run_dir: Path, cfg, err: BaseException) -> None:
+    """Record a failed run next to whatever it already wrote (nothing is deleted)."""
+    write_json(Path(run_dir) / "summary.json", {
+        "status": "failed",
+        "error": f"{type(err).__name__}: {err}",
+        "traceback": traceback.format_exc(limit=20),
+        "dataset": cfg.dataset.name, "model": cfg.model.name, "controller": cfg.controller.name, "seed": int(cfg.seed),
+    })
+
+
+@hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")
+def main(cfg: DictConfig) -> None:
+    hydra_entry("train", cfg, train)
+
+
+if __name__ == "__main__":
+    main()
