@@ -73,7 +73,14 @@ REWARDS = {"composite": Composite, "accuracy_delta": AccuracyDelta, "loss_delta"
 
 
 def build_reward(cfg):
-    params = {k: float(v) for k, v in cfg.items() if k != "name"}
+    params = {}
+    for key, value in cfg.items():
+        if key == "name":
+            continue
+        try:
+            params[key] = float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"reward={cfg.name}: reward.{key}={value} is not allowed: it must be a number") from None
     try:
         return REWARDS[cfg.name](**params)
     except KeyError:

@@ -12,6 +12,8 @@ ENV_IDS = ("rlopt/OptimizerSelection-v0", "rlopt/LearningRate-v0")
 
 for _env_id in ENV_IDS:
     if _env_id not in gymnasium.registry:
-        gymnasium.register(id=_env_id, entry_point="rlopt.env.training_env:TrainingEnv")
+        # nondeterministic: step timings (in info, and in the composite reward) differ run to run;
+        # observations and time-free rewards are reproducible under a seeded reset.
+        gymnasium.register(id=_env_id, entry_point="rlopt.env.training_env:TrainingEnv", nondeterministic=True)
 
 __all__ = ["ENV_IDS", "TrainingEnv"]

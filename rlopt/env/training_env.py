@@ -92,7 +92,9 @@ class TrainingEnv(gym.Env):
     # -- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        run_seed = int((options or {}).get("run_seed", int(self.cfg.seed) + self.episodes_started))
+        # A seeded reset is reproducible (gymnasium's contract); otherwise episode k trains with seed + k.
+        default = int(seed) if seed is not None else int(self.cfg.seed) + self.episodes_started
+        run_seed = int((options or {}).get("run_seed", default))
         self.episodes_started += 1
         torch.manual_seed(run_seed)
         cfg = self.cfg

@@ -1,0 +1,86 @@
+"""The command line as a user meets it: subcommands, Hydra flags, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+TINY = ["trainer.epochs=1", "dataset.train_subset=128", "dataset.val_size=64", "trainer.plots=false"]
+
+
+def test_train_via_python_m_writes_a_run_folder(cli, tmp_path):
+    result = cli("train", "controller=sgd", *TINY, "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "run"
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    assert len(pd.read_csv(run / "metrics.csv")) == 1
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / ".hydra" / "overrides.yaml").is_file()
+
+
+def test_hydra_flags_pass_through(cli, tmp_path):
+    result = cli("train", "controller=dqn_2opt", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "buffer_size: 5000" in result.stdout and "target_update_interval: 20" in result.stdout
+    helped = cli("train", "--help", cwd=tmp_path)
+    assert helped.returncode == 0 and "controller" in helped.stdout
+
+
+def test_unknown_command_and_no_command(cli, tmp_path):
+    bad = cli("trian", cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown command 'trian'" in bad.stderr and "train" in bad.stderr
+    usage = cli(cwd=tmp_path)
+    assert usage.returncode == 2 and "usage: rlopt" in usage.stdout
+
+
+def test_unknown_group_option_lists_the_available_ones(cli, tmp_path):
+    result = cli("train", "controller=ppo_9opt", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "ppo_3opt" in result.stderr and "dqn_2opt" in result.stderr
+
+
+@pytest.mark.parametrize("override, key", [
+    ("trainer.epochs=0", "trainer.epochs=0"),
+    ("trainer.batch_size=-4", "trainer.batch_size=-4"),
+    ("optim.sgd.lr=0", "optim.sgd.lr=0"),
+    ("optim.adam.lr=-1", "optim.adam.lr=-1"),
+    ("optim.sam.rho=0", "optim.sam.rho=0"),
+    ("dataset.val_size=100000", "dataset.val_size=100000"),
+    ("trainer.device=tpu", "trainer.device=tpu"),
+    ("env.features=[val_acc,banana]", "env.features"),
+    ("reward.w_acc=oops", "reward=composite"),
+])
+def test_bad_values_fail_before_training_with_one_line(cli, tmp_path, override, key):
+    result = cli("train", "controller=sgd", *TINY, override, "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rlopt train: error:") and key in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_cuda_without_cuda_is_refused(cli, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the refusal cannot be observed")
+    result = cli("train", "trainer.device=cuda", *TINY, cwd=tmp_path)
+    assert result.returncode == 2 and "trainer.device=cuda" in result.stderr
+
+
+def test_missing_dataset_offline_says_where_it_looked(cli, tmp_path):
+    result = cli("train", "dataset=cifar10", "dataset.download=false", f"dataset.root={tmp_path / 'nothing'}", *TINY, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert str(tmp_path / "nothing") in result.stderr and "dataset.download=true" in result.stderr
+
+
+def test_evaluate_with_a_missing_policy(cli, tmp_path):
+    result = cli("evaluate", "policy=nope.zip", *TINY, cwd=tmp_path)
+    assert result.returncode == 2 and "policy=nope.zip" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_report_with_no_runs(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli("report", "empty", cwd=tmp_path)
+    assert result.returncode == 2 and "no runs" in result.stderr

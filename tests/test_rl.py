@@ -1,0 +1,142 @@
+"""The gymnasium environment and the SB3 controllers: checkers, learning, save/load/evaluate."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from conftest import make_cfg
+from rlopt.controllers import load_policy
+from rlopt.env import TrainingEnv
+from rlopt.evaluate import evaluate
+from rlopt.train import train
+
+
+@pytest.mark.parametrize("controller", ["ppo_2opt", "ppo_3opt"])
+def test_env_passes_gymnasium_and_sb3_checkers(controller):
+    env = gymnasium.make("rlopt/OptimizerSelection-v0",
+                         cfg=make_cfg(f"controller={controller}", "trainer.epochs=1", "dataset.train_subset=64")).unwrapped
+    gym_check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=False)
+    obs, _ = env.reset()
+    assert obs.shape == (5 + env.action_space.n,)
+
+
+def test_seeded_reset_makes_observations_and_time_free_rewards_reproducible():
+    # loss_delta: the composite reward charges wall time, which no seed can reproduce
+    env = TrainingEnv(make_cfg("controller=ppo_3opt", "reward=loss_delta", "trainer.epochs=2"))
+    runs = []
+    for _ in range(2):
+        first, _ = env.reset(seed=7)
+        obs, reward, *_ = env.step(1)
+        runs.append((first, obs, reward))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert runs[0][2] == runs[1][2]
+
+
+def test_env_is_registered_with_gymnasium():
+    env = gymnasium.make("rlopt/OptimizerSelection-v0", cfg=make_cfg("controller=ppo_2opt", "trainer.epochs=1"))
+    obs, _ = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(1)
+    assert terminated and info["metrics"]["optimizer"] == "sam" and np.isfinite(reward)
+
+
+def test_default_state_is_the_reports_8_dims():
+    env = TrainingEnv(make_cfg("controller=ppo_3opt", "trainer.epochs=3"))
+    obs0, _ = env.reset()
+    obs1, *_ = env.step(2)
+    row_val = env.val
+    assert obs1[0] == pytest.approx(row_val["acc"]) and obs1[1] == pytest.approx(row_val["loss"] / 2)
+    assert obs1[2] == pytest.approx(row_val["acc"] - obs0[0], abs=1e-6)
+    assert obs1[4] == pytest.approx(1 / 3, abs=1e-6)
+    assert list(obs1[5:]) == [0, 0, 1] and list(obs0[5:]) == [0, 0, 0]
+
+
+def test_optimizers_keep_their_state_across_switches():
+    env = TrainingEnv(make_cfg("controller=ppo_3opt", "trainer.epochs=3"))
+    env.reset()
+    env.step(2)  # adam
+    adam = env.bank.optimizers["adam"]
+    moments = [s["exp_avg"].clone() for s in adam.state.values()]
+    steps = [float(s["step"]) for s in adam.state.values()]
+    env.step(0)  # sgd: adam's moments must not move
+    assert all(torch.equal(m, s["exp_avg"]) for m, s in zip(moments, adam.state.values()))
+    env.step(2)  # adam again continues its own step count
+    assert [float(s["step"]) for s in adam.state.values()] == [2 * n for n in steps]
+
+
+def _policy_params(model):
+    return torch.cat([p.detach().flatten().clone() for p in model.policy.parameters()])
+
+
+@pytest.mark.parametrize("controller", ["ppo_2opt", "dqn_3opt"])
+def test_online_agent_learns_while_it_controls(tmp_path, controller, monkeypatch):
+    from rlopt.controllers import sb3
+
+    captured = {}
+    real_save = sb3.save_policy
+
+    def spy(model, cfg, env, run_dir):
+        captured["after"] = _policy_params(model)
+        real_save(model, cfg, env, run_dir)
+
+    monkeypatch.setattr(sb3, "save_policy", spy)
+    original_run = sb3.SB3Controller.run
+
+    def run(self, env, recorder):
+        original_learn = sb3.ALGOS[self.cfg.algo].learn
+
+        def learn(model, *a, **k):
+            captured["before"] = _policy_params(model)
+            return original_learn(model, *a, **k)
+
+        monkeypatch.setattr(sb3.ALGOS[self.cfg.algo], "learn", learn)
+        return original_run(self, env, recorder)
+
+    monkeypatch.setattr(sb3.SB3Controller, "run", run)
+    summary = train(make_cfg(f"controller={controller}", "trainer.epochs=9"), tmp_path)
+    assert summary["status"] == "completed"
+    assert not torch.equal(captured["before"], captured["after"]), "the policy did not change: no learning happened"
+    df = pd.read_csv(tmp_path / "metrics.csv")
+    assert len(df) == 9 and df["reward"].notna().all() and (df["controller_time_s"] >= 0).all()
+    n_actions = {"ppo_2opt": 2, "dqn_3opt": 3}[controller]
+    assert (tmp_path / "policy.zip").is_file()
+    assert json.loads((tmp_path / "policy.json").read_text())["observation_dim"] == 5 + n_actions
+
+
+def test_episodes_mode_learns_over_runs_then_controls_a_final_run(tmp_path):
+    train(make_cfg("controller=ppo_2opt", "controller.episodes=2", "trainer.epochs=2"), tmp_path)
+    learning = pd.read_csv(tmp_path / "learning_metrics.csv")
+    final = pd.read_csv(tmp_path / "metrics.csv")
+    assert sorted(learning["episode"].unique()) == [0, 1] and len(learning) == 4
+    assert len(final) == 2 and final["episode"].nunique() == 1
+
+
+def test_saved_policy_reproduces_actions_and_evaluates(tmp_path):
+    train(make_cfg("controller=ppo_3opt", "trainer.epochs=4"), tmp_path / "run")
+    model, meta = load_policy(str(tmp_path / "run" / "policy.zip"))
+    assert meta["algo"] == "ppo" and meta["actions"]["choices"] == ["sgd", "sam", "adam"]
+    rng = np.random.default_rng(0)
+    observations = rng.normal(size=(20, 8)).astype(np.float32)
+    first = [int(model.predict(o, deterministic=True)[0]) for o in observations]
+    again, _ = load_policy(str(tmp_path / "run" / "policy.zip"))
+    assert first == [int(again.predict(o, deterministic=True)[0]) for o in observations]
+
+    cfg = make_cfg(f"policy={tmp_path / 'run' / 'policy.zip'}", "seed=3", "trainer.epochs=3", config="evaluate")
+    summary = evaluate(cfg, tmp_path / "eval")
+    assert summary["status"] == "completed" and summary["controller"] == "ppo_3opt_frozen"
+    df = pd.read_csv(tmp_path / "eval" / "metrics.csv")
+    assert len(df) == 3 and set(df["optimizer"]) <= {"sgd", "sam", "adam"}
+
+
+def test_random_controller_uses_every_action(tmp_path):
+    summary = train(make_cfg("controller=random", "trainer.epochs=12", "dataset.train_subset=64"), tmp_path)
+    assert set(summary["action_counts"]) == {"sgd", "sam", "adam"}

@@ -1,0 +1,74 @@
+"""End-to-end runs through `train()` and the CLI: the files of the contract, with real values."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import make_cfg
+from rlopt.metrics import COLUMNS
+from rlopt.train import train
+
+CONTRACT_COLUMNS = ["epoch", "step", "action", "optimizer", "lr", "train_loss", "val_loss", "val_acc", "val_precision",
+                    "val_recall", "val_f1", "reward", "epoch_time_s", "controller_time_s", "grad_evals"]
+SUMMARY_KEYS = ["status", "test_loss", "test_acc", "test_precision", "test_recall", "test_f1", "best_epoch",
+                "converged_epoch", "epoch_time_s", "wall_time_s", "grad_evals", "action_counts"]
+
+
+@pytest.mark.parametrize("controller", ["sgd", "sam", "adam", "adadelta"])
+def test_fixed_baselines_write_the_contract(tmp_path, controller):
+    summary = train(make_cfg(f"controller={controller}", "trainer.plots=true"), tmp_path)
+    df = pd.read_csv(tmp_path / "metrics.csv")
+    assert set(CONTRACT_COLUMNS) <= set(df.columns) and list(df.columns) == COLUMNS
+    assert list(df["step"]) == [1, 2] and list(df["epoch"]) == [1.0, 2.0]
+    assert (df["optimizer"] == controller).all()
+    per_step = 2 if controller == "sam" else 1
+    assert df["grad_evals"].iloc[-1] == per_step * df["opt_steps"].iloc[-1]
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert set(SUMMARY_KEYS) <= set(saved)
+    assert saved["status"] == "completed" and saved["action_counts"] == {controller: 2}
+    assert 0.0 <= saved["test_acc"] <= 1.0 and saved == summary
+    for png in ("accuracy.png", "loss.png", "precision_recall_f1.png", "actions.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+
+
+def test_digits_really_learns(tmp_path):
+    summary = train(make_cfg("controller=sgd", "trainer.epochs=5", "dataset.train_subset=null"), tmp_path)
+    assert summary["test_acc"] > 0.9
+
+
+def test_polynomial_regression_leaves_classification_columns_empty(tmp_path):
+    summary = train(make_cfg("dataset=polynomial", "controller=adam", "dataset.train_subset=null",
+                             "dataset.val_size=32", "trainer.batch_size=32", "trainer.epochs=3"), tmp_path)
+    df = pd.read_csv(tmp_path / "metrics.csv")
+    assert df["val_acc"].isna().all() and df["val_f1"].isna().all()
+    assert summary["test_acc"] is None and summary["test_loss"] > 0
+    assert summary["model"] == "maclaurin"
+    assert df["val_loss"].iloc[-1] < df["val_loss"].iloc[0] * 1.5
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    cfg = make_cfg("controller=random", "reward=loss_delta")  # composite charges wall time: not reproducible
+    train(cfg, tmp_path / "a")
+    train(cfg, tmp_path / "b")
+    timing = ["epoch_time_s", "controller_time_s"]
+    a = pd.read_csv(tmp_path / "a" / "metrics.csv").drop(columns=timing)
+    b = pd.read_csv(tmp_path / "b" / "metrics.csv").drop(columns=timing)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_max_steps_budget_and_steps_per_action(tmp_path):
+    train(make_cfg("controller=sgd", "trainer.max_steps=10", "env.steps_per_action=3", "trainer.batch_size=32"), tmp_path)
+    df = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(df["opt_steps"]) == [3, 6, 9, 10]
+    assert df["epoch"].iloc[-1] == pytest.approx(10 / 8)
+
+
+def test_converged_epoch_follows_its_definition(tmp_path):
+    summary = train(make_cfg("controller=sgd", "trainer.epochs=4"), tmp_path)
+    df = pd.read_csv(tmp_path / "metrics.csv")
+    best = df["val_acc"].max()
+    expected = df.loc[df["val_acc"] >= best - 0.005, "epoch"].iloc[0]
+    assert summary["converged_epoch"] == expected
