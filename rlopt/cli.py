@@ -8,7 +8,9 @@ positional arguments; they become the `dirs=[...]` override.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from pathlib import Path
 
 COMMANDS = {
     "train": ("rlopt.train", "train one run (or a sweep with -m)"),
@@ -31,6 +33,24 @@ def _report_args(args: list[str]) -> list[str]:
     return rest
 
 
+def _unwritable_output(args: list[str]) -> str | None:
+    """The first output folder (hydra.run.dir / hydra.sweep.dir, else ./outputs) that cannot be created.
+
+    Hydra creates the run folder before any rlopt code runs and would answer a bad one with a
+    stack trace; checking here turns it into one line.
+    """
+    targets = [a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") in ("hydra.run.dir", "hydra.sweep.dir")]
+    for target in targets or ["outputs"]:
+        if "${" in target:
+            continue
+        probe = Path(target).absolute()
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir() or not os.access(probe, os.W_OK):
+            return f"{target} (at {probe}: {'not a folder' if not probe.is_dir() else 'not writable'})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -42,6 +62,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     if command == "report":
         rest = _report_args(rest)
+    bad_output = None if "--help" in rest or "--cfg" in rest else _unwritable_output(rest)
+    if bad_output:
+        print(f"rlopt {command}: error: cannot write the output folder {bad_output}", file=sys.stderr)
+        sys.exit(2)
     module = importlib.import_module(COMMANDS[command][0])
     sys.argv = [f"rlopt-{command}", *rest]
     module.main()

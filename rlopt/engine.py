@@ -67,6 +67,16 @@ class Trainer:
         batches = -(-n // batch_size)
         return batches - 1 if n % batch_size == 1 and batches > 1 else batches
 
+    def state_dict(self) -> dict:
+        """Batch order and counters (the model and optimizers are saved by their owners)."""
+        return {"generator": self.generator.get_state(), "perm": self.perm, "batch_in_epoch": self.batch_in_epoch,
+                "opt_steps": self.opt_steps, "grad_evals": self.grad_evals}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.perm = state["perm"]
+        self.batch_in_epoch, self.opt_steps, self.grad_evals = state["batch_in_epoch"], state["opt_steps"], state["grad_evals"]
+
     @property
     def epochs_done(self) -> float:
         return self.opt_steps / self.batches_per_epoch

@@ -49,17 +49,31 @@ def write_json(path: Path, data: dict) -> None:
 
 
 class MetricsWriter:
-    """Appends rows to a CSV with a fixed header, flushing after every row."""
+    """Writes rows to a CSV with a fixed header, flushing after every row.
 
-    def __init__(self, path: Path):
+    `rows=None` starts the file afresh; a list of rows continues a file that already holds them
+    (a resumed run), appending after them.
+    """
+
+    def __init__(self, path: Path, rows: list[dict] | None = None):
         self.path = Path(path)
-        self.rows: list[dict] = []
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self._file = open(self.path, "a", newline="")
+        self.rows: list[dict] = list(rows or [])
+        self._file = open(self.path, "a" if rows is not None else "w", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="ignore")
-        if new:
+        if rows is None:
             self._writer.writeheader()
             self._file.flush()
+
+    @staticmethod
+    def truncate(path: Path, n_rows: int) -> None:
+        """Keep the header and the first `n_rows` rows of `path` (drops rows written after a checkpoint)."""
+        lines = []
+        if Path(path).exists():
+            with open(path, newline="") as f:  # keep csv's \r\n line ends as they are
+                lines = f.read().splitlines(keepends=True)
+        kept = lines[: n_rows + 1] if lines else [",".join(COLUMNS) + "\r\n"]
+        with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
+            f.write("".join(kept))
 
     def write(self, row: dict) -> None:
         self.rows.append(row)

@@ -18,13 +18,28 @@ class RunRecorder:
         self.progress = progress
         self.title = title
         self.writer: MetricsWriter | None = None
+        self.filename: str | None = None
         self.bar = None
+        self._resumed: dict | None = None
 
     def start(self, filename: str, total_steps: int) -> None:
+        """Begin writing `filename` afresh, or continue it if the run was resumed inside it."""
         self.close()
-        self.writer = MetricsWriter(self.run_dir / filename)
+        resumed = self._resumed if self._resumed and self._resumed["file"] == filename else None
+        self.writer = MetricsWriter(self.run_dir / filename, rows=resumed["rows"] if resumed else None)
+        self.filename = filename
         if self.progress:
-            self.bar = tqdm(total=total_steps, desc=f"{self.title} {filename}", unit="step", leave=True)
+            self.bar = tqdm(total=total_steps, desc=f"{self.title} {filename}", unit="step", leave=True,
+                            initial=len(self.writer.rows))
+
+    def state_dict(self) -> dict:
+        return {"file": self.filename, "rows": list(self.rows)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Cut the CSV back to the rows the checkpoint committed; `start` then appends after them."""
+        self._resumed = state
+        if state["file"] is not None:
+            MetricsWriter.truncate(self.run_dir / state["file"], len(state["rows"]))
 
     @property
     def rows(self) -> list[dict]:

@@ -7,6 +7,7 @@ policy.zip/policy.json. A failure after training started still writes summary.js
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -18,13 +19,15 @@ import hydra
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from rlopt.checkpoint import Checkpointer, load_checkpoint
 from rlopt.config import validate_train
 from rlopt.controllers import build_controller
 from rlopt.data import load_dataset
 from rlopt.engine import resolve_device
 from rlopt.env import TrainingEnv
+from rlopt.errors import UserError
 from rlopt.hydra_app import hydra_entry
 from rlopt.models import model_name
 from rlopt.metrics import build_summary, write_json
@@ -68,7 +71,9 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
 def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[], object]) -> dict:
     """Data, environment and controller for `cfg`, run into `run_dir`; returns the summary.
 
-    Shared by `train` and `evaluate`, which differ only in the controller they build.
+    Shared by `train` and `evaluate`, which differ only in the controller they build. A run folder
+    that already holds `checkpoint.pt` (an interrupted run, or a requeued cluster job) continues
+    from it instead of starting over.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -80,16 +85,42 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
         device = resolve_device(cfg.trainer.device)
         data = load_dataset(cfg.dataset, int(cfg.seed), device)
         env = TrainingEnv(cfg, data=data, recorder=recorder)
-        make_controller().run(env, recorder)
-        return finish_run(env, recorder, cfg, run_dir, started)
+        checkpointer = Checkpointer(run_dir, env, recorder, every=int(cfg.checkpoint.every))
+        resume = load_checkpoint(run_dir) if checkpointer.path.exists() else None
+        if resume is not None:
+            env.load_state_dict(resume["env"])
+            recorder.load_state_dict(resume["recorder"])
+            log.info("resuming %s after %d committed steps", run_dir, len(resume["recorder"]["rows"]))
+        make_controller().run(env, recorder, checkpointer, resume)
+        summary = finish_run(env, recorder, cfg, run_dir, started)
+        if not cfg.checkpoint.keep:
+            checkpointer.remove()
+        return summary
     except BaseException as err:
         recorder.close()
         write_failure(run_dir, cfg, err)
         raise
 
 
+def resume_target(path: str) -> tuple[DictConfig, Path]:
+    """The config and folder of the interrupted run at `path` (what `resume=PATH` continues)."""
+    run_dir = Path(path).expanduser()
+    config = run_dir / ".hydra" / "config.yaml"
+    if not config.is_file():
+        raise UserError(f"resume={path} is not a run folder: {config} is missing")
+    summary = run_dir / "summary.json"
+    if summary.is_file() and json.loads(summary.read_text()).get("status") in ("completed", "diverged"):
+        raise UserError(f"resume={path}: that run already finished (see its summary.json); nothing to resume")
+    cfg = OmegaConf.load(config)
+    with open_dict(cfg):
+        cfg.resume = None
+    return cfg, run_dir
+
+
 def train(cfg: DictConfig, run_dir: Path) -> dict:
-    """Run one experiment described by `cfg` into `run_dir`; returns the summary."""
+    """Run one experiment described by `cfg` into `run_dir` (or continue `cfg.resume`); returns the summary."""
+    if cfg.get("resume"):
+        cfg, run_dir = resume_target(cfg.resume)
     return run_experiment(cfg, run_dir, lambda: build_controller(cfg.controller, int(cfg.seed)))
 
 

@@ -14,6 +14,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from conftest import make_cfg
 from rlopt.controllers import load_policy
+from rlopt.controllers.sb3 import SB3Controller
+from stable_baselines3.common.vec_env import DummyVecEnv
 from rlopt.env import TrainingEnv
 from rlopt.evaluate import evaluate
 from rlopt.train import train
@@ -78,38 +80,18 @@ def _policy_params(model):
 
 
 @pytest.mark.parametrize("controller", ["ppo_2opt", "dqn_3opt"])
-def test_online_agent_learns_while_it_controls(tmp_path, controller, monkeypatch):
-    from rlopt.controllers import sb3
-
-    captured = {}
-    real_save = sb3.save_policy
-
-    def spy(model, cfg, env, run_dir):
-        captured["after"] = _policy_params(model)
-        real_save(model, cfg, env, run_dir)
-
-    monkeypatch.setattr(sb3, "save_policy", spy)
-    original_run = sb3.SB3Controller.run
-
-    def run(self, env, recorder):
-        original_learn = sb3.ALGOS[self.cfg.algo].learn
-
-        def learn(model, *a, **k):
-            captured["before"] = _policy_params(model)
-            return original_learn(model, *a, **k)
-
-        monkeypatch.setattr(sb3.ALGOS[self.cfg.algo], "learn", learn)
-        return original_run(self, env, recorder)
-
-    monkeypatch.setattr(sb3.SB3Controller, "run", run)
-    summary = train(make_cfg(f"controller={controller}", "trainer.epochs=9"), tmp_path)
+def test_online_agent_learns_while_it_controls(tmp_path, controller):
+    cfg = make_cfg(f"controller={controller}", "trainer.epochs=9")
+    summary = train(cfg, tmp_path)
     assert summary["status"] == "completed"
-    assert not torch.equal(captured["before"], captured["after"]), "the policy did not change: no learning happened"
+    # The same seed builds the agent's initial policy; the saved one must differ from it.
+    untrained = SB3Controller(cfg.controller, int(cfg.seed))._build(DummyVecEnv([lambda: TrainingEnv(cfg)]), None)
+    trained, meta = load_policy(str(tmp_path / "policy.zip"))
+    assert not torch.equal(_policy_params(untrained), _policy_params(trained)), "no learning happened"
     df = pd.read_csv(tmp_path / "metrics.csv")
     assert len(df) == 9 and df["reward"].notna().all() and (df["controller_time_s"] >= 0).all()
     n_actions = {"ppo_2opt": 2, "dqn_3opt": 3}[controller]
-    assert (tmp_path / "policy.zip").is_file()
-    assert json.loads((tmp_path / "policy.json").read_text())["observation_dim"] == 5 + n_actions
+    assert meta["observation_dim"] == 5 + n_actions
 
 
 def test_episodes_mode_learns_over_runs_then_controls_a_final_run(tmp_path):

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Callable
 
+from rlopt.checkpoint import restore_rng
 
-def run_episode(env, policy: Callable, options: dict | None = None) -> None:
-    """Reset `env`, then act with `policy(obs)` until the episode ends."""
-    obs, _ = env.reset(options=options)
-    done = False
-    while not done:
-        obs, _, terminated, truncated, _ = env.step(policy(obs))
-        done = terminated or truncated
+
+def run_episode(env, policy: Callable, save: Callable[[], None], options: dict | None = None,
+                resume: dict | None = None) -> None:
+    """Act with `policy(obs)` until the episode ends, checkpointing (`save`) after every step.
+
+    A fresh episode starts with `env.reset`; a resumed one (`resume` = the loaded checkpoint, whose
+    environment state is already restored) continues from the last observation with the RNGs as
+    they were when that checkpoint was written.
+    """
+    if resume is None:
+        obs, _ = env.reset(options=options)
+    else:
+        obs = env.last_obs
+        restore_rng(resume["rng"])
+    while env.status == "running":
+        obs, *_ = env.step(policy(obs))
+        save()

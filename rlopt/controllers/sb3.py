@@ -10,14 +10,17 @@ rebuild a matching environment.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 from omegaconf import OmegaConf
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
+from rlopt.checkpoint import restore_rng
 from rlopt.controllers.loop import run_episode
 from rlopt.errors import UserError
 from rlopt.metrics import atomic_path, write_json
@@ -29,10 +32,10 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn
 class StopAfterEpisodes(BaseCallback):
     """Ends `learn()` as soon as the given number of episodes (training runs) has finished."""
 
-    def __init__(self, episodes: int):
+    def __init__(self, episodes: int, already: int = 0):
         super().__init__()
         self.episodes = episodes
-        self.finished = 0
+        self.finished = already
 
     def _on_step(self) -> bool:
         self.finished += int(sum(self.locals["dones"]))
@@ -51,6 +54,21 @@ def _hyperparams(cfg) -> dict:
     return params
 
 
+class CheckpointOnRollout(BaseCallback):
+    """Checkpoints where SB3's state is consistent: at the start of each rollout, after the
+    previous rollout's training (every step for DQN, every n_steps for PPO)."""
+
+    def __init__(self, save):
+        super().__init__()
+        self.save = save
+
+    def _on_rollout_start(self) -> None:
+        self.save()
+
+    def _on_step(self) -> bool:
+        return True
+
+
 class SB3Controller:
     def __init__(self, cfg, seed: int):
         if cfg.algo not in ALGOS:
@@ -61,22 +79,49 @@ class SB3Controller:
             raise UserError(f"controller.episodes={self.episodes} is not allowed: use 0 (online) or a positive count")
         self.model = None
 
-    def run(self, env, recorder) -> None:
+    def _build(self, vec_env, resume: dict | None):
         algo = ALGOS[self.cfg.algo]
+        if resume is not None:
+            state = resume["controller"]
+            model = algo.load(io.BytesIO(state["model"]), env=vec_env, device="cpu", force_reset=False)
+            if state.get("replay_buffer") is not None:
+                model.load_replay_buffer(io.BytesIO(state["replay_buffer"]))
+            return model
         try:
-            self.model = algo("MlpPolicy", env, seed=self.seed, device="cpu", verbose=0, **_hyperparams(self.cfg))
+            return algo("MlpPolicy", vec_env, seed=self.seed, device="cpu", verbose=0, **_hyperparams(self.cfg))
         except (TypeError, ValueError, AssertionError) as err:
             raise UserError(f"controller.hyperparams are not valid for {self.cfg.algo}: {err}") from None
+
+    def _state(self, phase: str, finished: int) -> dict:
+        """The agent as bytes (SB3's own format keeps counters, last observation, optimizer state)."""
+        model_bytes = io.BytesIO()
+        self.model.save(model_bytes)
+        buffer = None
+        if hasattr(self.model, "replay_buffer") and self.model.replay_buffer is not None:
+            buffer_bytes = io.BytesIO()
+            self.model.save_replay_buffer(buffer_bytes)
+            buffer = buffer_bytes.getvalue()
+        return {"phase": phase, "finished": finished, "model": model_bytes.getvalue(), "replay_buffer": buffer}
+
+    def run(self, env, recorder, checkpointer, resume: dict | None = None) -> None:
+        self.model = self._build(DummyVecEnv([lambda: env]), resume)
+        state = resume["controller"] if resume is not None else {"phase": "learn", "finished": 0}
         per_episode = env.decisions_per_episode
-        if self.episodes == 0:
-            recorder.start("metrics.csv", per_episode)
-            self.model.learn(total_timesteps=per_episode, callback=StopAfterEpisodes(1))
-        else:
-            recorder.start("learning_metrics.csv", per_episode * self.episodes)
-            self.model.learn(total_timesteps=per_episode * self.episodes, callback=StopAfterEpisodes(self.episodes))
+        learn_episodes = max(self.episodes, 1)
+        if state["phase"] == "learn":
+            recorder.start("metrics.csv" if self.episodes == 0 else "learning_metrics.csv", per_episode * learn_episodes)
+            stop = StopAfterEpisodes(learn_episodes, already=state["finished"])
+            save = CheckpointOnRollout(lambda: checkpointer.save(self._state("learn", stop.finished)))
+            if resume is not None:
+                restore_rng(resume["rng"])
+            self.model.learn(total_timesteps=per_episode * learn_episodes - self.model.num_timesteps,
+                             callback=[stop, save], reset_num_timesteps=resume is None)
+            resume = None
+        if self.episodes > 0:
             recorder.start("metrics.csv", per_episode)
             run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0],
-                        options={"run_seed": self.seed + self.episodes})
+                        lambda: checkpointer.save(self._state("final", self.episodes)),
+                        options={"run_seed": self.seed + self.episodes}, resume=resume)
         if self.cfg.get("save_policy", True):
             save_policy(self.model, self.cfg, env, recorder.run_dir)
 
@@ -121,11 +166,12 @@ class FrozenPolicy:
     def __init__(self, model, path: str):
         self.model, self.path = model, path
 
-    def run(self, env, recorder) -> None:
+    def run(self, env, recorder, checkpointer, resume: dict | None = None) -> None:
         if self.model.observation_space.shape != env.observation_space.shape or self.model.action_space != env.action_space:
             raise UserError(
                 f"policy={self.path} does not fit this environment: it expects observations {self.model.observation_space.shape} "
                 f"and actions {self.model.action_space}, the run has {env.observation_space.shape} and {env.action_space}"
             )
         recorder.start("metrics.csv", env.decisions_per_episode)
-        run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0])
+        run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0], lambda: checkpointer.save({}),
+                    resume=resume)

@@ -33,6 +33,12 @@ class OptimizerChoice:
     def reset(self, bank) -> None:
         bank.select(self.choices[0])
 
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Nothing to restore: the bank remembers which optimizer is active."""
+
     def apply(self, action, bank) -> None:
         bank.select(self.choices[int(action)])
 
@@ -62,6 +68,12 @@ class _LearningRate:
         bank.select(self.optimizer)
         self.index = self.start
         bank.set_lr(self.grid[self.index])
+
+    def state_dict(self) -> dict:
+        return {"index": self.index}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.index = state["index"]
 
 
 class LrGrid(_LearningRate):

@@ -96,17 +96,8 @@ class TrainingEnv(gym.Env):
         default = int(seed) if seed is not None else int(self.cfg.seed) + self.episodes_started
         run_seed = int((options or {}).get("run_seed", default))
         self.episodes_started += 1
-        torch.manual_seed(run_seed)
-        cfg = self.cfg
-        model = build_model(cfg.model, self.data.name, self.data.input_shape, self.data.num_outputs).to(self.device)
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if cfg.trainer.compile:
-            model = torch.compile(model)
-        self.bank = OptimizerBank(model.parameters, self.actions.optimizers, cfg.optim, self.device)
+        self._build(run_seed)
         self.actions.reset(self.bank)
-        self.trainer = Trainer(model, self.data, self.bank, self.device, cfg.trainer.batch_size,
-                               cfg.trainer.eval_batch_size, cfg.trainer.amp, run_seed)
         self.val = self.trainer.evaluate(self.data.val)
         self.best_loss = self.val["loss"]
         self.best_score = self._score(self.val)
@@ -117,8 +108,48 @@ class TrainingEnv(gym.Env):
         self.train_loss = self.val["loss"]
         self.grad_norm = 0.0
         self.status = "running"
+        self.last_obs = self._observe(self.val)
         self._last_return = time.perf_counter()
-        return self._observe(self.val), {}
+        return self.last_obs, {}
+
+    def _build(self, run_seed: int) -> None:
+        """A fresh model (initialised from `run_seed`), optimizer bank and trainer."""
+        self.run_seed = run_seed
+        torch.manual_seed(run_seed)
+        cfg = self.cfg
+        model = build_model(cfg.model, self.data.name, self.data.input_shape, self.data.num_outputs).to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if cfg.trainer.compile:
+            model = torch.compile(model)
+        self.bank = OptimizerBank(model.parameters, self.actions.optimizers, cfg.optim, self.device)
+        self.trainer = Trainer(model, self.data, self.bank, self.device, cfg.trainer.batch_size,
+                               cfg.trainer.eval_batch_size, cfg.trainer.amp, run_seed)
+
+    # -- checkpointing ------------------------------------------------------------------------------
+    _STATE_FIELDS = ("episodes_started", "val", "best_loss", "best_score", "best_state", "best_epoch", "decision",
+                     "prev_action", "train_loss", "grad_norm", "status", "last_obs")
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue this episode exactly: model, optimizers, batch order, bests."""
+        state = {name: getattr(self, name) for name in self._STATE_FIELDS}
+        state.update(run_seed=self.run_seed, model=self.trainer.model.state_dict(), bank=self.bank.state_dict(),
+                     trainer=self.trainer.state_dict(), actions=self.actions.state_dict(),
+                     np_random=self.np_random.bit_generator.state)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self._build(state["run_seed"])
+        self.trainer.model.load_state_dict(state["model"])
+        self.bank.load_state_dict(state["bank"])
+        self.trainer.load_state_dict(state["trainer"])
+        self.actions.load_state_dict(state["actions"])
+        for name in self._STATE_FIELDS:
+            setattr(self, name, state[name])
+        self.np_random.bit_generator.state = state["np_random"]
+        if self.status != "running":
+            self.last_result = EpisodeResult(self.status, self.trainer, self.best_state, self.best_epoch)
+        self._last_return = time.perf_counter()
 
     def step(self, action):
         started = time.perf_counter()
@@ -173,9 +204,9 @@ class TrainingEnv(gym.Env):
         if done:
             self.status = "diverged" if diverged else "completed"
             self.last_result = EpisodeResult(self.status, tr, self.best_state, self.best_epoch)
-        obs = self._observe(val, prev_val)
+        self.last_obs = self._observe(val, prev_val)
         self._last_return = time.perf_counter()
-        return obs, float(reward), done, False, {"metrics": row}
+        return self.last_obs, float(reward), done, False, {"metrics": row}
 
     # -- helpers ----------------------------------------------------------------------------------
     def _score(self, val: dict) -> float:

@@ -1,0 +1,62 @@
+"""Checkpoints: everything a run needs to continue exactly where it stopped.
+
+`checkpoint.pt` in the run folder holds the environment (model, every optimizer's state, batch
+order, bests), the recorder (how many metric rows each CSV had committed), the controller (SB3
+agent, replay buffer, episode counters) and the python/numpy/torch RNG states. It is written to
+a temporary file and renamed, so after `kill -9` at any moment the folder holds either the
+previous checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlopt.errors import UserError
+from rlopt.metrics import atomic_path
+
+FILENAME = "checkpoint.pt"
+
+
+def rng_states() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def restore_rng(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+
+
+class Checkpointer:
+    """Saves the run's state every `every` calls of `save` (0 = never); loads it back for `resume`."""
+
+    def __init__(self, run_dir: Path, env, recorder, every: int = 1):
+        self.path = Path(run_dir) / FILENAME
+        self.env, self.recorder, self.every = env, recorder, int(every)
+        self.calls = 0
+
+    def save(self, controller_state: dict) -> None:
+        self.calls += 1
+        if self.every <= 0 or self.calls % self.every:
+            return
+        state = {"env": self.env.state_dict(), "recorder": self.recorder.state_dict(),
+                 "controller": controller_state, "rng": rng_states()}
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def load_checkpoint(run_dir: Path) -> dict:
+    path = Path(run_dir) / FILENAME
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        raise UserError(f"resume: {path} is unreadable ({type(err).__name__}: {err}); the run cannot be resumed") from None
