@@ -27,7 +27,7 @@ def find_runs(dirs) -> list[Path]:
     for d in dirs:
         root = Path(d).expanduser()
         if not root.is_dir():
-            raise UserError(f"report: {d} is not a folder")
+            raise UserError(f"dirs: {d} is not a folder")
         for cfg_file in root.glob("**/.hydra/config.yaml"):
             runs.add(cfg_file.parent.parent)
     return sorted(runs)

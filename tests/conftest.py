@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from rlopt.cli import main
 from rlopt.paths import conf_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,3 +41,25 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, env_extra: dict | None 
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def call_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`rlopt ARGS` in this process (no interpreter start-up): exit code and captured output."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli_inproc():
+    return call_cli

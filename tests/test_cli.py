@@ -27,15 +27,15 @@ def test_hydra_flags_pass_through(cli, tmp_path):
     assert helped.returncode == 0 and "controller" in helped.stdout
 
 
-def test_unknown_command_and_no_command(cli, tmp_path):
-    bad = cli("trian", cwd=tmp_path)
+def test_unknown_command_and_no_command(cli_inproc, tmp_path):
+    bad = cli_inproc("trian", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown command 'trian'" in bad.stderr and "train" in bad.stderr
-    usage = cli(cwd=tmp_path)
+    usage = cli_inproc(cwd=tmp_path)
     assert usage.returncode == 2 and "usage: rlopt" in usage.stdout
 
 
-def test_unknown_group_option_lists_the_available_ones(cli, tmp_path):
-    result = cli("train", "controller=ppo_9opt", cwd=tmp_path)
+def test_unknown_group_option_lists_the_available_ones(cli_inproc, tmp_path):
+    result = cli_inproc("train", "controller=ppo_9opt", cwd=tmp_path)
     assert result.returncode != 0
     assert "ppo_3opt" in result.stderr and "dqn_2opt" in result.stderr
 
@@ -51,8 +51,8 @@ def test_unknown_group_option_lists_the_available_ones(cli, tmp_path):
     ("env.features=[val_acc,banana]", "env.features"),
     ("reward.w_acc=oops", "reward=composite"),
 ])
-def test_bad_values_fail_before_training_with_one_line(cli, tmp_path, override, key):
-    result = cli("train", "controller=sgd", *TINY, override, "hydra.run.dir=run", cwd=tmp_path)
+def test_bad_values_fail_before_training_with_one_line(cli_inproc, tmp_path, override, key):
+    result = cli_inproc("train", "controller=sgd", *TINY, override, "hydra.run.dir=run", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("rlopt train: error:") and key in lines[0], result.stderr
@@ -60,27 +60,27 @@ def test_bad_values_fail_before_training_with_one_line(cli, tmp_path, override, 
     assert not (tmp_path / "run" / "metrics.csv").exists()
 
 
-def test_cuda_without_cuda_is_refused(cli, tmp_path):
+def test_cuda_without_cuda_is_refused(cli_inproc, tmp_path):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: the refusal cannot be observed")
-    result = cli("train", "trainer.device=cuda", *TINY, cwd=tmp_path)
+    result = cli_inproc("train", "trainer.device=cuda", *TINY, cwd=tmp_path)
     assert result.returncode == 2 and "trainer.device=cuda" in result.stderr
 
 
-def test_missing_dataset_offline_says_where_it_looked(cli, tmp_path):
-    result = cli("train", "dataset=cifar10", "dataset.download=false", f"dataset.root={tmp_path / 'nothing'}", *TINY, cwd=tmp_path)
+def test_missing_dataset_offline_says_where_it_looked(cli_inproc, tmp_path):
+    result = cli_inproc("train", "dataset=cifar10", "dataset.download=false", f"dataset.root={tmp_path / 'nothing'}", *TINY, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert str(tmp_path / "nothing") in result.stderr and "dataset.download=true" in result.stderr
 
 
-def test_evaluate_with_a_missing_policy(cli, tmp_path):
-    result = cli("evaluate", "policy=nope.zip", *TINY, cwd=tmp_path)
+def test_evaluate_with_a_missing_policy(cli_inproc, tmp_path):
+    result = cli_inproc("evaluate", "policy=nope.zip", *TINY, cwd=tmp_path)
     assert result.returncode == 2 and "policy=nope.zip" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_report_with_no_runs(cli, tmp_path):
+def test_report_with_no_runs(cli_inproc, tmp_path):
     (tmp_path / "empty").mkdir()
-    result = cli("report", "empty", cwd=tmp_path)
+    result = cli_inproc("report", "empty", cwd=tmp_path)
     assert result.returncode == 2 and "no runs" in result.stderr

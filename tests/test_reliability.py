@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import REPO, make_cfg, run_cli
+from conftest import REPO, call_cli, make_cfg
 from rlopt.train import train
 
 TIMING = ["epoch_time_s", "controller_time_s"]
@@ -42,12 +42,12 @@ def _kill_after_rows(args: list[str], cwd, metrics, rows: int) -> None:
 @pytest.mark.parametrize("controller", ["random", "dqn_2opt", "ppo_2opt"])
 def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, controller):
     args = [f"controller={controller}", *RUN]
-    reference = run_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path)
+    reference = call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr
 
     _kill_after_rows([*args, "hydra.run.dir=run"], tmp_path, tmp_path / "run" / "metrics.csv", rows=3)
     assert not (tmp_path / "run" / "summary.json").exists()
-    resumed = run_cli("train", "resume=run", cwd=tmp_path)
+    resumed = call_cli("train", "resume=run", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
 
     got, want = _rows(tmp_path / "run" / "metrics.csv"), _rows(tmp_path / "ref" / "metrics.csv")
@@ -77,7 +77,7 @@ def _trained_policy(tmp_path, controller):
 def test_bad_inputs_each_get_one_line_and_exit_2(tmp_path):
     (tmp_path / "notarun").mkdir()
     done = tmp_path / "done"
-    assert run_cli("train", "controller=sgd", *RUN, "trainer.epochs=1", "hydra.run.dir=done", cwd=tmp_path).returncode == 0
+    assert call_cli("train", "controller=sgd", *RUN, "trainer.epochs=1", "hydra.run.dir=done", cwd=tmp_path).returncode == 0
     (tmp_path / "afile").write_text("x")
     broken = tmp_path / "broken"
     shutil.copytree(done, broken)
@@ -100,7 +100,7 @@ def test_bad_inputs_each_get_one_line_and_exit_2(tmp_path):
         (["train", "controller=sgd", "optim.sgd.momentum=1.5"], "optim.sgd.momentum=1.5"),
     ]
     for args, message in cases:
-        result = run_cli(*args, cwd=tmp_path)
+        result = call_cli(*args, cwd=tmp_path)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 2, (args, result.stderr)
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, (args, result.stderr)
