@@ -369,3 +369,14 @@ def test_real_mnist_loads_and_small_cnn_learns_it():
     trainer.train(trainer.batches_per_epoch)
     after = trainer.evaluate(data.val)["acc"]
     assert before < 0.3 and after > 0.85, (before, after)
+
+
+@needs_real_mnist
+def test_the_idx_writer_produces_the_real_files_headers(tmp_path):
+    """The tiny IDX files above start exactly like the published ones (same magic, same dimension fields)."""
+    raw = real_mnist_root() / "MNIST" / "raw"
+    for name, shape in (("train-images-idx3-ubyte", (60000, 28, 28)), ("t10k-labels-idx1-ubyte", (10000,))):
+        write_idx(tmp_path / name, np.zeros(shape, np.uint8))
+        header = 4 * (len(shape) + 1)
+        assert (tmp_path / name).read_bytes()[:header] == (raw / name).read_bytes()[:header]
+        assert (tmp_path / name).stat().st_size == (raw / name).stat().st_size
