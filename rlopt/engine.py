@@ -94,15 +94,17 @@ class Trainer:
 
     @contextmanager
     def _frozen_batchnorm(self):
-        """Keep BatchNorm running statistics fixed (momentum 0) for SAM's second pass."""
-        saved = [m.momentum for m in self.batchnorms]
+        """Leave BatchNorm buffers alone in SAM's second pass: it normalises with the batch's own
+        statistics but neither updates the running averages nor counts the batch (momentum 0 would
+        still bump `num_batches_tracked`, which drives BatchNorm's cumulative average)."""
+        saved = [m.track_running_stats for m in self.batchnorms]
         for m in self.batchnorms:
-            m.momentum = 0.0
+            m.track_running_stats = False
         try:
             yield
         finally:
-            for m, mom in zip(self.batchnorms, saved):
-                m.momentum = mom
+            for m, tracked in zip(self.batchnorms, saved):
+                m.track_running_stats = tracked
 
     def _loss(self, x, y) -> torch.Tensor:
         with self.autocast:

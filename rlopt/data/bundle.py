@@ -62,8 +62,11 @@ def load_dataset(cfg, seed: int, device: torch.device) -> DataBundle:
             raise UserError(f"dataset.train_subset={subset} is not allowed: use null or a positive count")
         train_idx = train_idx[: int(subset)]
     test_idx = torch.arange(len(raw.test_y))
-    if cfg.get("test_subset") is not None:
-        test_idx = test_idx[: int(cfg.test_subset)]
+    test_subset = cfg.get("test_subset")
+    if test_subset is not None:
+        if int(test_subset) < 1:
+            raise UserError(f"dataset.test_subset={test_subset} is not allowed: use null or a positive count")
+        test_idx = test_idx[: int(test_subset)]
     return DataBundle(
         name=cfg.name,
         task=raw.task,

@@ -7,6 +7,7 @@ torchvision datasets are read through torchvision itself (so a user's existing c
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -46,6 +47,15 @@ def _as_nchw_uint8(data) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).contiguous()  # CIFAR-style (N, H, W, C)
 
 
+# IDX readers assert on bad headers and raise TypeError/KeyError on unknown types; CIFAR's
+# pickles raise UnpicklingError/EOFError when truncated and KeyError when a field is missing.
+_CORRUPT_FILE_ERRORS = (ValueError, IndexError, EOFError, AssertionError, KeyError, TypeError, pickle.UnpicklingError)
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
+
+
 def _read_vision(cfg) -> RawDataset:
     import torchvision
 
@@ -58,21 +68,28 @@ def _read_vision(cfg) -> RawDataset:
             ds = cls(root=str(root), train=train, download=bool(cfg.download))
         except RuntimeError as err:  # torchvision: "Dataset not found" / integrity check failed
             raise UserError(
-                f"dataset {cfg.name}: no usable copy under {root.resolve()} ({err}). "
+                f"dataset {cfg.name}: no usable copy under {root.resolve()} ({_one_line(err)}). "
                 f"Set dataset.download=true on a machine with internet, or point dataset.root "
                 f"(or RLOPT_DATA) at a folder holding torchvision's {cls_name} layout"
             ) from None
         except OSError as err:  # no network, unreadable or truncated files
             raise UserError(
-                f"dataset {cfg.name}: could not read or download it under {root.resolve()} ({err}). "
+                f"dataset {cfg.name}: could not read or download it under {root.resolve()} ({_one_line(err)}). "
                 f"Without network, copy torchvision's {cls_name} files there and set dataset.download=false"
             ) from None
-        except (ValueError, IndexError, EOFError) as err:
-            raise UserError(f"dataset {cfg.name}: files under {root.resolve()} are corrupt or truncated ({err})") from None
+        except _CORRUPT_FILE_ERRORS as err:  # what torchvision's readers raise on malformed files
+            detail = ": ".join(filter(None, (type(err).__name__, _one_line(err))))
+            raise UserError(
+                f"dataset {cfg.name}: files under {root.resolve()} are corrupt or truncated ({detail}); "
+                f"replace them with a fresh copy of torchvision's {cls_name} layout"
+            ) from None
         x = _as_nchw_uint8(ds.data)
         y = torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
         if len(x) != len(y):
             raise UserError(f"dataset {cfg.name}: files under {root.resolve()} are corrupt ({len(x)} images, {len(y)} labels)")
+        if len(y) and not (0 <= int(y.min()) and int(y.max()) < n_classes):
+            raise UserError(f"dataset {cfg.name}: files under {root.resolve()} are corrupt "
+                            f"(labels {int(y.min())}..{int(y.max())}, expected 0..{n_classes - 1})")
         splits[train] = (x, y)
     return RawDataset(
         "classification", *splits[True], *splits[False], num_outputs=n_classes, mean=mean, std=std, scale=255.0
