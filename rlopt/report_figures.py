@@ -115,7 +115,7 @@ def _action_timeline(dataset: str, data: pd.DataFrame, colours: dict, path: Path
 
 def _compute(dataset: str, data: pd.DataFrame, colours: dict, path: Path) -> Path:
     """Accuracy (loss for regression) against cumulative gradient evaluations and wall time."""
-    y = "val_acc" if data["val_acc"].notna().any() else "val_loss"
+    y, label = ("val_acc", "validation accuracy") if data["val_acc"].notna().any() else ("val_loss", "validation loss")
     data = data.sort_values(["run", "step"])
     data = data.assign(wall_s=(data["epoch_time_s"] + data["controller_time_s"]).groupby(data["run"]).cumsum())
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), sharey=True)
@@ -126,12 +126,12 @@ def _compute(dataset: str, data: pd.DataFrame, colours: dict, path: Path) -> Pat
             ax.plot(stats[x], stats["mean"], color=colours[method], label=method, lw=1.5, marker="o", ms=2.5)
             ax.fill_between(stats[x], stats["mean"] - stats["std"], stats["mean"] + stats["std"],
                             color=colours[method], alpha=0.2, lw=0)
-    axes[0].set(xlabel="gradient evaluations (cumulative)", ylabel=f"{y} (mean ± std)")
+    axes[0].set(xlabel="gradient evaluations (cumulative)", ylabel=f"{label} (mean ± std)")
     axes[1].set(xlabel="wall time (s, training + controller)")
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{dataset}: {y} against compute", fontsize=10)
+    fig.suptitle(f"{dataset}: {label} against compute", fontsize=10)
     return _save(fig, path)
 
 

@@ -20,7 +20,7 @@ METRICS = {
     "test_f1": ("F1 (%)", 100, ".2f"),
     "test_precision": ("precision (%)", 100, ".2f"),
     "test_recall": ("recall (%)", 100, ".2f"),
-    "test_loss": ("test loss", 1, ".4g"),
+    "test_loss": ("test loss", 1, ".3g"),
     "converged_epoch": ("converged epoch", 1, ".1f"),
     "grad_evals": ("grad evals", 1, ",.0f"),
     "wall_time_s": ("wall time (s)", 1, ".1f"),
@@ -28,9 +28,11 @@ METRICS = {
 
 
 def _groups(runs: pd.DataFrame):
-    """(dataset, method, all runs of it, its finished runs), sorted."""
+    """(dataset, method, its finished runs, counts of the others), sorted."""
     for (dataset, method), group in runs.groupby(["dataset", "method"], sort=True):
-        yield dataset, method, group, group[group["status"].isin(FINISHED)]
+        done = group[group["status"].isin(FINISHED)]
+        incomplete = int((group["status"] == "incomplete").sum())
+        yield dataset, method, done, {"failed": len(group) - len(done) - incomplete, "incomplete": incomplete}
 
 
 def _numbers(values: pd.Series) -> pd.Series:
@@ -40,11 +42,12 @@ def _numbers(values: pd.Series) -> pd.Series:
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """dataset x method: n finished, diverged and failed counts, mean/std of each metric, epoch time range."""
+    """dataset x method: n finished, counts of diverged, failed and incomplete runs, mean/std of each
+    metric over the finished runs, and the epoch time range."""
     rows = []
-    for dataset, method, group, done in _groups(runs):
-        row = {"dataset": dataset, "method": method, "n": len(done),
-               "diverged": int((done["status"] == "diverged").sum()), "failed": len(group) - len(done)}
+    for dataset, method, done, others in _groups(runs):
+        row = {"dataset": dataset, "method": method, "n": len(done), "diverged": int((done["status"] == "diverged").sum()),
+               **others}
         for metric in METRICS:
             values = _numbers(done[metric])
             row[f"{metric}_mean"] = values.mean() if len(values) else math.nan
@@ -59,9 +62,9 @@ def loss_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The learning-rate study's table: best and average final validation loss over the runs that
     did not diverge, and whether a divergent case exists among the method's runs."""
     rows = []
-    for dataset, method, group, done in _groups(runs):
+    for dataset, method, done, others in _groups(runs):
         final = _numbers(done.loc[done["status"] == "completed", "final_val_loss"])
-        rows.append({"dataset": dataset, "method": method, "n": len(done), "failed": len(group) - len(done),
+        rows.append({"dataset": dataset, "method": method, "n": len(done), **others,
                      "best_final_loss": final.min() if len(final) else math.nan,
                      "avg_final_loss": final.mean() if len(final) else math.nan,
                      "divergent_case": bool((done["status"] == "diverged").any())})
@@ -76,7 +79,7 @@ def _mean_std(mean: float, std: float, scale: float, spec: str) -> str:
 
 
 def _notes(row) -> str:
-    notes = [f"{row[k]} {k}" for k in ("diverged", "failed") if row.get(k)]
+    notes = [f"{row[k]} {k}" for k in ("diverged", "failed", "incomplete") if row.get(k)]
     return ", ".join(notes)
 
 
