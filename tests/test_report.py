@@ -143,11 +143,12 @@ def test_method_names_come_from_the_overrides_that_vary(tmp_path):
 
 
 def test_an_explicit_label_names_the_method(tmp_path):
-    make_run(tmp_path, "a", "sgd", 0, overrides=("optim.sgd.lr=0.1", "label=tuned"), label="tuned")
-    make_run(tmp_path, "b", "sgd", 1, overrides=("optim.sgd.lr=0.2", "label=tuned"), label="tuned")
+    make_run(tmp_path, "a", "sgd", 0, overrides=("optim.sgd.lr=0.1", "label=tuned_sgd"), label="tuned_sgd")
+    make_run(tmp_path, "b", "sgd", 1, overrides=("optim.sgd.lr=0.2", "label=tuned_sgd"), label="tuned_sgd")
     _report([tmp_path], tmp_path / "rep")
     table = pd.read_csv(tmp_path / "rep" / "table.csv")
-    assert list(table["method"]) == ["tuned"] and list(table["n"]) == [2]
+    assert list(table["method"]) == ["tuned_sgd"] and list(table["n"]) == [2]
+    assert r"digits & tuned\_sgd & 2 &" in (tmp_path / "rep" / "table.tex").read_text()
 
 
 def test_report_folders_and_missing_folders(study, tmp_path):
