@@ -50,10 +50,9 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
                **others}
         for metric in METRICS:
             values = _numbers(done[metric])
-            row[f"{metric}_mean"] = values.mean() if len(values) else math.nan
-            row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
-        row["epoch_time_min"] = _numbers(done["epoch_time_min"]).min() if len(done) else math.nan
-        row["epoch_time_max"] = _numbers(done["epoch_time_max"]).max() if len(done) else math.nan
+            row[f"{metric}_mean"], row[f"{metric}_std"] = values.mean(), values.std(ddof=1)  # NaN when too few
+        row["epoch_time_min"] = _numbers(done["epoch_time_min"]).min()
+        row["epoch_time_max"] = _numbers(done["epoch_time_max"]).max()
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -65,8 +64,7 @@ def loss_table(runs: pd.DataFrame) -> pd.DataFrame:
     for dataset, method, done, others in _groups(runs):
         final = _numbers(done.loc[done["status"] == "completed", "final_val_loss"])
         rows.append({"dataset": dataset, "method": method, "n": len(done), **others,
-                     "best_final_loss": final.min() if len(final) else math.nan,
-                     "avg_final_loss": final.mean() if len(final) else math.nan,
+                     "best_final_loss": final.min(), "avg_final_loss": final.mean(),
                      "divergent_case": bool((done["status"] == "diverged").any())})
     return pd.DataFrame(rows)
 
