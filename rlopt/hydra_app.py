@@ -1,8 +1,9 @@
 """What every `@hydra.main` wrapper shares: run-folder lookup, multirun behaviour, error reporting.
 
 A `UserError` becomes one line on stderr and exit status 2 (in a single run). Under multirun a
-failing job is logged and its failure recorded in its own folder, and the sweep goes on; the
-`SweepSummary` callback lists the failures at the end.
+failing job is logged and its failure recorded in its own folder's summary.json (by the command
+itself, or here when it failed before it could), and the sweep goes on; the `SweepSummary`
+callback lists the failures at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from rlopt.errors import UserError
+from rlopt.runs import mark_failed
 
 log = logging.getLogger("rlopt")
 
@@ -27,16 +29,19 @@ def hydra_entry(command: str, cfg: DictConfig, fn: Callable[[DictConfig, Path], 
     if multirun and "trainer" in cfg:
         with open_dict(cfg):
             cfg.trainer.progress = False
+    out_dir = Path(hc.runtime.output_dir)
     try:
-        return fn(cfg, Path(hc.runtime.output_dir))
+        return fn(cfg, out_dir)
     except UserError as err:
         if multirun:
             log.error("rlopt %s: error: %s", command, err)
+            mark_failed(out_dir, err)
             return None
         print(f"rlopt {command}: error: {err}", file=sys.stderr)
         sys.exit(2)
-    except Exception:
+    except Exception as err:
         if multirun:
             log.exception("rlopt %s: job failed", command)
+            mark_failed(out_dir, err)
             return None
         raise
