@@ -69,7 +69,7 @@ def write_tables(runs: pd.DataFrame, out: Path) -> None:
 def report(cfg: DictConfig, out_dir: Path) -> dict:
     dirs = list(cfg.dirs or []) + ([cfg.sweep] if cfg.sweep else [])
     if not dirs:
-        raise UserError("report: give at least one run or sweep folder (rlopt report DIR... or sweep=DIR)")
+        raise UserError("give at least one run or sweep folder (rlopt report DIR... or sweep=DIR)")
     run_dirs = find_runs(dirs)
     if not run_dirs:
         raise UserError(f"no runs under {', '.join(map(str, dirs))} (a run folder holds .hydra/config.yaml)")
