@@ -76,11 +76,14 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
     recorder = RunRecorder(run_dir, progress=bool(cfg.trainer.progress), title=f"{cfg.dataset.name}/{cfg.controller.name}")
     try:
         validate_train(cfg)
+        controller = make_controller()  # its config errors surface before any data is read
         seed_everything(int(cfg.seed))
+        if cfg.trainer.threads is not None:
+            torch.set_num_threads(int(cfg.trainer.threads))
         device = resolve_device(cfg.trainer.device)
         data = load_dataset(cfg.dataset, int(cfg.seed), device)
         env = TrainingEnv(cfg, data=data, recorder=recorder)
-        make_controller().run(env, recorder)
+        controller.run(env, recorder)
         return finish_run(env, recorder, cfg, run_dir, started)
     except BaseException as err:
         recorder.close()

@@ -18,6 +18,7 @@ from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
+from rlopt.controllers.exploration import configure_exploration
 from rlopt.controllers.loop import run_episode
 from rlopt.errors import UserError
 from rlopt.metrics import atomic_path, write_json
@@ -67,6 +68,7 @@ class SB3Controller:
             self.model = algo("MlpPolicy", env, seed=self.seed, device="cpu", verbose=0, **_hyperparams(self.cfg))
         except (TypeError, ValueError, AssertionError) as err:
             raise UserError(f"controller.hyperparams are not valid for {self.cfg.algo}: {err}") from None
+        configure_exploration(self.model, self.cfg)
         per_episode = env.decisions_per_episode
         if self.episodes == 0:
             recorder.start("metrics.csv", per_episode)

@@ -150,7 +150,7 @@ class TrainingEnv(gym.Env):
             "step": self.decision,
             "action": action_value(action),
             "optimizer": self.bank.active,
-            "lr": self.bank.lr,
+            "lr": stats.lr,
             "train_loss": stats.train_loss,
             "val_loss": val["loss"],
             "val_acc": val.get("acc"),
