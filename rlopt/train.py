@@ -42,7 +42,9 @@ def seed_everything(seed: int) -> None:
 
 
 def action_names(env) -> list[str] | None:
-    return list(env.actions.choices) if env.actions.kind == "optimizer" else None
+    """Names of the discrete actions (optimizers, lr moves) for action_counts; None: count raw values."""
+    labels = getattr(env.actions, "labels", None)
+    return list(labels) if labels is not None else None
 
 
 def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, started: float) -> dict:

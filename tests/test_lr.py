@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import math
 
+import gymnasium
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
 from omegaconf import OmegaConf
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from conftest import make_cfg
 from rlopt.controllers import load_policy
@@ -17,6 +20,7 @@ from rlopt.controllers.exploration import ExponentialSchedule
 from rlopt.env import TrainingEnv
 from rlopt.env.actions import build_actions
 from rlopt.errors import UserError
+from rlopt.evaluate import evaluate
 from rlopt.optim import OptimizerBank
 from rlopt.train import train
 
@@ -210,6 +214,7 @@ def test_dqn_lr_moves_the_lr_on_the_grid_at_the_baselines_budget(tmp_path, monke
     assert len(df) == 150 and list(df["opt_steps"]) == list(range(1, 151))  # steps_per_action=1
     on_grid = np.isclose(df["lr"].to_numpy()[:, None], GRID[None, :], rtol=1e-6).any(axis=1)
     assert on_grid.all() and df["lr"].nunique() > 1 and set(df["action"]) <= {0, 1, 2}
+    assert set(summary["action_counts"]) <= {"down", "keep", "up"} and sum(summary["action_counts"].values()) == 150
     assert math.isfinite(summary["final_val_loss"])
     _, meta = load_policy(str(tmp_path / "dqn" / "policy.zip"))
     assert meta["features"] == ["val_loss", "d_loss"] and meta["actions"]["kind"] == "lr_grid"
@@ -241,6 +246,28 @@ def test_lr_env_observes_loss_and_its_change():
     assert obs1.shape == (2,) and obs1[0] == pytest.approx(env.val["loss"])
     assert obs1[1] == pytest.approx(obs1[0] - obs0[0], abs=1e-6)
     assert reward == pytest.approx(obs0[0] - obs1[0], abs=1e-6)  # loss_delta
+
+
+@pytest.mark.parametrize("controller, extra", [("dqn_lr", []), ("ppo_lr", ["env.features=[val_loss,d_loss,log10_lr]"])])
+def test_lr_env_passes_the_gymnasium_and_sb3_checkers(controller, extra):
+    env = gymnasium.make("rlopt/LearningRate-v0", cfg=make_cfg(*POLY, f"controller={controller}", *extra,
+                                                               "trainer.max_steps=30")).unwrapped
+    gym_check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=True)
+
+
+def test_a_saved_lr_agent_evaluates_frozen(tmp_path):
+    train(make_cfg(*POLY, "controller=ppo_lr", "env.features=[val_loss,d_loss,log10_lr]", "trainer.max_steps=16"), tmp_path / "run")
+    policy = tmp_path / "run" / "policy.zip"
+    cfg = make_cfg(*POLY, f"policy={policy}", "seed=5", "trainer.max_steps=8", config="evaluate")
+    summary = evaluate(cfg, tmp_path / "eval")  # fills cfg's controller and features from policy.json
+    df = pd.read_csv(tmp_path / "eval" / "metrics.csv")
+    assert summary["status"] == "completed" and summary["controller"] == "ppo_lr_frozen" and len(df) == 8
+    model, _ = load_policy(str(policy))
+    env = TrainingEnv(cfg)
+    first_obs, _ = env.reset()  # the evaluated run's first observation (seed 5)
+    action, _ = model.predict(first_obs, deterministic=True)
+    assert df["lr"].iloc[0] == pytest.approx(env.actions.lr_of(action), rel=1e-5)
 
 
 # -- presets ------------------------------------------------------------------------------------------------

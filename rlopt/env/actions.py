@@ -27,6 +27,7 @@ class OptimizerChoice:
         if bad or not self.choices:
             raise UserError(f"controller.actions.choices={self.choices} is not allowed: each must be one of {', '.join(OPTIMIZERS)}")
         self.optimizers = self.choices
+        self.labels = self.choices
         self.space = gym.spaces.Discrete(len(self.choices))
         self.n_discrete = len(self.choices)
 
@@ -45,6 +46,7 @@ class _LearningRate:
     """
 
     initial_lr: float
+    labels: list[str] | None = None  # names of the discrete actions, for the summary's action_counts
 
     def __init__(self, cfg):
         self.optimizer = str(cfg.get("optimizer", "adam"))
@@ -90,6 +92,7 @@ class LrGrid(_OnGrid):
         super().__init__(cfg)
         self.space = gym.spaces.Discrete(3)
         self.n_discrete = 3
+        self.labels = ["down", "keep", "up"]
 
     def apply(self, action, bank) -> None:
         self.index = int(np.clip(self.index + int(action) - 1, 0, self.n_points - 1))
@@ -105,6 +108,7 @@ class LrGridIndex(_OnGrid):
         super().__init__(cfg)
         self.space = gym.spaces.Discrete(self.n_points)
         self.n_discrete = self.n_points
+        self.labels = [f"lr={lr:.3g}" for lr in self.grid]
 
     def apply(self, action, bank) -> None:
         self.index = int(action)
@@ -124,6 +128,7 @@ class LrMultiplicative(_OnGrid):
         self.scales = (1 - self.factor, 1.0, 1 + self.factor)
         self.space = gym.spaces.Discrete(3)
         self.n_discrete = 3
+        self.labels = [f"x{s:g}" for s in self.scales]
 
     def apply(self, action, bank) -> None:
         bank.set_lr(float(np.clip(bank.lr * self.scales[int(action)], self.low, self.high)))
