@@ -107,6 +107,16 @@ def test_bad_action_space_values_name_the_key(kw, key):
         _actions(**kw)
 
 
+@pytest.mark.parametrize("override, key", [
+    ("controller.exploration=cubic", "controller.exploration=cubic"),
+    ("controller.hyperparams.exploration_fraction=0", "controller.hyperparams.exploration_fraction=0"),
+    ("controller.hyperparams.exploration_final_eps=0", "controller.hyperparams.exploration_final_eps=0"),
+])
+def test_bad_exploration_settings_name_the_key(tmp_path, override, key):
+    with pytest.raises(UserError, match="^" + key):
+        train(make_cfg(*POLY, override, "trainer.max_steps=2"), tmp_path)
+
+
 def test_exponential_epsilon_decays_geometrically_to_its_floor():
     eps = ExponentialSchedule(0.9, 0.05, 0.5)
     assert eps(1.0) == pytest.approx(0.9)
