@@ -26,6 +26,7 @@ def validate_train(cfg) -> None:
     _positive_int(t.max_steps, "trainer.max_steps", allow_null=True)
     _positive_int(t.batch_size, "trainer.batch_size")
     _positive_int(t.eval_batch_size, "trainer.eval_batch_size")
+    _positive_int(t.threads, "trainer.threads", allow_null=True)
     if t.device not in ("auto", "cpu", "cuda"):
         raise UserError(f"trainer.device={t.device} is not allowed: use auto, cpu or cuda")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import precision_recall_fscore_support
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from rlopt.data import DataBundle, Split
 from rlopt.errors import UserError
@@ -41,6 +42,7 @@ class TrainStats:
     grad_evals: int
     seconds: float
     grad_norm: float
+    lr: float  # learning rate of the last optimizer step (first param group): what the step used
 
 
 class Trainer:
@@ -60,6 +62,15 @@ class Trainer:
         self.batch_in_epoch = 0
         self.opt_steps = 0
         self.grad_evals = 0
+        self.lr_scheduler: LRScheduler | None = None
+        self.lr_scheduler_interval = "step"
+
+    def set_lr_scheduler(self, scheduler: LRScheduler, interval: str) -> None:
+        """Step `scheduler` after every optimizer step (`step`) or at the end of every epoch (`epoch`),
+        as Lightning's `interval` does, whatever the decision granularity of the controller."""
+        if interval not in ("step", "epoch"):
+            raise ValueError(f"interval must be 'step' or 'epoch', not {interval!r}")
+        self.lr_scheduler, self.lr_scheduler_interval = scheduler, interval
 
     @staticmethod
     def epoch_length(n: int, batch_size: int) -> int:
@@ -70,9 +81,11 @@ class Trainer:
     def state_dict(self) -> dict:
         """Batch order and counters (the model and optimizers are saved by their owners)."""
         return {"generator": self.generator.get_state(), "perm": self.perm, "batch_in_epoch": self.batch_in_epoch,
-                "opt_steps": self.opt_steps, "grad_evals": self.grad_evals}
+                "opt_steps": self.opt_steps, "grad_evals": self.grad_evals,
+                "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restores everything but the lr scheduler, which the controller re-attaches (see TrainingEnv)."""
         self.generator.set_state(state["generator"])
         self.perm = state["perm"]
         self.batch_in_epoch, self.opt_steps, self.grad_evals = state["batch_in_epoch"], state["opt_steps"], state["grad_evals"]
@@ -122,8 +135,10 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         opt = self.bank.current
         evals = self.bank.grad_evals_per_step
+        lr = opt.param_groups[0]["lr"]  # the lr each step uses, read before a scheduler moves it
         for _ in range(n_steps):
             x, y = self._next_batch()
+            lr = opt.param_groups[0]["lr"]
             opt.zero_grad(set_to_none=True)
             loss = self._loss(x, y)
             loss.backward()
@@ -137,12 +152,15 @@ class Trainer:
             else:
                 opt.step()
             total += loss.detach()
+            if self.lr_scheduler is not None and (
+                    self.lr_scheduler_interval == "step" or self.batch_in_epoch == self.batches_per_epoch):
+                self.lr_scheduler.step()
         grads = [p.grad for p in self.params if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else total * 0
         mean_loss, grad_norm_v = torch.stack([total / max(n_steps, 1), grad_norm]).tolist()
         self.opt_steps += n_steps
         self.grad_evals += n_steps * evals
-        return TrainStats(mean_loss, n_steps, n_steps * evals, time.perf_counter() - start, grad_norm_v)
+        return TrainStats(mean_loss, n_steps, n_steps * evals, time.perf_counter() - start, grad_norm_v, float(lr))
 
     def weights_finite(self) -> bool:
         return bool(torch.stack(torch._foreach_norm(self.params)).isfinite().all())

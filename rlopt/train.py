@@ -45,7 +45,9 @@ def seed_everything(seed: int) -> None:
 
 
 def action_names(env) -> list[str] | None:
-    return list(env.actions.choices) if env.actions.kind == "optimizer" else None
+    """Names of the discrete actions (optimizers, lr moves) for action_counts; None: count raw values."""
+    labels = getattr(env.actions, "labels", None)
+    return list(labels) if labels is not None else None
 
 
 def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, started: float) -> dict:
@@ -81,7 +83,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
     recorder = RunRecorder(run_dir, progress=bool(cfg.trainer.progress), title=f"{cfg.dataset.name}/{cfg.controller.name}")
     try:
         validate_train(cfg)
+        controller = make_controller()  # its config errors surface before any data is read
         seed_everything(int(cfg.seed))
+        if cfg.trainer.threads is not None:
+            torch.set_num_threads(int(cfg.trainer.threads))
         device = resolve_device(cfg.trainer.device)
         data = load_dataset(cfg.dataset, int(cfg.seed), device)
         env = TrainingEnv(cfg, data=data, recorder=recorder)
@@ -91,7 +96,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
             env.load_state_dict(resume["env"])
             recorder.load_state_dict(resume["recorder"])
             log.info("resuming %s after %d committed steps", run_dir, len(resume["recorder"]["rows"]))
-        make_controller().run(env, recorder, checkpointer, resume)
+        controller.run(env, recorder, checkpointer, resume)
         summary = finish_run(env, recorder, cfg, run_dir, started)
         if not cfg.checkpoint.keep:
             checkpointer.remove()

@@ -17,8 +17,9 @@ from conftest import REPO, call_cli, make_cfg
 from rlopt.train import train
 
 TIMING = ["epoch_time_s", "controller_time_s"]
-# loss_delta: the composite reward charges wall time, which is never reproducible.
-RUN = ["reward=loss_delta", "trainer.epochs=8", "dataset.val_size=200", "trainer.plots=false", "trainer.progress=false"]
+# loss_delta: the composite reward charges wall time, which is never reproducible. One thread: float
+# reductions then add up in the same order in every process, whatever earlier tests set.
+RUN = ["reward=loss_delta", "trainer.threads=1", "trainer.epochs=8", "dataset.val_size=200", "trainer.plots=false", "trainer.progress=false"]
 
 
 def _rows(path):
@@ -39,9 +40,9 @@ def _kill_after_rows(args: list[str], cwd, metrics, rows: int) -> None:
     proc.wait()
 
 
-@pytest.mark.parametrize("controller", ["random", "dqn_2opt", "ppo_2opt"])
+@pytest.mark.parametrize("controller", ["random", "dqn_2opt", "ppo_2opt", "schedule controller.schedule=onecycle"])
 def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, controller):
-    args = [f"controller={controller}", *RUN]
+    args = [f"controller={controller.split()[0]}", *controller.split()[1:], *RUN]
     reference = call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr
 

@@ -1,15 +1,16 @@
 """Controllers behind one small interface: `run(env, recorder)` drives the environment's episodes.
 
-Fixed baselines and the random controller are policies that ignore (or barely use) the
+Fixed baselines (one optimizer, or one learning-rate schedule) and the random controller are policies that ignore (or barely use) the
 observation; SB3 agents learn from it. All of them act through the same `TrainingEnv`, so
 every comparison runs the same loop and writes the same files.
 """
 
 from rlopt.controllers.fixed import FixedController, RandomController
 from rlopt.controllers.sb3 import SB3Controller, load_policy
+from rlopt.controllers.schedule import ScheduleController
 from rlopt.errors import UserError
 
-CONTROLLERS = {"fixed": FixedController, "random": RandomController, "sb3": SB3Controller}
+CONTROLLERS = {"fixed": FixedController, "random": RandomController, "schedule": ScheduleController, "sb3": SB3Controller}
 
 
 def build_controller(cfg, seed: int):

@@ -21,6 +21,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
 from rlopt.checkpoint import restore_rng
+from rlopt.controllers.exploration import configure_exploration
 from rlopt.controllers.loop import run_episode
 from rlopt.errors import UserError
 from rlopt.metrics import atomic_path, write_json
@@ -105,6 +106,7 @@ class SB3Controller:
 
     def run(self, env, recorder, checkpointer, resume: dict | None = None) -> None:
         self.model = self._build(DummyVecEnv([lambda: env]), resume)
+        configure_exploration(self.model, self.cfg)
         state = resume["controller"] if resume is not None else {"phase": "learn", "finished": 0}
         per_episode = env.decisions_per_episode
         learn_episodes = max(self.episodes, 1)

@@ -2,9 +2,9 @@
 
 - `optimizer`: pick the optimizer for the next step from `choices` (Discrete).
 - `lr_grid`: move the learning rate one point down / keep / one point up a log-spaced grid (Discrete(3)).
-- `lr_multiplicative`: multiply the learning rate by 1/factor, 1 or factor, clipped to [low, high] (Discrete(3)).
+- `lr_multiplicative`: multiply the learning rate by 1 - factor, 1 or 1 + factor, clipped to [low, high] (Discrete(3)).
 - `lr_grid_index`: jump to any point of the log grid (Discrete(n)), for DQN.
-- `lr_absolute`: set log10(lr) directly in [log_low, log_high] (Box), for PPO.
+- `lr_absolute`: set log10(lr) directly in [log_low, log_high] (Box, normalised to [-1, 1]), for PPO.
 
 Learning-rate actions change `lr` in the optimizer's param groups and never touch its state.
 """
@@ -27,6 +27,7 @@ class OptimizerChoice:
         if bad or not self.choices:
             raise UserError(f"controller.actions.choices={self.choices} is not allowed: each must be one of {', '.join(OPTIMIZERS)}")
         self.optimizers = self.choices
+        self.labels = self.choices
         self.space = gym.spaces.Discrete(len(self.choices))
         self.n_discrete = len(self.choices)
 
@@ -44,13 +45,38 @@ class OptimizerChoice:
 
 
 class _LearningRate:
-    """Shared by the learning-rate spaces: one base optimizer whose lr the controller moves."""
+    """Shared by the learning-rate spaces: one base optimizer whose lr the controller moves.
+
+    The optimizer is built once per episode; its param groups' `lr` is overwritten in place, so
+    Adam's moments or SGD's momentum buffers carry on across every move.
+    """
+
+    initial_lr: float
+    labels: list[str] | None = None  # names of the discrete actions, for the summary's action_counts
 
     def __init__(self, cfg):
-        self.optimizer = str(cfg.get("optimizer", "sgd"))
+        self.optimizer = str(cfg.get("optimizer", "adam"))
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"controller.actions.optimizer={self.optimizer} is not allowed: use one of {', '.join(OPTIMIZERS)}")
         self.optimizers = [self.optimizer]
+
+    def reset(self, bank) -> None:
+        bank.select(self.optimizer)
+        bank.set_lr(self.initial_lr)
+
+    def state_dict(self) -> dict:
+        """Nothing of its own: the learning rate lives in the optimizer's param groups, saved with the bank."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """See `state_dict`."""
+
+
+class _OnGrid(_LearningRate):
+    """A log-spaced grid of `n` learning rates from `low` to `high`; episodes start at point `start`."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
         self.low, self.high = float(cfg.get("low", 1e-5)), float(cfg.get("high", 1e-2))
         if not 0 < self.low < self.high:
             raise UserError(f"controller.actions.low/high=({self.low}, {self.high}) are not allowed: need 0 < low < high")
@@ -61,13 +87,13 @@ class _LearningRate:
         start = cfg.get("start")
         self.start = self.n_points // 2 if start is None else int(start)
         if not 0 <= self.start < self.n_points:
-            raise UserError(f"controller.actions.start={start} is not allowed: use 0..{self.n_points - 1}")
+            raise UserError(f"controller.actions.start={start} is not allowed: use 0..{self.n_points - 1} (an index on the grid)")
+        self.initial_lr = float(self.grid[self.start])
         self.index = self.start
 
     def reset(self, bank) -> None:
-        bank.select(self.optimizer)
         self.index = self.start
-        bank.set_lr(self.grid[self.index])
+        super().reset(bank)
 
     def state_dict(self) -> dict:
         return {"index": self.index}
@@ -76,49 +102,65 @@ class _LearningRate:
         self.index = state["index"]
 
 
-class LrGrid(_LearningRate):
+class LrGrid(_OnGrid):
+    """0 = one grid point down, 1 = keep, 2 = one point up; the ends of the grid clip."""
+
     kind = "lr_grid"
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.space = gym.spaces.Discrete(3)
         self.n_discrete = 3
+        self.labels = ["down", "keep", "up"]
 
     def apply(self, action, bank) -> None:
         self.index = int(np.clip(self.index + int(action) - 1, 0, self.n_points - 1))
         bank.set_lr(self.grid[self.index])
 
 
-class LrGridIndex(_LearningRate):
+class LrGridIndex(_OnGrid):
+    """Action i sets the learning rate to grid point i: the absolute learning rate for DQN."""
+
     kind = "lr_grid_index"
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.space = gym.spaces.Discrete(self.n_points)
         self.n_discrete = self.n_points
+        self.labels = [f"lr={lr:.3g}" for lr in self.grid]
 
     def apply(self, action, bank) -> None:
         self.index = int(action)
         bank.set_lr(self.grid[self.index])
 
 
-class LrMultiplicative(_LearningRate):
+class LrMultiplicative(_OnGrid):
+    """0 = lr x (1 - factor), 1 = keep, 2 = lr x (1 + factor), clipped to [low, high]; starts at grid point `start`."""
+
     kind = "lr_multiplicative"
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.factor = float(cfg.get("factor", 1.1))
-        if self.factor <= 1:
-            raise UserError(f"controller.actions.factor={self.factor} is not allowed: it must be > 1")
+        self.factor = float(cfg.get("factor", 0.1))
+        if not 0 < self.factor < 1:
+            raise UserError(f"controller.actions.factor={self.factor} is not allowed: use 0 < factor < 1 (0.1 = x0.9 / x1.1)")
+        self.scales = (1 - self.factor, 1.0, 1 + self.factor)
         self.space = gym.spaces.Discrete(3)
         self.n_discrete = 3
+        self.labels = [f"x{s:g}" for s in self.scales]
 
     def apply(self, action, bank) -> None:
-        scale = (1 / self.factor, 1.0, self.factor)[int(action)]
-        bank.set_lr(float(np.clip(bank.lr * scale, self.low, self.high)))
+        bank.set_lr(float(np.clip(bank.lr * self.scales[int(action)], self.low, self.high)))
 
 
 class LrAbsolute(_LearningRate):
+    """log10(lr) in [log_low, log_high], for PPO.
+
+    The agent acts in Box(-1, 1), mapped linearly onto [log_low, log_high]: SB3 asks for a
+    symmetric, normalised Box, and a fresh Gaussian policy (mean 0) then starts in the middle of
+    the range (1e-3 for [-6, 0]) instead of at its top. Out-of-range actions are clipped.
+    """
+
     kind = "lr_absolute"
 
     def __init__(self, cfg):
@@ -126,12 +168,16 @@ class LrAbsolute(_LearningRate):
         self.log_low, self.log_high = float(cfg.get("log_low", -6.0)), float(cfg.get("log_high", 0.0))
         if not self.log_low < self.log_high:
             raise UserError(f"controller.actions.log_low/log_high=({self.log_low}, {self.log_high}) are not allowed: need log_low < log_high")
-        self.space = gym.spaces.Box(self.log_low, self.log_high, shape=(1,), dtype=np.float32)
+        self.space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.n_discrete = 0
+        self.initial_lr = self.lr_of(0.0)
+
+    def lr_of(self, action) -> float:
+        a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
+        return 10.0 ** (self.log_low + (a + 1) / 2 * (self.log_high - self.log_low))
 
     def apply(self, action, bank) -> None:
-        log_lr = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], self.log_low, self.log_high))
-        bank.set_lr(10.0 ** log_lr)
+        bank.set_lr(self.lr_of(action))
 
 
 ACTION_SPACES = {cls.kind: cls for cls in (LrGrid, LrGridIndex, LrMultiplicative, LrAbsolute)}

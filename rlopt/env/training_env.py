@@ -71,6 +71,7 @@ class TrainingEnv(gym.Env):
         self.episodes_started = 0
         self.last_result: EpisodeResult | None = None
         self.trainer: Trainer | None = None
+        self._resumed_scheduler: dict | None = None
 
     # -- budget ---------------------------------------------------------------------------------
     @property
@@ -126,6 +127,19 @@ class TrainingEnv(gym.Env):
         self.trainer = Trainer(model, self.data, self.bank, self.device, cfg.trainer.batch_size,
                                cfg.trainer.eval_batch_size, cfg.trainer.amp, run_seed)
 
+    def attach_lr_scheduler(self, scheduler, interval: str) -> None:
+        """Let the trainer step `scheduler` every optimizer step or epoch (see `Trainer.set_lr_scheduler`).
+
+        After a resume the scheduler continues where the saved one stopped, and the optimizer's
+        hyperparameters (lr, and momentum that OneCycle cycles) are put back as they were saved,
+        undoing what constructing the new scheduler wrote into them.
+        """
+        self.trainer.set_lr_scheduler(scheduler, interval)
+        if self._resumed_scheduler is not None:
+            scheduler.load_state_dict(self._resumed_scheduler["scheduler"])
+            self.bank.load_state_dict(self._resumed_scheduler["bank"])
+            self._resumed_scheduler = None
+
     # -- checkpointing ------------------------------------------------------------------------------
     _STATE_FIELDS = ("episodes_started", "val", "best_loss", "best_score", "best_state", "best_epoch", "decision",
                      "prev_action", "train_loss", "grad_norm", "status", "last_obs")
@@ -147,6 +161,9 @@ class TrainingEnv(gym.Env):
         for name in self._STATE_FIELDS:
             setattr(self, name, state[name])
         self.np_random.bit_generator.state = state["np_random"]
+        # A scheduler is re-attached by its controller after this; keep what it needs to continue.
+        scheduler = state["trainer"]["lr_scheduler"]
+        self._resumed_scheduler = {"scheduler": scheduler, "bank": state["bank"]} if scheduler is not None else None
         if self.status != "running":
             self.last_result = EpisodeResult(self.status, self.trainer, self.best_state, self.best_epoch)
         self._last_return = time.perf_counter()
@@ -181,7 +198,7 @@ class TrainingEnv(gym.Env):
             "step": self.decision,
             "action": action_value(action),
             "optimizer": self.bank.active,
-            "lr": self.bank.lr,
+            "lr": stats.lr,
             "train_loss": stats.train_loss,
             "val_loss": val["loss"],
             "val_acc": val.get("acc"),

@@ -1,0 +1,71 @@
+"""Fixed learning-rate schedules as controllers: the baselines of the learning-rate agents.
+
+`controller=schedule` trains with one optimizer (`controller.optimizer`) starting at
+`controller.lr` and moves the learning rate with a `torch.optim.lr_scheduler` class, through the
+same environment and loop as the agents, so budgets, metrics and outputs are directly comparable.
+The scheduler is attached to the episode's `Trainer`, which steps it after every optimizer step
+(cosine, onecycle: both span the whole optimizer-step budget) or at every epoch end (step,
+exponential), whatever `env.steps_per_action` is. `constant` attaches none.
+"""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+from torch.optim.lr_scheduler import CosineAnnealingLR, ExponentialLR, OneCycleLR, StepLR
+
+from rlopt.controllers.loop import run_episode
+from rlopt.errors import UserError
+from rlopt.optim import OPTIMIZERS
+
+
+def _has_momentum(opt) -> bool:
+    return "momentum" in opt.defaults or "betas" in opt.defaults
+
+
+# name -> (torch scheduler, when it steps, the arguments the run supplies from (optimizer, lr, budget in steps));
+# the rest come from `controller.<name>` and may override these.
+SCHEDULES = {
+    "step": (StepLR, "epoch", lambda opt, lr, budget: {}),
+    "exponential": (ExponentialLR, "epoch", lambda opt, lr, budget: {}),
+    "cosine": (CosineAnnealingLR, "step", lambda opt, lr, budget: {"T_max": budget}),
+    # lr is the peak; momentum (SGD) or beta1 (Adam) cycles inversely where the optimizer has one (not Adadelta)
+    "onecycle": (OneCycleLR, "step", lambda opt, lr, budget: {"max_lr": lr, "total_steps": budget,
+                                                               "cycle_momentum": _has_momentum(opt)}),
+}
+SCHEDULE_NAMES = ("constant", *SCHEDULES)
+
+
+class ScheduleController:
+    """Always the one optimizer; the learning rate follows `controller.schedule`."""
+
+    def __init__(self, cfg, seed: int):
+        self.schedule = str(cfg.schedule)
+        if self.schedule not in SCHEDULE_NAMES:
+            raise UserError(f"controller.schedule={self.schedule} is unknown; available: {', '.join(SCHEDULE_NAMES)}")
+        if cfg.optimizer not in OPTIMIZERS:
+            raise UserError(f"controller.optimizer={cfg.optimizer} is not allowed: use one of {', '.join(OPTIMIZERS)}")
+        lr = cfg.lr
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+            raise UserError(f"controller.lr={lr} is not allowed: it must be a number > 0")
+        self.lr = float(lr)
+        params = cfg.get(self.schedule)
+        if params is not None and not OmegaConf.is_dict(params):
+            raise UserError(f"controller.{self.schedule}={params} is not allowed: give the scheduler's arguments as a mapping")
+        self.params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
+
+    def run(self, env, recorder, checkpointer, resume: dict | None = None) -> None:
+        recorder.start("metrics.csv", env.decisions_per_episode)
+        run_episode(env, lambda obs: 0, lambda: checkpointer.save({}), resume=resume, on_start=self.attach)
+
+    def attach(self, env) -> None:
+        """Set the initial lr on the episode's fresh optimizer and hand its scheduler to the trainer."""
+        env.bank.set_lr(self.lr)
+        if self.schedule == "constant":
+            return
+        cls, interval, supplied = SCHEDULES[self.schedule]
+        opt = env.bank.current
+        try:
+            scheduler = cls(opt, **{**supplied(opt, self.lr, env.budget_steps), **self.params})
+        except (TypeError, ValueError) as err:
+            raise UserError(f"controller.{self.schedule}={self.params} is not allowed for {cls.__name__}: {err}") from None
+        env.attach_lr_scheduler(scheduler, interval)
