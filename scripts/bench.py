@@ -1,0 +1,296 @@
+"""Benchmarks of rlopt's training engine, measured side by side in one process tree.
+
+    python scripts/bench.py                       # CPU: small_cnn on MNIST (real data if found, else MNIST-shaped)
+    python scripts/bench.py --case resnet18_cifar # GPU: ResNet-18 on CIFAR-shaped random data
+    python scripts/bench.py --write BENCHMARKS.md # also append the results as a section there
+
+Each case measures, with the same model, batch size and optimizer:
+  1. rlopt's training epoch vs. a plain-PyTorch reference (torchvision Dataset + DataLoader +
+     transforms, the usual tutorial loop) -> speed ratio and images/s; and rlopt's full decision
+     step (train + validation) to show what evaluation adds;
+  2. SAM epoch / SGD epoch in rlopt's engine;
+  3. controller overhead: `rlopt train` on the embedded default (digits), `ppo_3opt` vs the fixed
+     `sgd` controller (share of wall time spent in predict + learn, and the wall-time ratio);
+  4. peak memory of each (CUDA: max allocated; CPU: the child process's peak RSS).
+Every measurement runs in a fresh child process (spawn) so peak memory is per measurement.
+Times are medians over `--repeats` epochs after one warm-up epoch, best of `--rounds` interleaved
+rounds; CUDA times use CUDA events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import platform
+import resource
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+CASES = {
+    # name: dataset, model, batch size, training images, default device
+    "small_cnn_mnist": {"dataset": "mnist", "model": "small_cnn", "batch": 128, "n": 20000, "shape": (1, 28, 28)},
+    "resnet18_cifar": {"dataset": "cifar10", "model": "resnet18", "batch": 512, "n": 50000, "shape": (3, 32, 32)},
+}
+MEAN_STD = {"mnist": ((0.1307,), (0.3081,)), "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))}
+
+
+class Timer:
+    """Wall time of a block; on CUDA measured with events around the work."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def __enter__(self):
+        if self.cuda:
+            self.start, self.end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self.start.record()
+        else:
+            self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            self.end.record()
+            torch.cuda.synchronize()
+            self.seconds = self.start.elapsed_time(self.end) / 1000
+        else:
+            self.seconds = time.perf_counter() - self.t0
+
+
+def _raw_images(case: dict, data_root: Path | None):
+    """uint8 images and labels: real MNIST when available, else random data of the right shape."""
+    if case["dataset"] == "mnist" and data_root is not None and (data_root / "MNIST" / "raw").is_dir():
+        import torchvision
+
+        ds = torchvision.datasets.MNIST(str(data_root), train=True, download=False)
+        return ds.data[: case["n"]].unsqueeze(1).contiguous(), ds.targets[: case["n"]].clone(), "real MNIST"
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (case["n"], *case["shape"]), dtype=torch.uint8, generator=gen)
+    y = torch.randint(0, 10, (case["n"],), generator=gen)
+    return x, y, f"random {case['dataset']}-shaped data"
+
+
+def _peak_memory(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+
+
+def _bundle(case, x, y, device):
+    from rlopt.data import DataBundle, Split
+    from rlopt.data.transforms import DeviceTransform
+
+    mean, std = MEAN_STD[case["dataset"]]
+    n_val = len(y) // 10
+    transform = DeviceTransform(mean, std, 255.0, augment=case["dataset"] != "mnist", device=device)
+    if device.type == "cuda" and case["model"] == "resnet18":
+        transform.memory_format = torch.channels_last
+    return DataBundle(case["dataset"], "classification", Split(x[n_val:].to(device), y[n_val:].to(device)),
+                      Split(x[:n_val].to(device), y[:n_val].to(device)), Split(x[:1].to(device), y[:1].to(device)),
+                      10, tuple(x.shape[1:]), transform)
+
+
+def _model(case, device, compile_: bool):
+    from omegaconf import OmegaConf
+
+    from rlopt.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(OmegaConf.create({"name": case["model"]}), case["dataset"], case["shape"], 10).to(device)
+    if device.type == "cuda" and case["model"] == "resnet18":
+        model = model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if compile_ else model
+
+
+def measure_rlopt(case, device_name, optimizer, repeats, data_root, compile_, queue):
+    """Child process: rlopt's engine, one optimizer, train epochs and train+val steps."""
+    from omegaconf import OmegaConf
+
+    from rlopt.engine import Trainer
+    from rlopt.optim import OptimizerBank
+
+    device = torch.device(device_name)
+    x, y, source = _raw_images(case, data_root)
+    data = _bundle(case, x, y, device)
+    model = _model(case, device, compile_)
+    optim_cfg = OmegaConf.load(REPO / "conf" / "train.yaml").optim
+    bank = OptimizerBank(model.parameters, [optimizer], optim_cfg, device)
+    trainer = Trainer(model, data, bank, device, case["batch"], 1024, amp=True, seed=0)
+    timer = Timer(device)
+    train_times, eval_times = [], []
+    for i in range(repeats + 1):
+        with timer:
+            trainer.train(trainer.batches_per_epoch)
+        train_t = timer.seconds
+        with timer:
+            trainer.evaluate(data.val)
+        if i:  # the first epoch warms up kernels, caches and compilation
+            train_times.append(train_t)
+            eval_times.append(timer.seconds)
+    queue.put({"train_s": statistics.median(train_times), "eval_s": statistics.median(eval_times),
+               "images": len(data.train), "peak_mib": _peak_memory(device), "source": source})
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """uint8 images decoded to PIL per item, as torchvision.datasets.MNIST/CIFAR10 do, then transformed."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform):
+        self.x, self.y, self.transform = x, y, transform
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        img = self.x[i]
+        pil = Image.fromarray(img[0].numpy(), mode="L") if img.shape[0] == 1 else Image.fromarray(img.permute(1, 2, 0).numpy())
+        return self.transform(pil), int(self.y[i])
+
+
+def measure_reference(case, device_name, repeats, data_root, queue):
+    """Child process: the plain-PyTorch loop of the tutorials (torchvision Dataset + DataLoader + transforms)."""
+    import torchvision.transforms as T
+    from torch.utils.data import DataLoader
+
+    device = torch.device(device_name)
+    x, y, source = _raw_images(case, data_root)
+    mean, std = MEAN_STD[case["dataset"]]
+    steps = [T.RandomCrop(case["shape"][1], padding=4), T.RandomHorizontalFlip()] if case["dataset"] != "mnist" else []
+    transform = T.Compose([*steps, T.ToTensor(), T.Normalize(mean, std)])
+    n_val = len(y) // 10
+
+    loader = DataLoader(ImageDataset(x[n_val:], y[n_val:], transform), batch_size=case["batch"], shuffle=True, num_workers=2,
+                        pin_memory=device.type == "cuda", persistent_workers=True)
+    model = _model(case, device, False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    timer = Timer(device)
+    times = []
+    for i in range(repeats + 1):
+        model.train()
+        with timer:
+            for xb, yb in loader:
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                opt.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(model(xb), yb).backward()
+                opt.step()
+        if i:
+            times.append(timer.seconds)
+    queue.put({"train_s": statistics.median(times), "images": len(y) - n_val, "peak_mib": _peak_memory(device),
+               "source": source})
+
+
+def measure_controller(device_name, controller, epochs, queue):
+    """Child process: a whole `rlopt train` run on the embedded default (digits), as a user runs it."""
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+
+    from rlopt.paths import conf_dir
+    from rlopt.train import train
+
+    overrides = [f"controller={controller}", f"trainer.epochs={epochs}", f"trainer.device={device_name}",
+                 "trainer.progress=false", "trainer.plots=false"]
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = train(cfg, Path(tmp))
+    queue.put({"wall_s": summary["wall_time_s"], "controller_share": summary["controller_time_share"],
+               "epoch_median_s": summary["epoch_time_s"]["median"], "peak_mib": _peak_memory(torch.device(device_name))})
+
+
+def in_child(fn, *args):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=fn, args=(*args, queue))
+    proc.start()
+    while True:  # a child that dies (exception, OOM) must not leave the parent waiting forever
+        try:
+            result = queue.get(timeout=5)
+            break
+        except Exception:
+            if not proc.is_alive():
+                raise RuntimeError(f"{fn.__name__} failed in its child process (exit code {proc.exitcode})") from None
+    proc.join()
+    return result
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.node()}: {mp.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", choices=CASES, default="small_cnn_mnist")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per measurement (after 1 warm-up)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the epoch measurements")
+    parser.add_argument("--images", type=int, help="training images (default: the case's)")
+    parser.add_argument("--controller-epochs", type=int, default=30, help="epochs of the digits runs (3.)")
+    parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--compile", action="store_true", help="also time rlopt with torch.compile")
+    parser.add_argument("--write", type=Path, help="append the results as a section of this markdown file")
+    args = parser.parse_args()
+    case = dict(CASES[args.case])
+    if args.images:
+        case["n"] = args.images
+    root = args.data_root if args.data_root.is_dir() else None
+
+    # Interleaved rounds (ref, sgd, sam, ref, sgd, sam, ...) so drifting machine load hits all alike;
+    # each measurement keeps its fastest round.
+    rounds = {"ref": [], "sgd": [], "sam": []}
+    for _ in range(args.rounds):
+        rounds["ref"].append(in_child(measure_reference, case, args.device, args.repeats, root))
+        rounds["sgd"].append(in_child(measure_rlopt, case, args.device, "sgd", args.repeats, root, False))
+        rounds["sam"].append(in_child(measure_rlopt, case, args.device, "sam", args.repeats, root, False))
+    ref, sgd, sam = (min(rounds[k], key=lambda r: r["train_s"]) for k in ("ref", "sgd", "sam"))
+    fixed = in_child(measure_controller, args.device, "sgd", args.controller_epochs)
+    ppo = in_child(measure_controller, args.device, "ppo_3opt", args.controller_epochs)
+    compiled = in_child(measure_rlopt, case, args.device, "sgd", args.repeats, root, True) if args.compile else None
+
+    rows = [
+        ("reference epoch (DataLoader, 2 workers)", f"{ref['train_s']:.3f} s", f"{ref['images'] / ref['train_s']:,.0f} img/s", f"{ref['peak_mib']:,.0f} MiB"),
+        ("rlopt epoch, SGD (train)", f"{sgd['train_s']:.3f} s", f"{sgd['images'] / sgd['train_s']:,.0f} img/s", f"{sgd['peak_mib']:,.0f} MiB"),
+        ("rlopt validation pass", f"{sgd['eval_s']:.3f} s", f"{sgd['eval_s'] / sgd['train_s']:.1%} of an epoch", ""),
+        ("rlopt epoch, SAM (train)", f"{sam['train_s']:.3f} s", f"{sam['images'] / sam['train_s']:,.0f} img/s", f"{sam['peak_mib']:,.0f} MiB"),
+    ]
+    if compiled:
+        rows.append(("rlopt epoch, SGD, torch.compile", f"{compiled['train_s']:.3f} s",
+                     f"{compiled['images'] / compiled['train_s']:,.0f} img/s", f"{compiled['peak_mib']:,.0f} MiB"))
+    rows += [
+        (f"`rlopt train controller=sgd` (digits), {args.controller_epochs} epochs", f"{fixed['wall_s']:.2f} s",
+         f"controller share {fixed['controller_share']:.2%}", f"{fixed['peak_mib']:,.0f} MiB"),
+        (f"`rlopt train controller=ppo_3opt` (digits), {args.controller_epochs} epochs", f"{ppo['wall_s']:.2f} s",
+         f"controller share {ppo['controller_share']:.2%}", f"{ppo['peak_mib']:,.0f} MiB"),
+    ]
+    ratios = [
+        ("speed-up over the reference epoch", f"{ref['train_s'] / sgd['train_s']:.2f}x"),
+        ("SAM / SGD epoch time", f"{sam['train_s'] / sgd['train_s']:.2f}"),
+        ("controller overhead (ppo_3opt, predict + learn)", f"{ppo['controller_share']:.2%} of wall time"),
+        ("ppo_3opt / sgd wall time", f"{ppo['wall_s'] / fixed['wall_s']:.2f}"),
+    ]
+    command = " ".join(["python scripts/bench.py", *sys.argv[1:]])
+    lines = [f"## {args.case} on {args.device} ({date.today()})", "", f"Machine: {machine()}.  ",
+             f"Data: {sgd['source']}, {sgd['images']} training images, batch {case['batch']}.  ",
+             f"Command: `{command}`", "", "| measurement | time | rate / share | peak memory |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    lines += ["", "| ratio | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in ratios] + [""]
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        with open(args.write, "a") as f:
+            f.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
