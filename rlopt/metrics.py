@@ -49,14 +49,14 @@ def write_json(path: Path, data: dict) -> None:
 
 
 class MetricsWriter:
-    """Appends rows to a CSV with a fixed header, flushing after every row."""
+    """Appends rows to a CSV with a fixed header (`COLUMNS` unless told), flushing after every row."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, columns=COLUMNS):
         self.path = Path(path)
         self.rows: list[dict] = []
         new = not self.path.exists() or self.path.stat().st_size == 0
         self._file = open(self.path, "a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="ignore")
+        self._writer = csv.DictWriter(self._file, fieldnames=list(columns), extrasaction="ignore")
         if new:
             self._writer.writeheader()
             self._file.flush()

@@ -5,7 +5,8 @@ this one training run, which is recorded in `metrics.csv`. With `episodes=N` it 
 training runs (seeds seed..seed+N-1, recorded in `learning_metrics.csv`), then controls a final
 run deterministically (seed+N) recorded in `metrics.csv`. The agent is saved as `policy.zip` with
 `policy.json` beside it (algorithm, action space, observation features) so `rlopt evaluate` can
-rebuild a matching environment.
+rebuild a matching environment. A layer-wise run is handed to SB3 as one sub-environment per layer
+(`env.agent_env`), so one shared policy acts for every layer.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from rlopt.controllers.loop import run_episode
+from rlopt.env import agent_env
 from rlopt.errors import UserError
 from rlopt.metrics import atomic_path, write_json
 
@@ -27,7 +29,10 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn
 
 
 class StopAfterEpisodes(BaseCallback):
-    """Ends `learn()` as soon as the given number of episodes (training runs) has finished."""
+    """Ends `learn()` as soon as the given number of episodes (training runs) has finished.
+
+    All sub-environments are one run (one env, or the layers of one layer-wise run), so a step
+    where any of them is done ends one episode."""
 
     def __init__(self, episodes: int):
         super().__init__()
@@ -35,7 +40,7 @@ class StopAfterEpisodes(BaseCallback):
         self.finished = 0
 
     def _on_step(self) -> bool:
-        self.finished += int(sum(self.locals["dones"]))
+        self.finished += int(any(self.locals["dones"]))
         return self.finished < self.episodes
 
 
@@ -64,16 +69,17 @@ class SB3Controller:
     def run(self, env, recorder) -> None:
         algo = ALGOS[self.cfg.algo]
         try:
-            self.model = algo("MlpPolicy", env, seed=self.seed, device="cpu", verbose=0, **_hyperparams(self.cfg))
+            self.model = algo("MlpPolicy", agent_env(env), seed=self.seed, device="cpu", verbose=0, **_hyperparams(self.cfg))
         except (TypeError, ValueError, AssertionError) as err:
             raise UserError(f"controller.hyperparams are not valid for {self.cfg.algo}: {err}") from None
         per_episode = env.decisions_per_episode
+        agent_steps = per_episode * self.model.n_envs  # SB3 counts one timestep per sub-environment
         if self.episodes == 0:
             recorder.start("metrics.csv", per_episode)
-            self.model.learn(total_timesteps=per_episode, callback=StopAfterEpisodes(1))
+            self.model.learn(total_timesteps=agent_steps, callback=StopAfterEpisodes(1))
         else:
             recorder.start("learning_metrics.csv", per_episode * self.episodes)
-            self.model.learn(total_timesteps=per_episode * self.episodes, callback=StopAfterEpisodes(self.episodes))
+            self.model.learn(total_timesteps=agent_steps * self.episodes, callback=StopAfterEpisodes(self.episodes))
             recorder.start("metrics.csv", per_episode)
             run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0],
                         options={"run_seed": self.seed + self.episodes})
@@ -91,7 +97,8 @@ def save_policy(model, cfg, env, run_dir: Path) -> None:
         "controller": cfg.name,
         "actions": OmegaConf.to_container(cfg.actions, resolve=True),
         "features": list(env.features.names),
-        "observation_dim": int(env.observation_space.shape[0]),
+        "observation_dim": int(model.observation_space.shape[0]),
+        "steps_per_action": env.steps_per_action,
     })
 
 
@@ -122,10 +129,11 @@ class FrozenPolicy:
         self.model, self.path = model, path
 
     def run(self, env, recorder) -> None:
-        if self.model.observation_space.shape != env.observation_space.shape or self.model.action_space != env.action_space:
+        agent = agent_env(env)  # a layer-wise policy acts per layer: batched over however many layers this model has
+        if self.model.observation_space.shape != agent.observation_space.shape or self.model.action_space != agent.action_space:
             raise UserError(
                 f"policy={self.path} does not fit this environment: it expects observations {self.model.observation_space.shape} "
-                f"and actions {self.model.action_space}, the run has {env.observation_space.shape} and {env.action_space}"
+                f"and actions {self.model.action_space}, the run has {agent.observation_space.shape} and {agent.action_space}"
             )
         recorder.start("metrics.csv", env.decisions_per_episode)
         run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0])

@@ -137,6 +137,8 @@ def build_actions(cfg):
 
 
 def action_value(action) -> float | int:
-    """The action as one number for the metrics CSV."""
+    """The action as one number for the metrics CSV; a per-layer action is summarised by its mean index."""
     arr = np.asarray(action).reshape(-1)
+    if len(arr) > 1:
+        return float(arr.mean())
     return float(arr[0]) if arr.dtype.kind == "f" else int(arr[0])
