@@ -62,7 +62,8 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
     if cfg.trainer.plots:
         plot_run(pd.read_csv(run_dir / "metrics.csv"), run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")
         if (run_dir / "layer_lrs.csv").is_file():
-            plot_layer_lrs(pd.read_csv(run_dir / "layer_lrs.csv"), run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")
+            layers = pd.read_csv(run_dir / "layer_lrs.csv", dtype={"name": str})  # module paths like "0.2" stay text
+            plot_layer_lrs(layers, run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")
     log.info("%s: status=%s test_loss=%.4g test_acc=%s", run_dir, summary["status"], summary["test_loss"], summary["test_acc"])
     return summary
 

@@ -177,3 +177,12 @@ def test_bad_layerwise_settings_name_their_key(override, key):
     extra = ["controller.difference_reward=true"] if key == "controller.difference_reward" else []
     with pytest.raises(UserError, match=key.replace("[", r"\[")):
         make_env(make_cfg("controller=ppo_layerwise", override, *extra))
+
+
+def test_layerwise_digits_preset_composes_for_the_agent_and_the_baseline():
+    agent = make_env(make_cfg("experiment=layerwise_digits", "trainer.progress=false", tiny=False))
+    assert isinstance(agent, LayerwiseTrainingEnv) and agent.n_layers == 4
+    assert agent.steps_per_action == 20 and agent.decisions_per_episode == 18 and agent.cfg.controller.episodes == 8
+    baseline = make_env(make_cfg("experiment=layerwise_digits", "controller=adam", "trainer.progress=false", tiny=False))
+    assert not isinstance(baseline, LayerwiseTrainingEnv) and baseline.decisions_per_episode == 18
+    assert baseline.actions.optimizers == agent.actions.optimizers == ["adam"]
