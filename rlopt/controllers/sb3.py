@@ -6,7 +6,7 @@ training runs (seeds seed..seed+N-1, recorded in `learning_metrics.csv`), then c
 run deterministically (seed+N) recorded in `metrics.csv`. The agent is saved as `policy.zip` with
 `policy.json` beside it (algorithm, action space, observation features) so `rlopt evaluate` can
 rebuild a matching environment. A layer-wise run is handed to SB3 as one sub-environment per layer
-(`env.agent_env`), so one shared policy acts for every layer.
+(`rlopt.env.agent_env`), so one shared policy acts for every layer.
 """
 
 from __future__ import annotations
