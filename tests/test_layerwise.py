@@ -124,7 +124,7 @@ def test_tiny_run_trains_records_every_layer_and_changes_the_policy(tmp_path):
 
 
 def test_policy_trained_on_one_depth_evaluates_on_another(tmp_path):
-    train(make_cfg(*LAYERWISE, "model=mlp", "model.hidden=[16]"), tmp_path / "run")  # 2 layers
+    train(make_cfg(*LAYERWISE, "model=mlp", "model.hidden=[16]", "controller.hyperparams.batch_size=8"), tmp_path / "run")  # 2 layers
     cfg = make_cfg(f"policy={tmp_path / 'run' / 'policy.zip'}", "model=digits_cnn", "trainer.epochs=1",
                    "trainer.batch_size=128", config="evaluate")  # 4 layers; keeps the policy's interval of 1 step
     summary = evaluate(cfg, tmp_path / "eval")
