@@ -102,6 +102,15 @@ def test_layer_vec_env_shapes_spaces_actions_and_auto_reset():
         checked.step(np.array([np.nan, 1, 1, 1]))
 
 
+def test_sgd_base_optimizer_moves_each_layer_within_bounds():
+    env = make_env(make_cfg(*LAYERWISE, "controller.actions.optimizer=sgd", "controller.actions.high=0.08"))
+    env.reset(seed=0)
+    assert env.bank.active == "sgd" and env.bank.lrs == pytest.approx([0.05] * 4)  # optim.sgd.lr
+    env.step(np.array([2, 0, 1, 1]))
+    assert env.bank.lrs == pytest.approx([0.08, 0.025, 0.05, 0.05])  # 0.1 clipped to high
+    assert all("momentum_buffer" in state for state in env.bank.current.state.values())
+
+
 def test_tiny_run_trains_records_every_layer_and_changes_the_policy(tmp_path):
     cfg = make_cfg(*LAYERWISE, "trainer.batch_size=32", "trainer.plots=true")  # 8 decisions: PPO updates after 4
     summary = train(cfg, tmp_path)
@@ -124,7 +133,8 @@ def test_tiny_run_trains_records_every_layer_and_changes_the_policy(tmp_path):
 
 
 def test_policy_trained_on_one_depth_evaluates_on_another(tmp_path):
-    train(make_cfg(*LAYERWISE, "model=mlp", "model.hidden=[16]", "controller.hyperparams.batch_size=8"), tmp_path / "run")  # 2 layers
+    two_layers = make_cfg(*LAYERWISE, "model=mlp", "model.hidden=[16]", "controller.hyperparams.batch_size=8")
+    train(two_layers, tmp_path / "run")
     cfg = make_cfg(f"policy={tmp_path / 'run' / 'policy.zip'}", "model=digits_cnn", "trainer.epochs=1",
                    "trainer.batch_size=128", config="evaluate")  # 4 layers; keeps the policy's interval of 1 step
     summary = evaluate(cfg, tmp_path / "eval")
