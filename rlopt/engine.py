@@ -8,6 +8,7 @@ channels_last with bf16 autocast and fused optimizer steps.
 
 from __future__ import annotations
 
+import copy
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ class TrainStats:
     grad_evals: int
     seconds: float
     grad_norm: float
-    lr: float  # learning rate of the last optimizer step (first param group): what the step used
+    lr: float  # learning rate of the last optimizer step (median over param groups): what the step used
 
 
 class Trainer:
@@ -135,10 +136,10 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         opt = self.bank.current
         evals = self.bank.grad_evals_per_step
-        lr = opt.param_groups[0]["lr"]  # the lr each step uses, read before a scheduler moves it
+        lr = self.bank.lr  # the lr each step uses, read before a scheduler moves it
         for _ in range(n_steps):
             x, y = self._next_batch()
-            lr = opt.param_groups[0]["lr"]
+            lr = self.bank.lr
             opt.zero_grad(set_to_none=True)
             loss = self._loss(x, y)
             loss.backward()
@@ -161,6 +162,32 @@ class Trainer:
         self.opt_steps += n_steps
         self.grad_evals += n_steps * evals
         return TrainStats(mean_loss, n_steps, n_steps * evals, time.perf_counter() - start, grad_norm_v, float(lr))
+
+    def snapshot(self) -> dict:
+        """Everything `train` changes (weights, BatchNorm statistics, optimizer states, the batch order and
+        the random streams), so a counterfactual step can be rolled back and replayed on the same batches."""
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "bank": copy.deepcopy(self.bank.state_dict()),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "perm": self.perm,
+            "batch_in_epoch": self.batch_in_epoch,
+            "opt_steps": self.opt_steps,
+            "grad_evals": self.grad_evals,
+        }
+
+    def restore(self, snap: dict) -> None:
+        """Return to a `snapshot()`; the snapshot stays valid for another restore."""
+        self.model.load_state_dict(snap["model"])
+        self.bank.load_state_dict(copy.deepcopy(snap["bank"]))
+        self.generator.set_state(snap["generator"])
+        torch.set_rng_state(snap["torch_rng"])
+        if snap["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(snap["cuda_rng"], self.device)
+        self.perm, self.batch_in_epoch = snap["perm"], snap["batch_in_epoch"]
+        self.opt_steps, self.grad_evals = snap["opt_steps"], snap["grad_evals"]
 
     def weights_finite(self) -> bool:
         return bool(torch.stack(torch._foreach_norm(self.params)).isfinite().all())

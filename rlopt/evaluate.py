@@ -3,7 +3,9 @@
 The environment takes its action space and observation features from the policy's
 `policy.json`, so the agent sees what it was trained on; dataset, model, seed and budget come
 from the command line (the transfer experiment). A policy whose spaces do not fit is refused
-with one clear line.
+with one clear line. A layer-wise policy (actions.kind=layer_lr) acts once per layer, so it runs
+on a model of any depth; it also keeps the decision interval it was trained with unless
+env.steps_per_action is given.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlopt.controllers.sb3 import FrozenPolicy, load_policy
+from rlopt.env.layer_actions import LAYER_KIND
 from rlopt.hydra_app import hydra_entry
 from rlopt.paths import conf_dir
 from rlopt.train import run_experiment
@@ -21,11 +24,14 @@ from rlopt.train import run_experiment
 
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     model, meta = load_policy(cfg.policy)
+    controller = {"name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"]}
+    layerwise = meta["actions"].get("kind") == LAYER_KIND
+    if layerwise:  # the layer-wise env reads its features and decision interval from the controller
+        controller.update(features=meta["features"], steps_per_action=meta.get("steps_per_action"))
     with open_dict(cfg):
-        cfg.controller = OmegaConf.create({
-            "name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"],
-        })
-        cfg.env.features = meta["features"]
+        cfg.controller = OmegaConf.create(controller)
+        if not layerwise:
+            cfg.env.features = meta["features"]
     return run_experiment(cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))
 
 

@@ -49,29 +49,30 @@ def write_json(path: Path, data: dict) -> None:
 
 
 class MetricsWriter:
-    """Writes rows to a CSV with a fixed header, flushing after every row.
+    """Writes rows to a CSV with a fixed header (`COLUMNS` unless told), flushing after every row.
 
     `rows=None` starts the file afresh; a list of rows continues a file that already holds them
     (a resumed run), appending after them.
     """
 
-    def __init__(self, path: Path, rows: list[dict] | None = None):
+    def __init__(self, path: Path, rows: list[dict] | None = None, columns=COLUMNS):
         self.path = Path(path)
         self.rows: list[dict] = list(rows or [])
         self._file = open(self.path, "a" if rows is not None else "w", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="ignore")
+        self.columns = list(columns)
+        self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore")
         if rows is None:
             self._writer.writeheader()
             self._file.flush()
 
     @staticmethod
-    def truncate(path: Path, n_rows: int) -> None:
+    def truncate(path: Path, n_rows: int, columns=COLUMNS) -> None:
         """Keep the header and the first `n_rows` rows of `path` (drops rows written after a checkpoint)."""
         lines = []
         if Path(path).exists():
             with open(path, newline="") as f:  # keep csv's \r\n line ends as they are
                 lines = f.read().splitlines(keepends=True)
-        kept = lines[: n_rows + 1] if lines else [",".join(COLUMNS) + "\r\n"]
+        kept = lines[: n_rows + 1] if lines else [",".join(columns) + "\r\n"]
         with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
             f.write("".join(kept))
 

@@ -1,4 +1,4 @@
-"""Figures for one run: accuracy, loss, precision/recall/F1, reward, and the action timeline."""
+"""Figures for one run: accuracy, loss, precision/recall/F1, reward, the action timeline, and layer-wise lrs."""
 
 from __future__ import annotations
 
@@ -58,3 +58,17 @@ def plot_run(df: pd.DataFrame, out: Path, title: str) -> list[Path]:
     _save(fig, out / "actions.png")
     written.append(out / "actions.png")
     return written
+
+
+def plot_layer_lrs(df: pd.DataFrame, out: Path, title: str) -> Path:
+    """`layer_lrs.png`: every layer's learning rate over the run (layer-wise controllers), shallow to deep."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    cmap = plt.get_cmap("viridis")
+    for (layer, name), rows in df.groupby(["layer", "name"], sort=True):
+        ax.step(rows["opt_steps"], rows["lr"], where="pre", color=cmap(rows["depth"].iloc[0]), label=f"{layer}: {name}")
+    ax.set(xlabel="optimizer steps", ylabel="learning rate", yscale="log", title=f"{title}: lr per layer")
+    ax.grid(alpha=0.3)
+    if df["layer"].nunique() <= 12:
+        ax.legend(fontsize=7)
+    _save(fig, Path(out) / "layer_lrs.png")
+    return Path(out) / "layer_lrs.png"

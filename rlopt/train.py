@@ -26,13 +26,13 @@ from rlopt.config import validate_train
 from rlopt.controllers import build_controller
 from rlopt.data import load_dataset
 from rlopt.engine import resolve_device
-from rlopt.env import TrainingEnv
+from rlopt.env import TrainingEnv, make_env
 from rlopt.errors import UserError
 from rlopt.hydra_app import hydra_entry
 from rlopt.models import model_name
 from rlopt.metrics import build_summary, write_json
 from rlopt.paths import conf_dir
-from rlopt.plots import plot_run
+from rlopt.plots import plot_layer_lrs, plot_run
 from rlopt.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
     write_json(run_dir / "summary.json", summary)
     if cfg.trainer.plots:
         plot_run(pd.read_csv(run_dir / "metrics.csv"), run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")
+        if (run_dir / "layer_lrs.csv").is_file():
+            layers = pd.read_csv(run_dir / "layer_lrs.csv", dtype={"name": str})  # module paths like "0.2" stay text
+            plot_layer_lrs(layers, run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")
     log.info("%s: status=%s test_loss=%.4g test_acc=%s", run_dir, summary["status"], summary["test_loss"], summary["test_acc"])
     return summary
 
@@ -89,7 +92,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
             torch.set_num_threads(int(cfg.trainer.threads))
         device = resolve_device(cfg.trainer.device)
         data = load_dataset(cfg.dataset, int(cfg.seed), device)
-        env = TrainingEnv(cfg, data=data, recorder=recorder)
+        env = make_env(cfg, data=data, recorder=recorder)
         checkpointer = Checkpointer(run_dir, env, recorder, every=int(cfg.checkpoint.every))
         resume = load_checkpoint(run_dir) if checkpointer.path.exists() else None
         if resume is not None:

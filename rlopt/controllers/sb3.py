@@ -5,7 +5,8 @@ this one training run, which is recorded in `metrics.csv`. With `episodes=N` it 
 training runs (seeds seed..seed+N-1, recorded in `learning_metrics.csv`), then controls a final
 run deterministically (seed+N) recorded in `metrics.csv`. The agent is saved as `policy.zip` with
 `policy.json` beside it (algorithm, action space, observation features) so `rlopt evaluate` can
-rebuild a matching environment.
+rebuild a matching environment. A layer-wise run is handed to SB3 as one sub-environment per layer
+(`rlopt.env.agent_env`), so one shared policy acts for every layer.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
 from rlopt.checkpoint import restore_rng
 from rlopt.controllers.exploration import configure_exploration
 from rlopt.controllers.loop import run_episode
+from rlopt.env import agent_env
 from rlopt.errors import UserError
 from rlopt.metrics import atomic_path, write_json
 
@@ -31,7 +32,10 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn
 
 
 class StopAfterEpisodes(BaseCallback):
-    """Ends `learn()` as soon as the given number of episodes (training runs) has finished."""
+    """Ends `learn()` as soon as the given number of episodes (training runs) has finished.
+
+    All sub-environments are one run (one env, or the layers of one layer-wise run), so a step
+    where any of them is done ends one episode."""
 
     def __init__(self, episodes: int, already: int = 0):
         super().__init__()
@@ -39,7 +43,7 @@ class StopAfterEpisodes(BaseCallback):
         self.finished = already
 
     def _on_step(self) -> bool:
-        self.finished += int(sum(self.locals["dones"]))
+        self.finished += int(any(self.locals["dones"]))
         return self.finished < self.episodes
 
 
@@ -105,7 +109,7 @@ class SB3Controller:
         return {"phase": phase, "finished": finished, "model": model_bytes.getvalue(), "replay_buffer": buffer}
 
     def run(self, env, recorder, checkpointer, resume: dict | None = None) -> None:
-        self.model = self._build(DummyVecEnv([lambda: env]), resume)
+        self.model = self._build(agent_env(env), resume)
         configure_exploration(self.model, self.cfg)
         state = resume["controller"] if resume is not None else {"phase": "learn", "finished": 0}
         per_episode = env.decisions_per_episode
@@ -116,7 +120,8 @@ class SB3Controller:
             save = CheckpointOnRollout(lambda: checkpointer.save(self._state("learn", stop.finished)))
             if resume is not None:
                 restore_rng(resume["rng"])
-            self.model.learn(total_timesteps=per_episode * learn_episodes - self.model.num_timesteps,
+            agent_steps = per_episode * self.model.n_envs  # SB3 counts one timestep per sub-environment
+            self.model.learn(total_timesteps=agent_steps * learn_episodes - self.model.num_timesteps,
                              callback=[stop, save], reset_num_timesteps=resume is None)
             resume = None
         if self.episodes > 0:
@@ -138,7 +143,8 @@ def save_policy(model, cfg, env, run_dir: Path) -> None:
         "controller": cfg.name,
         "actions": OmegaConf.to_container(cfg.actions, resolve=True),
         "features": list(env.features.names),
-        "observation_dim": int(env.observation_space.shape[0]),
+        "observation_dim": int(model.observation_space.shape[0]),
+        "steps_per_action": env.steps_per_action,
     })
 
 
@@ -169,10 +175,11 @@ class FrozenPolicy:
         self.model, self.path = model, path
 
     def run(self, env, recorder, checkpointer, resume: dict | None = None) -> None:
-        if self.model.observation_space.shape != env.observation_space.shape or self.model.action_space != env.action_space:
+        agent = agent_env(env)  # a layer-wise policy acts per layer: batched over however many layers this model has
+        if self.model.observation_space.shape != agent.observation_space.shape or self.model.action_space != agent.action_space:
             raise UserError(
                 f"policy={self.path} does not fit this environment: it expects observations {self.model.observation_space.shape} "
-                f"and actions {self.model.action_space}, the run has {env.observation_space.shape} and {env.action_space}"
+                f"and actions {self.model.action_space}, the run has {agent.observation_space.shape} and {agent.action_space}"
             )
         recorder.start("metrics.csv", env.decisions_per_episode)
         run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0], lambda: checkpointer.save({}),

@@ -18,7 +18,18 @@ from rlopt.errors import UserError
 from rlopt.optim import OPTIMIZERS
 
 
-class OptimizerChoice:
+class StateInBank:
+    """Checkpointing for action spaces whose whole state lives in the optimizer bank (which optimizer
+    is active, the learning rates in its param groups): the bank is saved and restored on its own."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Nothing to restore here; see the class docstring."""
+
+
+class OptimizerChoice(StateInBank):
     kind = "optimizer"
 
     def __init__(self, choices):
@@ -34,17 +45,12 @@ class OptimizerChoice:
     def reset(self, bank) -> None:
         bank.select(self.choices[0])
 
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Nothing to restore: the bank remembers which optimizer is active."""
 
     def apply(self, action, bank) -> None:
         bank.select(self.choices[int(action)])
 
 
-class _LearningRate:
+class _LearningRate(StateInBank):
     """Shared by the learning-rate spaces: one base optimizer whose lr the controller moves.
 
     The optimizer is built once per episode; its param groups' `lr` is overwritten in place, so
@@ -64,12 +70,6 @@ class _LearningRate:
         bank.select(self.optimizer)
         bank.set_lr(self.initial_lr)
 
-    def state_dict(self) -> dict:
-        """Nothing of its own: the learning rate lives in the optimizer's param groups, saved with the bank."""
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        """See `state_dict`."""
 
 
 class _OnGrid(_LearningRate):
@@ -195,6 +195,8 @@ def build_actions(cfg):
 
 
 def action_value(action) -> float | int:
-    """The action as one number for the metrics CSV."""
+    """The action as one number for the metrics CSV; a per-layer action is summarised by its mean index."""
     arr = np.asarray(action).reshape(-1)
+    if len(arr) > 1:
+        return float(arr.mean())
     return float(arr[0]) if arr.dtype.kind == "f" else int(arr[0])

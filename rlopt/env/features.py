@@ -78,5 +78,10 @@ class FeatureSet:
                 values += _one_hot(state, self.n_actions)
             else:
                 values.append(FEATURES[name](state))
-        obs = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=BOUND, posinf=BOUND, neginf=-BOUND)
-        return np.clip(obs, -BOUND, BOUND).astype(np.float32)
+        return bounded(values)
+
+
+def bounded(values) -> np.ndarray:
+    """Observation values as float32 within +-BOUND, NaN (a diverged run) mapped to the bound."""
+    obs = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=BOUND, posinf=BOUND, neginf=-BOUND)
+    return np.clip(obs, -BOUND, BOUND).astype(np.float32)

@@ -58,10 +58,7 @@ class TrainingEnv(gym.Env):
         self.channels_last = bool(cfg.trainer.channels_last) and self.device.type == "cuda" and len(self.data.input_shape) == 3
         if self.channels_last:
             self.data.transform.memory_format = torch.channels_last
-        self.actions = build_actions(cfg.controller.actions)
-        if self.actions.n_discrete == 0 and "prev_action" in cfg.env.features:
-            raise UserError("env.features may not hold prev_action with a continuous action space (actions.kind=lr_absolute); use log10_lr")
-        self.features = FeatureSet(cfg.env.features, self.actions.n_discrete)
+        self.actions, self.features = self._build_spaces(cfg)
         self.reward_fn = build_reward(cfg.reward)
         self.action_space = self.actions.space
         self.observation_space = self.features.space
@@ -123,7 +120,7 @@ class TrainingEnv(gym.Env):
             model = model.to(memory_format=torch.channels_last)
         if cfg.trainer.compile:
             model = torch.compile(model)
-        self.bank = OptimizerBank(model.parameters, self.actions.optimizers, cfg.optim, self.device)
+        self.bank = OptimizerBank(lambda: self._param_groups(model), self.actions.optimizers, cfg.optim, self.device)
         self.trainer = Trainer(model, self.data, self.bank, self.device, cfg.trainer.batch_size,
                                cfg.trainer.eval_batch_size, cfg.trainer.amp, run_seed)
 
@@ -225,6 +222,18 @@ class TrainingEnv(gym.Env):
         self._last_return = time.perf_counter()
         return self.last_obs, float(reward), done, False, {"metrics": row}
 
+    # -- what a subclass may change (the layer-wise env does) --------------------------------------
+    def _build_spaces(self, cfg):
+        """The action space object and the observation features, from the config."""
+        actions = build_actions(cfg.controller.actions)
+        if actions.n_discrete == 0 and "prev_action" in cfg.env.features:
+            raise UserError("env.features may not hold prev_action with a continuous action space (actions.kind=lr_absolute); use log10_lr")
+        return actions, FeatureSet(cfg.env.features, actions.n_discrete)
+
+    def _param_groups(self, model):
+        """What each optimizer is built over: every parameter in one group (one learning rate)."""
+        return model.parameters()
+
     # -- helpers ----------------------------------------------------------------------------------
     def _score(self, val: dict) -> float:
         """Higher is better: accuracy for classification (ties broken by loss), -loss for regression."""
@@ -242,12 +251,15 @@ class TrainingEnv(gym.Env):
             self.best_score, self.best_state, self.best_epoch = score, self._snapshot(), epoch
 
     def _observe(self, val: dict, prev: dict | None = None) -> np.ndarray:
+        return self.features(self._training_state(val, prev))
+
+    def _training_state(self, val: dict, prev: dict | None = None) -> TrainingState:
         prev = prev or val
         tr = self.trainer
-        return self.features(TrainingState(
+        return TrainingState(
             val_loss=val["loss"], prev_val_loss=prev["loss"], val_acc=val.get("acc"), prev_val_acc=prev.get("acc"),
             train_loss=self.train_loss, grad_norm=self.grad_norm, lr=self.bank.lr, best_val_loss=self.best_loss,
             progress=tr.opt_steps / self.budget_steps,
             epochs_left=(self.budget_steps - tr.opt_steps) / self.batches_per_epoch,
             prev_action=self.prev_action,
-        ))
+        )

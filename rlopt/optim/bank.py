@@ -6,6 +6,8 @@ their own optimizer while another one steps, and are used again when it is picke
 
 from __future__ import annotations
 
+import statistics
+
 import torch
 
 from rlopt.errors import UserError
@@ -63,12 +65,25 @@ class OptimizerBank:
         return getattr(self.current, "grad_evals_per_step", 1)
 
     @property
+    def lrs(self) -> list[float]:
+        """The current optimizer's learning rate per param group (one group per layer in layer-wise runs)."""
+        return [float(group["lr"]) for group in self.current.param_groups]
+
+    @property
     def lr(self) -> float:
-        return float(self.current.param_groups[0]["lr"])
+        """The learning rate: the median over param groups, which is the one lr when all groups share it."""
+        return float(statistics.median(self.lrs))
 
     def set_lr(self, lr: float) -> None:
         """Set the learning rate of every param group of the current optimizer (state untouched)."""
-        for group in self.current.param_groups:
+        self.set_lrs([lr] * len(self.current.param_groups))
+
+    def set_lrs(self, lrs) -> None:
+        """Set one learning rate per param group of the current optimizer (state untouched)."""
+        groups = self.current.param_groups
+        if len(lrs) != len(groups):
+            raise ValueError(f"{len(lrs)} learning rates for {len(groups)} param groups")
+        for group, lr in zip(groups, lrs):
             group["lr"] = float(lr)
 
     def state_dict(self) -> dict:
