@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import time
 import zipfile
 from pathlib import Path
 
@@ -45,10 +46,12 @@ class Checkpointer:
         self.calls += 1
         if self.every <= 0 or self.calls % self.every:
             return
+        started = time.perf_counter()
         state = {"env": self.env.state_dict(), "recorder": self.recorder.state_dict(),
                  "controller": controller_state, "rng": rng_states()}
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
+        self.env.add_checkpoint_time(time.perf_counter() - started)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

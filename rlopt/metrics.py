@@ -19,7 +19,7 @@ import numpy as np
 
 COLUMNS = [
     "episode", "epoch", "step", "action", "optimizer", "lr", "train_loss", "val_loss", "val_acc",
-    "val_precision", "val_recall", "val_f1", "reward", "epoch_time_s", "controller_time_s", "grad_evals",
+    "val_precision", "val_recall", "val_f1", "reward", "epoch_time_s", "controller_time_s", "checkpoint_time_s", "grad_evals",
     "opt_steps", "grad_norm", "diverged",
 ]
 
@@ -128,6 +128,7 @@ def build_summary(rows: list[dict], status: str, test: dict, best_epoch, wall_ti
         "wall_time_s": wall_time,
         "controller_time_s": controller,
         "controller_time_share": controller / wall_time if wall_time > 0 else None,
+        "checkpoint_time_s": float(sum(r.get("checkpoint_time_s", 0.0) for r in rows)),
         "grad_evals": rows[-1]["grad_evals"] if rows else 0,
         "opt_steps": rows[-1]["opt_steps"] if rows else 0,
         "steps": len(rows),

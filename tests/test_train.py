@@ -53,7 +53,7 @@ def test_same_seed_gives_identical_metrics(tmp_path):
     cfg = make_cfg("controller=random", "reward=loss_delta")  # composite charges wall time: not reproducible
     train(cfg, tmp_path / "a")
     train(cfg, tmp_path / "b")
-    timing = ["epoch_time_s", "controller_time_s"]
+    timing = ["epoch_time_s", "controller_time_s", "checkpoint_time_s"]
     a = pd.read_csv(tmp_path / "a" / "metrics.csv").drop(columns=timing)
     b = pd.read_csv(tmp_path / "b" / "metrics.csv").drop(columns=timing)
     pd.testing.assert_frame_equal(a, b)
@@ -72,3 +72,11 @@ def test_converged_epoch_follows_its_definition(tmp_path):
     best = df["val_acc"].max()
     expected = df.loc[df["val_acc"] >= best - 0.005, "epoch"].iloc[0]
     assert summary["converged_epoch"] == expected
+
+
+def test_checkpoint_time_is_recorded_apart_from_the_controllers(tmp_path):
+    train(make_cfg("controller=sgd", "checkpoint.every=1"), tmp_path / "on")
+    train(make_cfg("controller=sgd", "checkpoint.every=0"), tmp_path / "off")
+    on, off = pd.read_csv(tmp_path / "on" / "metrics.csv"), pd.read_csv(tmp_path / "off" / "metrics.csv")
+    assert (on["checkpoint_time_s"].iloc[1:] > 0).all() and (off["checkpoint_time_s"] == 0).all()
+    assert not (tmp_path / "on" / "checkpoint.pt").exists(), "a finished run removes its checkpoint"

@@ -69,6 +69,7 @@ class TrainingEnv(gym.Env):
         self.last_result: EpisodeResult | None = None
         self.trainer: Trainer | None = None
         self._resumed_scheduler: dict | None = None
+        self._checkpoint_time = 0.0
 
     # -- budget ---------------------------------------------------------------------------------
     @property
@@ -137,6 +138,10 @@ class TrainingEnv(gym.Env):
             self.bank.load_state_dict(self._resumed_scheduler["bank"])
             self._resumed_scheduler = None
 
+    def add_checkpoint_time(self, seconds: float) -> None:
+        """Time spent writing a checkpoint between steps: recorded apart, not charged to the controller."""
+        self._checkpoint_time += seconds
+
     # -- checkpointing ------------------------------------------------------------------------------
     _STATE_FIELDS = ("episodes_started", "val", "best_loss", "best_score", "best_state", "best_epoch", "decision",
                      "prev_action", "train_loss", "grad_norm", "status", "last_obs")
@@ -167,7 +172,9 @@ class TrainingEnv(gym.Env):
 
     def step(self, action):
         started = time.perf_counter()
-        controller_time = started - self._last_return
+        # what the controller spent since the last step, less the checkpoint written in between
+        controller_time = started - self._last_return - self._checkpoint_time
+        checkpoint_time, self._checkpoint_time = self._checkpoint_time, 0.0
         if self.trainer is None or self.status != "running":
             raise RuntimeError("step() called before reset() or after the episode ended")
         tr = self.trainer
@@ -205,6 +212,7 @@ class TrainingEnv(gym.Env):
             "reward": float(reward),
             "epoch_time_s": step_time,
             "controller_time_s": controller_time,
+            "checkpoint_time_s": checkpoint_time,
             "grad_evals": tr.grad_evals,
             "opt_steps": tr.opt_steps,
             "grad_norm": stats.grad_norm,
