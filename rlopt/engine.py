@@ -136,10 +136,11 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         opt = self.bank.current
         evals = self.bank.grad_evals_per_step
-        lr = self.bank.lr  # the lr each step uses, read before a scheduler moves it
+        next_lr = self.bank.lr  # read again only when a scheduler moves it: no per-step Python work otherwise
+        lr = next_lr
         for _ in range(n_steps):
             x, y = self._next_batch()
-            lr = self.bank.lr
+            lr = next_lr  # what this step uses
             opt.zero_grad(set_to_none=True)
             loss = self._loss(x, y)
             loss.backward()
@@ -156,6 +157,7 @@ class Trainer:
             if self.lr_scheduler is not None and (
                     self.lr_scheduler_interval == "step" or self.batch_in_epoch == self.batches_per_epoch):
                 self.lr_scheduler.step()
+                next_lr = self.bank.lr
         grads = [p.grad for p in self.params if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else total * 0
         mean_loss, grad_norm_v = torch.stack([total / max(n_steps, 1), grad_norm]).tolist()
