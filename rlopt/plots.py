@@ -13,10 +13,12 @@ import pandas as pd  # noqa: E402
 from rlopt.metrics import atomic_path  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path, dpi: int = 110) -> Path:
+    """Write `fig` as a PNG atomically, without version metadata (the same data gives the same bytes)."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
+    return path
 
 
 def _line(df: pd.DataFrame, columns: dict[str, str], ylabel: str, title: str, path: Path) -> None:
@@ -27,7 +29,7 @@ def _line(df: pd.DataFrame, columns: dict[str, str], ylabel: str, title: str, pa
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_run(df: pd.DataFrame, out: Path, title: str) -> list[Path]:
@@ -55,7 +57,7 @@ def plot_run(df: pd.DataFrame, out: Path, title: str) -> list[Path]:
     ax_lr.set(xlabel="epoch", ylabel="learning rate", yscale="log")
     for ax in (ax_opt, ax_lr):
         ax.grid(alpha=0.3)
-    _save(fig, out / "actions.png")
+    save_figure(fig, out / "actions.png")
     written.append(out / "actions.png")
     return written
 
@@ -70,5 +72,5 @@ def plot_layer_lrs(df: pd.DataFrame, out: Path, title: str) -> Path:
     ax.grid(alpha=0.3)
     if df["layer"].nunique() <= 12:
         ax.legend(fontsize=7)
-    _save(fig, Path(out) / "layer_lrs.png")
+    save_figure(fig, Path(out) / "layer_lrs.png")
     return Path(out) / "layer_lrs.png"

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from rlopt.metrics import atomic_path  # noqa: E402
+from rlopt.plots import save_figure  # noqa: E402
 from rlopt.runs import FINISHED  # noqa: E402
 
 # file stem -> panels (metrics.csv column, axis label); one figure per dataset
@@ -36,13 +36,6 @@ CURVES = {
 LOG_SCALE = {"train_loss", "val_loss", "lr"}
 NUMERIC = ["epoch", "step", "lr", "train_loss", "val_loss", "val_acc", "val_precision", "val_recall", "val_f1", "reward",
            "epoch_time_s", "controller_time_s", "grad_evals"]
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return path
 
 
 def _palette(names: list[str], cmap: str) -> dict[str, tuple]:
@@ -87,7 +80,7 @@ def _curve_figure(dataset: str, data: pd.DataFrame, panels: list[tuple[str, str]
     axes[0, 0].legend(fontsize=7)
     band = "mean ± std" if spread == "std" else "mean, min-max band"
     fig.suptitle(f"{dataset}: {band} over seeds", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=100)
 
 
 def _action_timeline(dataset: str, data: pd.DataFrame, colours: dict, path: Path) -> Path:
@@ -110,7 +103,7 @@ def _action_timeline(dataset: str, data: pd.DataFrame, colours: dict, path: Path
     fig.legend(handles=[Patch(color=c, label=o) for o, c in colours.items()], loc="upper right", fontsize=8,
                ncol=len(colours))
     fig.suptitle(f"{dataset}: optimizer used per epoch (share of seeds)", fontsize=10, x=0.02, ha="left")
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=100)
 
 
 def _compute(dataset: str, data: pd.DataFrame, colours: dict, path: Path) -> Path:
@@ -132,7 +125,7 @@ def _compute(dataset: str, data: pd.DataFrame, colours: dict, path: Path) -> Pat
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{dataset}: {label} against compute", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_report(runs: pd.DataFrame, out: Path) -> list[Path]:
