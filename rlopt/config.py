@@ -29,6 +29,8 @@ def validate_train(cfg) -> None:
     _positive_int(t.threads, "trainer.threads", allow_null=True)
     if t.device not in ("auto", "cpu", "cuda"):
         raise UserError(f"trainer.device={t.device} is not allowed: use auto, cpu or cuda")
+    if t.amp not in ("auto", True, False):
+        raise UserError(f"trainer.amp={t.amp} is not allowed: use auto, true or false")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         raise UserError(f"seed={cfg.seed} is not allowed: use a non-negative integer")
     for name in ("sgd", "adam", "adadelta"):

@@ -3,7 +3,8 @@
 Batches are index slices of a per-epoch permutation of the training tensor, transformed on
 the device (see `data.transforms`). Losses are summed on the device and read back once per
 decision step, so the GPU never waits on Python between batches. On CUDA the model runs in
-channels_last with bf16 autocast and fused optimizer steps.
+channels_last with bf16 autocast and fused optimizer steps; on CPUs with native bf16 instructions
+classification also runs under bf16 autocast (about 1.3x faster convolutions on AVX512-BF16).
 """
 
 from __future__ import annotations
@@ -36,6 +37,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def use_bf16(amp, device: torch.device, classification: bool) -> bool:
+    """Whether training and evaluation run under bf16 autocast (`trainer.amp`).
+
+    `auto` turns it on where bf16 is native and the task tolerates it: CUDA GPUs with bf16, and
+    CPUs with AVX512-BF16 or AMX (without them oneDNN emulates bf16, slower than fp32), for
+    classification only, since regression targets such as the polynomial task's coefficients are
+    fitted to errors below bf16's resolution. `true` forces it on any device; `false` turns it off.
+    """
+    if amp == "auto":
+        if not classification:
+            return False
+        if device.type == "cuda":
+            return torch.cuda.is_bf16_supported()
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return bool(amp)
+
+
 @dataclass
 class TrainStats:
     train_loss: float
@@ -50,11 +68,12 @@ class Trainer:
     """Runs optimizer steps for one model with the bank's current optimizer."""
 
     def __init__(self, model: nn.Module, data: DataBundle, bank: OptimizerBank, device: torch.device,
-                 batch_size: int, eval_batch_size: int, amp: bool, seed: int):
+                 batch_size: int, eval_batch_size: int, amp: bool | str, seed: int):
         self.model, self.data, self.bank, self.device = model, data, bank, device
         self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
         self.loss_fn = F.cross_entropy if data.is_classification else F.mse_loss
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+        self.bf16 = use_bf16(amp, device, data.is_classification)
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
         self.generator = torch.Generator(device=device).manual_seed(int(seed))
         self.batchnorms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         self.params = [p for p in model.parameters() if p.requires_grad]

@@ -6,15 +6,19 @@
 
 Each case measures, with the same model, batch size and optimizer:
   1. rlopt's training epoch vs. a plain-PyTorch reference (torchvision Dataset + DataLoader +
-     transforms, the usual tutorial loop) -> speed ratio and images/s; and rlopt's full decision
-     step (train + validation) to show what evaluation adds;
+     transforms, the usual tutorial loop, fp32) -> speed ratio and images/s, for rlopt as a user
+     gets it (`trainer.amp=auto`: bf16 autocast on CUDA and on CPUs with native bf16) and in fp32
+     (`trainer.amp=false`), and on CPU also in fp32 with glibc's malloc defaults (the data path
+     alone, without `rlopt.cpu_memory`), which separates the gains; and rlopt's validation pass,
+     to show what evaluation adds;
   2. SAM epoch / SGD epoch in rlopt's engine;
   3. controller overhead: `rlopt train` on the embedded default (digits), `ppo_3opt` vs the fixed
-     `sgd` controller (share of wall time spent in predict + learn, and the wall-time ratio);
+     `sgd` controller (share of wall time spent in predict + learn, and the wall-time ratio),
+     one pair of runs per round, the median round reported;
   4. peak memory of each (CUDA: max allocated; CPU: the child process's peak RSS).
 Every measurement runs in a fresh child process (spawn) so peak memory is per measurement.
 Times are medians over `--repeats` epochs after one warm-up epoch, best of `--rounds` interleaved
-rounds; CUDA times use CUDA events.
+rounds; ratios are given from those and for each round (paired); CUDA times use CUDA events.
 """
 
 from __future__ import annotations
@@ -110,20 +114,24 @@ def _model(case, device, compile_: bool):
     return torch.compile(model) if compile_ else model
 
 
-def measure_rlopt(case, device_name, optimizer, repeats, data_root, compile_, queue):
-    """Child process: rlopt's engine, one optimizer, train epochs and train+val steps."""
+def measure_rlopt(case, device_name, optimizer, repeats, data_root, compile_, amp, malloc_defaults, queue):
+    """Child process: rlopt's engine, one optimizer and precision (`trainer.amp`), train epochs and validation
+    passes. On CPU the process keeps freed memory as `rlopt train` does, unless `malloc_defaults`."""
     from omegaconf import OmegaConf
 
+    from rlopt.cpu_memory import keep_freed_memory
     from rlopt.engine import Trainer
     from rlopt.optim import OptimizerBank
 
     device = torch.device(device_name)
+    if device.type == "cpu" and not malloc_defaults:
+        keep_freed_memory()
     x, y, source = _raw_images(case, data_root)
     data = _bundle(case, x, y, device)
     model = _model(case, device, compile_)
     optim_cfg = OmegaConf.load(REPO / "conf" / "train.yaml").optim
     bank = OptimizerBank(model.parameters, [optimizer], optim_cfg, device)
-    trainer = Trainer(model, data, bank, device, case["batch"], 1024, amp=True, seed=0)
+    trainer = Trainer(model, data, bank, device, case["batch"], 1024, amp=amp, seed=0)
     timer = Timer(device)
     train_times, eval_times = [], []
     for i in range(repeats + 1):
@@ -136,7 +144,8 @@ def measure_rlopt(case, device_name, optimizer, repeats, data_root, compile_, qu
             train_times.append(train_t)
             eval_times.append(timer.seconds)
     queue.put({"train_s": statistics.median(train_times), "eval_s": statistics.median(eval_times),
-               "images": len(data.train), "peak_mib": _peak_memory(device), "source": source})
+               "images": len(data.train), "peak_mib": _peak_memory(device), "source": source,
+               "precision": "bf16 autocast" if trainer.bf16 else "fp32"})
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -234,7 +243,7 @@ def main() -> None:
     parser.add_argument("--case", choices=CASES, default="small_cnn_mnist")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per measurement (after 1 warm-up)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the epoch measurements")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every measurement")
     parser.add_argument("--images", type=int, help="training images (default: the case's)")
     parser.add_argument("--controller-epochs", type=int, default=30, help="epochs of the digits runs (3.)")
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
@@ -246,45 +255,73 @@ def main() -> None:
         case["n"] = args.images
     root = args.data_root if args.data_root.is_dir() else None
 
-    # Interleaved rounds (ref, sgd, sam, ref, sgd, sam, ...) so drifting machine load hits all alike;
-    # each measurement keeps its fastest round.
-    rounds = {"ref": [], "sgd": [], "sam": []}
-    for _ in range(args.rounds):
-        rounds["ref"].append(in_child(measure_reference, case, args.device, args.repeats, root))
-        rounds["sgd"].append(in_child(measure_rlopt, case, args.device, "sgd", args.repeats, root, False))
-        rounds["sam"].append(in_child(measure_rlopt, case, args.device, "sam", args.repeats, root, False))
-    ref, sgd, sam = (min(rounds[k], key=lambda r: r["train_s"]) for k in ("ref", "sgd", "sam"))
-    fixed = in_child(measure_controller, args.device, "sgd", args.controller_epochs)
-    ppo = in_child(measure_controller, args.device, "ppo_3opt", args.controller_epochs)
-    compiled = in_child(measure_rlopt, case, args.device, "sgd", args.repeats, root, True) if args.compile else None
+    # Interleaved rounds (ref, sgd, fp32, sam, ref, ...) so drifting machine load hits all alike. Times
+    # are the fastest round; each ratio is also computed within every round (paired measurements),
+    # and the spread over rounds is printed beside it.
+    runs = {
+        "ref": lambda: in_child(measure_reference, case, args.device, args.repeats, root),
+        "sgd": lambda: in_child(measure_rlopt, case, args.device, "sgd", args.repeats, root, False, "auto", False),
+        "fp32": lambda: in_child(measure_rlopt, case, args.device, "sgd", args.repeats, root, False, False, False),
+        "malloc": lambda: in_child(measure_rlopt, case, args.device, "sgd", args.repeats, root, False, False, True),
+        "sam": lambda: in_child(measure_rlopt, case, args.device, "sam", args.repeats, root, False, "auto", False),
+        "fixed": lambda: in_child(measure_controller, args.device, "sgd", args.controller_epochs),
+        "ppo": lambda: in_child(measure_controller, args.device, "ppo_3opt", args.controller_epochs),
+    }
+    if args.device != "cpu":  # glibc's thresholds matter to CPU tensors only
+        del runs["malloc"]
+    rounds = [{name: run() for name, run in runs.items()} for _ in range(args.rounds)]
+    epochs = [k for k in ("ref", "sgd", "fp32", "malloc", "sam") if k in runs]
+    best = {k: min((r[k] for r in rounds), key=lambda m: m["train_s"]) for k in epochs}
+    ref, sgd, fp32, sam = best["ref"], best["sgd"], best["fp32"], best["sam"]
+    by_share = sorted(rounds, key=lambda r: r["ppo"]["controller_share"])
+    median_round = by_share[(len(by_share) - 1) // 2]  # the lower median: an actual round, not an average
+    fixed, ppo = median_round["fixed"], median_round["ppo"]
+    compiled = in_child(measure_rlopt, case, args.device, "sgd", args.repeats, root, True, "auto", False) if args.compile else None
+
+    def epoch_row(label, m):
+        return (label, f"{m['train_s']:.3f} s", f"{m['images'] / m['train_s']:,.0f} img/s", f"{m['peak_mib']:,.0f} MiB")
 
     rows = [
-        ("reference epoch (DataLoader, 2 workers)", f"{ref['train_s']:.3f} s", f"{ref['images'] / ref['train_s']:,.0f} img/s", f"{ref['peak_mib']:,.0f} MiB"),
-        ("rlopt epoch, SGD (train)", f"{sgd['train_s']:.3f} s", f"{sgd['images'] / sgd['train_s']:,.0f} img/s", f"{sgd['peak_mib']:,.0f} MiB"),
+        epoch_row("reference epoch (DataLoader, 2 workers, fp32)", ref),
+        epoch_row(f"rlopt epoch, SGD, `trainer.amp=auto` ({sgd['precision']})", sgd),
+        epoch_row("rlopt epoch, SGD, `trainer.amp=false` (fp32)", fp32),
+        *([epoch_row("rlopt epoch, SGD, fp32, glibc malloc defaults", best["malloc"])] if "malloc" in best else []),
         ("rlopt validation pass", f"{sgd['eval_s']:.3f} s", f"{sgd['eval_s'] / sgd['train_s']:.1%} of an epoch", ""),
-        ("rlopt epoch, SAM (train)", f"{sam['train_s']:.3f} s", f"{sam['images'] / sam['train_s']:,.0f} img/s", f"{sam['peak_mib']:,.0f} MiB"),
+        epoch_row(f"rlopt epoch, SAM ({sam['precision']})", sam),
     ]
     if compiled:
-        rows.append(("rlopt epoch, SGD, torch.compile", f"{compiled['train_s']:.3f} s",
-                     f"{compiled['images'] / compiled['train_s']:,.0f} img/s", f"{compiled['peak_mib']:,.0f} MiB"))
+        rows.append(epoch_row(f"rlopt epoch, SGD, torch.compile ({compiled['precision']})", compiled))
     rows += [
         (f"`rlopt train controller=sgd` (digits), {args.controller_epochs} epochs", f"{fixed['wall_s']:.2f} s",
          f"controller share {fixed['controller_share']:.2%}", f"{fixed['peak_mib']:,.0f} MiB"),
         (f"`rlopt train controller=ppo_3opt` (digits), {args.controller_epochs} epochs", f"{ppo['wall_s']:.2f} s",
          f"controller share {ppo['controller_share']:.2%}", f"{ppo['peak_mib']:,.0f} MiB"),
     ]
+
+    def per_round(fn, fmt):
+        return ", ".join(format(fn(r), fmt) for r in rounds)
+
     ratios = [
-        ("speed-up over the reference epoch", f"{ref['train_s'] / sgd['train_s']:.2f}x"),
-        ("SAM / SGD epoch time", f"{sam['train_s'] / sgd['train_s']:.2f}"),
-        ("controller overhead (ppo_3opt, predict + learn)", f"{ppo['controller_share']:.2%} of wall time"),
-        ("ppo_3opt / sgd wall time", f"{ppo['wall_s'] / fixed['wall_s']:.2f}"),
+        ("speed-up over the reference epoch (amp=auto)", f"{ref['train_s'] / sgd['train_s']:.2f}x",
+         per_round(lambda r: r["ref"]["train_s"] / r["sgd"]["train_s"], ".2f")),
+        ("speed-up over the reference epoch (fp32)", f"{ref['train_s'] / fp32['train_s']:.2f}x",
+         per_round(lambda r: r["ref"]["train_s"] / r["fp32"]["train_s"], ".2f")),
+        *([("speed-up over the reference epoch (fp32, malloc defaults: the data path alone)",
+            f"{ref['train_s'] / best['malloc']['train_s']:.2f}x",
+            per_round(lambda r: r["ref"]["train_s"] / r["malloc"]["train_s"], ".2f"))] if "malloc" in best else []),
+        ("SAM / SGD epoch time", f"{sam['train_s'] / sgd['train_s']:.2f}",
+         per_round(lambda r: r["sam"]["train_s"] / r["sgd"]["train_s"], ".2f")),
+        ("controller overhead (ppo_3opt, predict + learn)", f"{ppo['controller_share']:.2%} of wall time",
+         per_round(lambda r: r["ppo"]["controller_share"], ".2%")),
+        ("ppo_3opt / sgd wall time", f"{ppo['wall_s'] / fixed['wall_s']:.2f}",
+         per_round(lambda r: r["ppo"]["wall_s"] / r["fixed"]["wall_s"], ".2f")),
     ]
     command = " ".join(["python scripts/bench.py", *sys.argv[1:]])
     lines = [f"## {args.case} on {args.device} ({date.today()})", "", f"Machine: {machine()}.  ",
              f"Data: {sgd['source']}, {sgd['images']} training images, batch {case['batch']}.  ",
              f"Command: `{command}`", "", "| measurement | time | rate / share | peak memory |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    lines += ["", "| ratio | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in ratios] + [""]
+    lines += ["", "| ratio | value | each round |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in ratios] + [""]
     text = "\n".join(lines)
     print(text)
     if args.write:

@@ -11,8 +11,11 @@ R=outputs/reports
 #    Sweep order puts ppo_layerwise seed s in job folder s_digits_ppo_layerwise_s<s>.
 rlopt train -m experiment=layerwise_digits controller=ppo_layerwise,adam seed=0,1,2,3,4 hydra.sweep.dir=$S/layerwise_digits
 
-# 2. Controls: constant Adam at 2e-3 and 1e-2 (where the learned policies put the lrs); 30 learning runs
-#    instead of 8; the difference reward.
+# 2. Baselines and controls: cosine-annealed Adam from 1e-3; the same PPO agent setting one global lr
+#    (per_layer=false: same features, moves, bounds and 8 learning runs); constant Adam at 2e-3 and 1e-2
+#    (where the learned policies put the lrs); 30 learning runs instead of 8; the difference reward.
+rlopt train -m experiment=layerwise_digits controller=schedule controller.schedule=cosine seed=0,1,2,3,4 hydra.sweep.dir=$S/layerwise_digits_cosine
+rlopt train -m experiment=layerwise_digits controller=ppo_layerwise controller.per_layer=false controller.hyperparams.batch_size=4 seed=0,1,2,3,4 hydra.sweep.dir=$S/layerwise_digits_global
 rlopt train -m experiment=layerwise_digits controller=adam optim.adam.lr=0.002 seed=0,1,2,3,4 hydra.sweep.dir=$S/layerwise_digits_adam_2e-3
 rlopt train -m experiment=layerwise_digits controller=adam optim.adam.lr=0.01 seed=0,1,2,3,4 hydra.sweep.dir=$S/layerwise_digits_adam_1e-2
 rlopt train -m experiment=layerwise_digits controller=ppo_layerwise controller.episodes=30 seed=0,1,2,3,4 hydra.sweep.dir=$S/layerwise_digits_30runs
@@ -31,7 +34,7 @@ rlopt train -m experiment=layerwise_digits controller=adam model=resnet18 seed=0
 rlopt train -m experiment=layerwise_digits controller=adam optim.adam.lr=0.01 model=resnet18 seed=0,1,2 hydra.sweep.dir=$S/layerwise_digits_adam_1e-2_resnet18
 
 # 4. Tables (table.md in each report folder).
-for name in layerwise_digits layerwise_digits_adam_2e-3 layerwise_digits_adam_1e-2 layerwise_digits_30runs \
+for name in layerwise_digits layerwise_digits_cosine layerwise_digits_global layerwise_digits_adam_2e-3 layerwise_digits_adam_1e-2 layerwise_digits_30runs \
             layerwise_digits_difference layerwise_digits_adam_1e-2_resnet18; do
   rlopt report $S/$name out=$R/$name
 done

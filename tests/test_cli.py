@@ -48,6 +48,7 @@ def test_unknown_group_option_lists_the_available_ones(cli_inproc, tmp_path):
     ("optim.sam.rho=0", "optim.sam.rho=0"),
     ("dataset.val_size=100000", "dataset.val_size=100000"),
     ("trainer.device=tpu", "trainer.device=tpu"),
+    ("trainer.amp=fp8", "trainer.amp=fp8"),
     ("env.features=[val_acc,banana]", "env.features"),
     ("reward.w_acc=oops", "reward=composite"),
 ])

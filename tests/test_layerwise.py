@@ -132,6 +132,21 @@ def test_tiny_run_trains_records_every_layer_and_changes_the_policy(tmp_path):
     assert before.shape == after.shape and not torch.equal(before, after), "the shared policy did not learn"
 
 
+def test_per_layer_false_gives_one_global_lr_moved_by_the_same_policy(tmp_path):
+    model = build_model(OmegaConf.create({"name": "digits_cnn"}), "digits", (1, 8, 8), 10)
+    (whole,) = layer_groups(model, per_layer=False)
+    assert [id(p) for p in whole.params] == [id(p) for p in model.parameters()]
+
+    summary = train(make_cfg(*LAYERWISE, "trainer.batch_size=32", "controller.per_layer=false",
+                             "controller.hyperparams.batch_size=4"), tmp_path)  # a rollout is 4 samples: one agent
+    assert summary["status"] == "completed"
+    layers = pd.read_csv(tmp_path / "layer_lrs.csv")
+    assert len(layers) == 8 and (layers["name"] == "network").all() and (layers["depth"] == 0).all()
+    lrs = np.concatenate([[1e-3], layers["lr"].to_numpy()])  # each row holds the lr after that step's move
+    moved_by_a_factor = np.isin(np.round(lrs[1:] / lrs[:-1], 6), [0.5, 1.0, 2.0])
+    assert (moved_by_a_factor | np.isclose(lrs[1:], 1e-5) | np.isclose(lrs[1:], 1e-2)).all(), lrs
+
+
 def test_policy_trained_on_one_depth_evaluates_on_another(tmp_path):
     two_layers = make_cfg(*LAYERWISE, "model=mlp", "model.hidden=[16]", "controller.hyperparams.batch_size=8")
     train(two_layers, tmp_path / "run")
@@ -181,6 +196,7 @@ def test_difference_reward_pays_the_gain_over_all_keep_and_leaves_the_run_untouc
     ("controller.actions.optimizer=sgd", "controller.actions.start_lr"),  # optim.sgd.lr=0.05 > high
     ("controller.features=[val_loss,layer_norm]", "controller.features"),
     ("controller.steps_per_action=0", "controller.steps_per_action=0"),
+    ("controller.per_layer=maybe", "controller.per_layer=maybe"),
     ("controller.actions.factors=[0.5,2.0]", "controller.difference_reward"),
 ])
 def test_bad_layerwise_settings_name_their_key(override, key):

@@ -39,13 +39,30 @@ def test_digits_really_learns(tmp_path):
     assert summary["test_acc"] > 0.9
 
 
+def test_forced_bf16_autocast_learns_and_is_recorded(tmp_path):
+    summary = train(make_cfg("controller=sgd", "trainer.epochs=5", "dataset.train_subset=null", "trainer.amp=true"), tmp_path)
+    assert summary["precision"] == "bf16 autocast" and summary["test_acc"] > 0.9
+
+
+def test_amp_auto_follows_the_device_and_keeps_regression_in_fp32():
+    import torch
+
+    from rlopt.engine import use_bf16
+
+    cpu = torch.device("cpu")
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert use_bf16("auto", cpu, classification=True) == native
+    assert not use_bf16("auto", cpu, classification=False)
+    assert use_bf16(True, cpu, classification=False) and not use_bf16(False, cpu, classification=True)
+
+
 def test_polynomial_regression_leaves_classification_columns_empty(tmp_path):
     summary = train(make_cfg("dataset=polynomial", "controller=adam", "dataset.train_subset=null",
                              "dataset.val_size=32", "trainer.batch_size=32", "trainer.epochs=3"), tmp_path)
     df = pd.read_csv(tmp_path / "metrics.csv")
     assert df["val_acc"].isna().all() and df["val_f1"].isna().all()
     assert summary["test_acc"] is None and summary["test_loss"] > 0
-    assert summary["model"] == "maclaurin"
+    assert summary["model"] == "maclaurin" and summary["precision"] == "fp32"
     assert df["val_loss"].iloc[-1] < df["val_loss"].iloc[0] * 1.5
 
 
@@ -80,3 +97,21 @@ def test_checkpoint_time_is_recorded_apart_from_the_controllers(tmp_path):
     on, off = pd.read_csv(tmp_path / "on" / "metrics.csv"), pd.read_csv(tmp_path / "off" / "metrics.csv")
     assert (on["checkpoint_time_s"].iloc[1:] > 0).all() and (off["checkpoint_time_s"] == 0).all()
     assert not (tmp_path / "on" / "checkpoint.pt").exists(), "a finished run removes its checkpoint"
+
+
+def test_serialising_the_agent_counts_as_checkpoint_time(tmp_path, monkeypatch):
+    import time
+
+    from rlopt.controllers.sb3 import SB3Controller
+
+    state = SB3Controller._state
+
+    def slow_state(self, *args):
+        time.sleep(0.2)
+        return state(self, *args)
+
+    monkeypatch.setattr(SB3Controller, "_state", slow_state)
+    train(make_cfg("controller=ppo_2opt", "trainer.epochs=4", "checkpoint.every=1"), tmp_path)
+    df = pd.read_csv(tmp_path / "metrics.csv")
+    assert (df["controller_time_s"] < 0.2).all(), df["controller_time_s"].tolist()
+    assert (df["checkpoint_time_s"] >= 0.2).sum() >= 1

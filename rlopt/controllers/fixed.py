@@ -16,7 +16,7 @@ class FixedController:
         if not env.action_space.contains(self.action):
             raise UserError(f"controller.action={self.action} is not allowed: the action space is {env.action_space}")
         recorder.start("metrics.csv", env.decisions_per_episode)
-        run_episode(env, lambda obs: self.action, lambda: checkpointer.save({}), resume=resume)
+        run_episode(env, lambda obs: self.action, checkpointer.save, resume=resume)
 
 
 class RandomController:
@@ -32,4 +32,4 @@ class RandomController:
             rng.bit_generator.state = resume["controller"]["action_rng"]
         recorder.start("metrics.csv", env.decisions_per_episode)
         run_episode(env, lambda obs: env.action_space.sample(),
-                    lambda: checkpointer.save({"action_rng": rng.bit_generator.state}), resume=resume)
+                    lambda: checkpointer.save(lambda: {"action_rng": rng.bit_generator.state}), resume=resume)

@@ -117,7 +117,7 @@ class SB3Controller:
         if state["phase"] == "learn":
             recorder.start("metrics.csv" if self.episodes == 0 else "learning_metrics.csv", per_episode * learn_episodes)
             stop = StopAfterEpisodes(learn_episodes, already=state["finished"])
-            save = CheckpointOnRollout(lambda: checkpointer.save(self._state("learn", stop.finished)))
+            save = CheckpointOnRollout(lambda: checkpointer.save(lambda: self._state("learn", stop.finished)))
             if resume is not None:
                 restore_rng(resume["rng"])
             agent_steps = per_episode * self.model.n_envs  # SB3 counts one timestep per sub-environment
@@ -127,7 +127,7 @@ class SB3Controller:
         if self.episodes > 0:
             recorder.start("metrics.csv", per_episode)
             run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0],
-                        lambda: checkpointer.save(self._state("final", self.episodes)),
+                        lambda: checkpointer.save(lambda: self._state("final", self.episodes)),
                         options={"run_seed": self.seed + self.episodes}, resume=resume)
         if self.cfg.get("save_policy", True):
             save_policy(self.model, self.cfg, env, recorder.run_dir)
@@ -182,5 +182,5 @@ class FrozenPolicy:
                 f"and actions {self.model.action_space}, the run has {agent.observation_space.shape} and {agent.action_space}"
             )
         recorder.start("metrics.csv", env.decisions_per_episode)
-        run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0], lambda: checkpointer.save({}),
+        run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0], checkpointer.save,
                     resume=resume)

@@ -55,7 +55,7 @@ class ScheduleController:
 
     def run(self, env, recorder, checkpointer, resume: dict | None = None) -> None:
         recorder.start("metrics.csv", env.decisions_per_episode)
-        run_episode(env, lambda obs: 0, lambda: checkpointer.save({}), resume=resume, on_start=self.attach)
+        run_episode(env, lambda obs: 0, checkpointer.save, resume=resume, on_start=self.attach)
 
     def attach(self, env) -> None:
         """Set the initial lr on the episode's fresh optimizer and hand its scheduler to the trainer."""

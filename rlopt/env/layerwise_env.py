@@ -12,7 +12,9 @@ to `layer_lrs.csv` (its action, lr, weight and gradient norms, and the reward th
 paid); metrics.csv's `lr` is the median layer lr and its `action` the mean choice index.
 
 Decisions come every `controller.steps_per_action` optimizer steps (`env.steps_per_action`
-takes its place when set).
+takes its place when set). `controller.per_layer=false` treats the whole network as one layer:
+the same policy, observation, moves and bounds setting one global lr, the ablation that shows
+what per-layer control adds.
 
 Difference reward (`controller.difference_reward=true`): before each step the env also trains
 the step with every layer keeping its lr, on the same batches and random streams, measures that
@@ -73,13 +75,16 @@ class LayerwiseTrainingEnv(TrainingEnv):
 
     def _build_spaces(self, cfg):
         # The layer count fixes the spaces, so build the model once to count its layers.
+        self.per_layer = cfg.controller.get("per_layer", True)
+        if not isinstance(self.per_layer, bool):
+            raise UserError(f"controller.per_layer={self.per_layer} is not allowed: use true or false")
         probe = build_model(cfg.model, self.data.name, self.data.input_shape, self.data.num_outputs)
-        self.layer_names = [layer.name for layer in layer_groups(probe)]
+        self.layer_names = [layer.name for layer in layer_groups(probe, self.per_layer)]
         return (LayerLrActions(cfg.controller.actions, cfg.optim, self.n_layers),
                 LayerFeatureSet(cfg.controller.get("features"), self.n_layers))
 
     def _param_groups(self, model):
-        return layer_param_groups(model)
+        return layer_param_groups(model, self.per_layer)
 
     def _observe(self, val: dict, prev: dict | None = None) -> np.ndarray:
         self.layer_states = self._measure_layers()

@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlopt.cpu_memory import keep_freed_memory
 from rlopt.data import DataBundle, load_dataset
 from rlopt.engine import Trainer, resolve_device
 from rlopt.env.actions import action_value, build_actions
@@ -54,6 +55,8 @@ class TrainingEnv(gym.Env):
     def __init__(self, cfg, data: DataBundle | None = None, recorder=None):
         self.cfg = cfg
         self.device = resolve_device(cfg.trainer.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # stops every batch page-faulting its buffers in afresh (see cpu_memory)
         self.data = data if data is not None else load_dataset(cfg.dataset, cfg.seed, self.device)
         self.channels_last = bool(cfg.trainer.channels_last) and self.device.type == "cuda" and len(self.data.input_shape) == 3
         if self.channels_last:
@@ -64,6 +67,7 @@ class TrainingEnv(gym.Env):
         self.observation_space = self.features.space
         self.recorder = recorder
         self.steps_per_action = cfg.env.steps_per_action
+        self._set_budget(cfg)
         self.penalty = float(cfg.env.divergence_penalty)
         self.episodes_started = 0
         self.last_result: EpisodeResult | None = None
@@ -72,15 +76,12 @@ class TrainingEnv(gym.Env):
         self._checkpoint_time = 0.0
 
     # -- budget ---------------------------------------------------------------------------------
-    @property
-    def batches_per_epoch(self) -> int:
-        return Trainer.epoch_length(len(self.data.train), int(self.cfg.trainer.batch_size))
-
-    @property
-    def budget_steps(self) -> int:
-        """Optimizer steps per episode: trainer.max_steps, else trainer.epochs full epochs."""
-        max_steps = self.cfg.trainer.max_steps
-        return int(max_steps) if max_steps is not None else int(self.cfg.trainer.epochs) * self.batches_per_epoch
+    def _set_budget(self, cfg) -> None:
+        """Batches per epoch and optimizer steps per episode (trainer.max_steps, else trainer.epochs
+        full epochs), read from the config once: OmegaConf lookups cost ~50 us each."""
+        self.batches_per_epoch = Trainer.epoch_length(len(self.data.train), int(cfg.trainer.batch_size))
+        max_steps = cfg.trainer.max_steps
+        self.budget_steps = int(max_steps) if max_steps is not None else int(cfg.trainer.epochs) * self.batches_per_epoch
 
     @property
     def decisions_per_episode(self) -> int:

@@ -24,8 +24,11 @@ class Layer:
     params: list[nn.Parameter] = field(default_factory=list)
 
 
-def layer_groups(model: nn.Module) -> list[Layer]:
-    """The model's layers in order, every trainable parameter in exactly one of them."""
+def layer_groups(model: nn.Module, per_layer: bool = True) -> list[Layer]:
+    """The model's layers in order, every trainable parameter in exactly one of them; with
+    `per_layer=False` the whole network as one layer (one learning rate: the global-lr ablation)."""
+    if not per_layer:
+        return [Layer("network", [p for p in model.parameters() if p.requires_grad])]
     layers: list[Layer] = []
     seen: set[int] = set()
     for name, module in model.named_modules():
@@ -40,6 +43,6 @@ def layer_groups(model: nn.Module) -> list[Layer]:
     return layers
 
 
-def layer_param_groups(model: nn.Module) -> list[dict]:
+def layer_param_groups(model: nn.Module, per_layer: bool = True) -> list[dict]:
     """Optimizer param groups, one per layer, in `layer_groups` order."""
-    return [{"params": layer.params} for layer in layer_groups(model)]
+    return [{"params": layer.params} for layer in layer_groups(model, per_layer)]
