@@ -17,8 +17,9 @@ Each case measures, with the same model, batch size and optimizer:
      one pair of runs per round, the median round reported;
   4. peak memory of each (CUDA: max allocated; CPU: the child process's peak RSS).
 Every measurement runs in a fresh child process (spawn) so peak memory is per measurement.
-Times are medians over `--repeats` epochs after one warm-up epoch, best of `--rounds` interleaved
-rounds; ratios are given from those and for each round (paired); CUDA times use CUDA events.
+Epoch times are medians over `--repeats` epochs after one warm-up epoch, best of `--rounds`
+interleaved rounds. Ratios are taken within each round, where both sides ran minutes apart, and
+reported as their median with every round's value beside it; CUDA times use CUDA events.
 """
 
 from __future__ import annotations
@@ -274,7 +275,7 @@ def main() -> None:
     best = {k: min((r[k] for r in rounds), key=lambda m: m["train_s"]) for k in epochs}
     ref, sgd, fp32, sam = best["ref"], best["sgd"], best["fp32"], best["sam"]
     by_share = sorted(rounds, key=lambda r: r["ppo"]["controller_share"])
-    median_round = by_share[(len(by_share) - 1) // 2]  # the lower median: an actual round, not an average
+    median_round = by_share[(len(by_share) - 1) // 2]  # the digits runs' row: a real round, the (lower) median one
     fixed, ppo = median_round["fixed"], median_round["ppo"]
     compiled = in_child(measure_rlopt, case, args.device, "sgd", args.repeats, root, True, "auto", False) if args.compile else None
 
@@ -298,30 +299,29 @@ def main() -> None:
          f"controller share {ppo['controller_share']:.2%}", f"{ppo['peak_mib']:,.0f} MiB"),
     ]
 
-    def per_round(fn, fmt):
-        return ", ".join(format(fn(r), fmt) for r in rounds)
+    def paired(label, fn, fmt):
+        """A ratio taken within each round (both sides measured minutes apart): median, then every round."""
+        values = [fn(r) for r in rounds]
+        return label, format(statistics.median(values), fmt), ", ".join(format(v, fmt) for v in values)
+
+    def speed_up(key):
+        return lambda r: r["ref"]["train_s"] / r[key]["train_s"]
 
     ratios = [
-        ("speed-up over the reference epoch (amp=auto)", f"{ref['train_s'] / sgd['train_s']:.2f}x",
-         per_round(lambda r: r["ref"]["train_s"] / r["sgd"]["train_s"], ".2f")),
-        ("speed-up over the reference epoch (fp32)", f"{ref['train_s'] / fp32['train_s']:.2f}x",
-         per_round(lambda r: r["ref"]["train_s"] / r["fp32"]["train_s"], ".2f")),
-        *([("speed-up over the reference epoch (fp32, malloc defaults: the data path alone)",
-            f"{ref['train_s'] / best['malloc']['train_s']:.2f}x",
-            per_round(lambda r: r["ref"]["train_s"] / r["malloc"]["train_s"], ".2f"))] if "malloc" in best else []),
-        ("SAM / SGD epoch time", f"{sam['train_s'] / sgd['train_s']:.2f}",
-         per_round(lambda r: r["sam"]["train_s"] / r["sgd"]["train_s"], ".2f")),
-        ("controller overhead (ppo_3opt, predict + learn)", f"{ppo['controller_share']:.2%} of wall time",
-         per_round(lambda r: r["ppo"]["controller_share"], ".2%")),
-        ("ppo_3opt / sgd wall time", f"{ppo['wall_s'] / fixed['wall_s']:.2f}",
-         per_round(lambda r: r["ppo"]["wall_s"] / r["fixed"]["wall_s"], ".2f")),
+        paired("speed-up over the reference epoch (amp=auto)", speed_up("sgd"), ".2f"),
+        paired("speed-up over the reference epoch (fp32)", speed_up("fp32"), ".2f"),
+        *([paired("speed-up over the reference epoch (fp32, malloc defaults: the data path alone)", speed_up("malloc"), ".2f")]
+          if "malloc" in best else []),
+        paired("SAM / SGD epoch time", lambda r: r["sam"]["train_s"] / r["sgd"]["train_s"], ".2f"),
+        paired("controller overhead (ppo_3opt, predict + learn, share of wall time)", lambda r: r["ppo"]["controller_share"], ".2%"),
+        paired("ppo_3opt / sgd wall time", lambda r: r["ppo"]["wall_s"] / r["fixed"]["wall_s"], ".2f"),
     ]
     command = " ".join(["python scripts/bench.py", *sys.argv[1:]])
     lines = [f"## {args.case} on {args.device} ({date.today()})", "", f"Machine: {machine()}.  ",
              f"Data: {sgd['source']}, {sgd['images']} training images, batch {case['batch']}.  ",
              f"Command: `{command}`", "", "| measurement | time | rate / share | peak memory |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    lines += ["", "| ratio | value | each round |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in ratios] + [""]
+    lines += ["", "| ratio (paired within a round) | median | each round |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in ratios] + [""]
     text = "\n".join(lines)
     print(text)
     if args.write:

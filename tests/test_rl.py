@@ -122,3 +122,11 @@ def test_saved_policy_reproduces_actions_and_evaluates(tmp_path):
 def test_random_controller_uses_every_action(tmp_path):
     summary = train(make_cfg("controller=random", "trainer.epochs=12", "dataset.train_subset=64"), tmp_path)
     assert set(summary["action_counts"]) == {"sgd", "sam", "adam"}
+
+
+@pytest.mark.parametrize("controller, eps", [("ppo_2opt", 1e-5), ("dqn_2opt", 1e-8)])
+def test_agents_update_with_fused_adam_and_sb3s_own_settings(controller, eps):
+    cfg = make_cfg(f"controller={controller}")
+    model = SB3Controller(cfg.controller, int(cfg.seed))._build(DummyVecEnv([lambda: TrainingEnv(cfg)]), None)
+    group = model.policy.optimizer.param_groups[0]
+    assert isinstance(model.policy.optimizer, torch.optim.Adam) and group["fused"] and group["eps"] == eps

@@ -28,6 +28,10 @@ from rlopt.errors import UserError
 from rlopt.metrics import atomic_path, write_json
 
 ALGOS = {"ppo": PPO, "dqn": DQN}
+# The agent's Adam settings SB3 picks when given none (ActorCriticPolicy: eps 1e-5; DQN: torch's), kept
+# when rlopt adds fused=True: torch's fused CPU Adam updates a small policy's tensors in one kernel,
+# ~20% off each agent update, which is most of the controller's time (BENCHMARKS.md).
+SB3_ADAM_DEFAULTS = {"ppo": {"eps": 1e-5}, "dqn": {}}
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 
 
@@ -55,6 +59,8 @@ def _hyperparams(cfg) -> dict:
         if act not in ACTIVATIONS:
             raise UserError(f"controller.hyperparams.policy_kwargs.activation_fn={act} is unknown; available: {', '.join(ACTIVATIONS)}")
         kwargs["activation_fn"] = ACTIVATIONS[act]
+    optimizer_kwargs = kwargs.get("optimizer_kwargs") or dict(SB3_ADAM_DEFAULTS.get(cfg.algo, {}))
+    kwargs["optimizer_kwargs"] = {"fused": True, **optimizer_kwargs}
     params["policy_kwargs"] = kwargs
     return params
 
