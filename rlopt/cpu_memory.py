@@ -3,8 +3,8 @@
 glibc's malloc hands every block over its mmap threshold straight back to the kernel on free,
 and trims the heap's free top once it passes the trim threshold. A training step frees and
 re-allocates the same activation and gradient buffers every batch, so each batch faults in fresh,
-zeroed pages: on this project's 2-core CPU that was a quarter of a `small_cnn` step (72 ms vs 55
-ms, see BENCHMARKS.md). Raising both thresholds, what `MALLOC_MMAP_THRESHOLD_` and
+zeroed pages: on this project's 2-core CPU that was a quarter of a `small_cnn` step (66-72 ms vs
+53-55 ms, see BENCHMARKS.md). Raising both thresholds, what `MALLOC_MMAP_THRESHOLD_` and
 `MALLOC_TRIM_THRESHOLD_` do from the environment, keeps those blocks in the heap for reuse; it
 is the effect that preloading jemalloc or tcmalloc gives CPU training. The cost is that freed
 memory up to the trim threshold stays with the process instead of going back to the system.
