@@ -76,6 +76,13 @@ class MetricsWriter:
         with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
             f.write("".join(kept))
 
+    @staticmethod
+    def read(path: Path) -> list[dict]:
+        """The rows of a CSV this class wrote, with the values `write` was given (ints, floats incl. nan,
+        bools, strings; empty cells as None)."""
+        with open(path, newline="") as f:
+            return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
     def write(self, row: dict) -> None:
         self.rows.append(row)
         self._writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
@@ -83,6 +90,19 @@ class MetricsWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _parse_cell(cell: str):
+    if cell == "":
+        return None
+    if cell in ("True", "False"):
+        return cell == "True"
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            pass
+    return cell
 
 
 def converged_epoch(rows: list[dict], tolerance_points: float) -> float | None:

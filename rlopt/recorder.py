@@ -25,12 +25,13 @@ class RunRecorder:
         self.prefix = ""
         self.bar = None
         self._resumed: dict | None = None
+        self._resumed_rows: list[dict] = []
 
     def start(self, filename: str, total_steps: int) -> None:
         """Begin writing `filename` afresh, or continue it if the run was resumed inside it."""
         self.close()
         resumed = self._resumed if self._resumed and self._resumed["file"] == filename else None
-        self.writer = MetricsWriter(self.run_dir / filename, rows=resumed["rows"] if resumed else None)
+        self.writer = MetricsWriter(self.run_dir / filename, rows=self._resumed_rows if resumed else None)
         self.filename = filename
         self.prefix = filename.removesuffix("metrics.csv")
         if self.progress:
@@ -38,14 +39,19 @@ class RunRecorder:
                             initial=len(self.writer.rows))
 
     def state_dict(self) -> dict:
-        return {"file": self.filename, "rows": list(self.rows),
+        """Row counts only: the rows themselves are on disk, flushed before any checkpoint is written, so a
+        checkpoint stays the same size however long the run (holding them made each one O(steps))."""
+        return {"file": self.filename, "committed_rows": len(self.rows),
                 "tables": {name: (t.columns, len(t.rows)) for name, t in self.tables.items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        """Cut the CSVs back to the rows the checkpoint committed; `start`/`on_table` then append after them."""
+        """Cut the CSVs back to the rows the checkpoint committed and read those back; `start`/`on_table`
+        then append after them."""
         self._resumed = state
         if state["file"] is not None:
-            MetricsWriter.truncate(self.run_dir / state["file"], len(state["rows"]))
+            path = self.run_dir / state["file"]
+            MetricsWriter.truncate(path, state["committed_rows"])
+            self._resumed_rows = MetricsWriter.read(path)
         self.prefix = state["file"].removesuffix("metrics.csv") if state["file"] else ""
         for name, (columns, count) in state["tables"].items():
             MetricsWriter.truncate(self.run_dir / f"{self.prefix}{name}.csv", count, columns)

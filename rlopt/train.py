@@ -99,7 +99,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
         if resume is not None:
             env.load_state_dict(resume["env"])
             recorder.load_state_dict(resume["recorder"])
-            log.info("resuming %s after %d committed steps", run_dir, len(resume["recorder"]["rows"]))
+            log.info("resuming %s after %d committed steps", run_dir, resume["recorder"]["committed_rows"])
         controller.run(env, recorder, checkpointer, resume)
         summary = finish_run(env, recorder, cfg, run_dir, started)
         if not cfg.checkpoint.keep:

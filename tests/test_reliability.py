@@ -57,6 +57,10 @@ def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, controller):
     pd.testing.assert_frame_equal(got, want)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "completed" and not (tmp_path / "run" / "checkpoint.pt").exists()
+    # the summary is built from rows read back from metrics.csv after the resume: all but timings agree
+    timing = {"wall_time_s", "controller_time_s", "controller_time_share", "checkpoint_time_s", "epoch_time_s"}
+    reference_summary = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    assert {k: v for k, v in summary.items() if k not in timing} == {k: v for k, v in reference_summary.items() if k not in timing}
 
 
 def test_divergence_is_recorded_and_the_run_completes(tmp_path):
@@ -106,3 +110,33 @@ def test_bad_inputs_each_get_one_line_and_exit_2(tmp_path):
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 2, (args, result.stderr)
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, (args, result.stderr)
+
+
+def test_metrics_rows_read_back_as_they_were_written(tmp_path):
+    import math
+
+    from rlopt.metrics import MetricsWriter
+
+    rows = [{"episode": 0, "step": 1, "action": 2, "optimizer": "sam", "lr": 0.05, "val_acc": None, "train_loss": float("nan"),
+             "reward": -1e-7, "diverged": False},
+            {"episode": 0, "step": 2, "action": 0.75, "optimizer": "sgd", "lr": 1 / 3, "val_acc": 0.5, "train_loss": 2.0,
+             "reward": 3.0e300, "diverged": True}]
+    writer = MetricsWriter(tmp_path / "m.csv", columns=list(rows[0]))
+    for row in rows:
+        writer.write(row)
+    writer.close()
+    back = MetricsWriter.read(tmp_path / "m.csv")
+    assert math.isnan(back[0].pop("train_loss")) and math.isnan(rows[0].pop("train_loss"))
+    assert back == rows and [type(v) for v in back[1].values()] == [type(v) for v in rows[1].values()]
+
+
+def test_checkpoints_do_not_grow_with_the_run(tmp_path):
+    import torch
+
+    sizes = {}
+    for epochs in (2, 12):
+        train(make_cfg("controller=sgd", f"trainer.epochs={epochs}", "checkpoint.keep=true"), tmp_path / str(epochs))
+        state = torch.load(tmp_path / str(epochs) / "checkpoint.pt", weights_only=False)
+        assert state["recorder"]["committed_rows"] == epochs and "rows" not in state["recorder"]
+        sizes[epochs] = (tmp_path / str(epochs) / "checkpoint.pt").stat().st_size
+    assert sizes[12] < sizes[2] * 1.05, sizes
