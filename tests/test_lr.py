@@ -294,3 +294,14 @@ def test_presets_compose_and_the_command_line_picks_the_controller():
         assert (agent.controller.name, agent.dataset.name, agent.model.name, agent.reward.name) == ("ppo_lr", dataset, model, "best_loss")
         assert grid.controller.type == "schedule" and grid.trainer.epochs == agent.trainer.epochs
         assert grid.env == agent.env and grid.reward == agent.reward
+
+
+def test_ppo_lr_runs_with_the_default_features_seeing_its_previous_action():
+    from rlopt.env import make_env
+
+    env = make_env(make_cfg("controller=ppo_lr", "trainer.epochs=3"))
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.shape == (6,) and obs[-1] == 0.0  # 5 scalars + the previous action, none yet
+    for action in (0.25, -0.5):
+        obs, *_ = env.step(np.array([action], dtype=np.float32))
+        assert obs[-1] == pytest.approx(action) and env.bank.lr == pytest.approx(10 ** (-6 + (action + 1) / 2 * 6))

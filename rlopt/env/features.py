@@ -1,7 +1,9 @@
 """Observation features: each a named function of the training state, composed by config.
 
 The default is the report's 8-dim state for three optimizers: val_acc, val_loss/2, dAcc, dLoss,
-epoch fraction and a one-hot of the previous action.
+epoch fraction and a one-hot of the previous action. With a continuous action space (`lr_absolute`)
+`prev_action` is the previous action itself (its normalised value; 0 before the first), so the
+default features serve every controller.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ class TrainingState:
     best_val_loss: float
     progress: float  # fraction of the budget used, 0..1
     epochs_left: float
-    prev_action: int | None
+    prev_action: int | float | None  # an index into a discrete action space, or a continuous action's value
 
 
-def _one_hot(state: TrainingState, n: int) -> list[float]:
+def _previous_action(state: TrainingState, n: int, continuous: bool) -> list[float]:
+    """A one-hot of the previous discrete action, or the previous continuous action's value (n = 1)."""
+    if continuous:
+        return [float(state.prev_action or 0.0)]
     out = [0.0] * n
     if state.prev_action is not None:
         out[state.prev_action] = 1.0
@@ -53,13 +58,14 @@ FEATURES: dict[str, Callable[[TrainingState], float]] = {
     "best_val_loss": lambda s: s.best_val_loss,
     "epochs_left": lambda s: s.epochs_left,
 }
-VECTOR_FEATURES = {"prev_action"}  # one entry per action
+VECTOR_FEATURES = {"prev_action"}  # one entry per discrete action (one value for a continuous one)
 
 
 class FeatureSet:
     """Turns a `TrainingState` into the observation vector named by `env.features`."""
 
     def __init__(self, names, n_actions: int):
+        """`n_actions`: the number of discrete actions, 0 for a (one-dimensional) continuous action space."""
         self.names = list(names)
         unknown = [n for n in self.names if n not in FEATURES and n not in VECTOR_FEATURES]
         if unknown or not self.names:
@@ -67,15 +73,16 @@ class FeatureSet:
                 f"env.features={self.names} is not allowed: unknown {unknown}; "
                 f"available: {', '.join(sorted([*FEATURES, *VECTOR_FEATURES]))}"
             )
-        self.n_actions = n_actions
-        dim = sum(n_actions if n in VECTOR_FEATURES else 1 for n in self.names)
+        self.continuous = n_actions == 0
+        self.n_actions = 1 if self.continuous else n_actions
+        dim = sum(self.n_actions if n in VECTOR_FEATURES else 1 for n in self.names)
         self.space = gym.spaces.Box(-BOUND, BOUND, shape=(dim,), dtype=np.float32)
 
     def __call__(self, state: TrainingState) -> np.ndarray:
         values: list[float] = []
         for name in self.names:
             if name == "prev_action":
-                values += _one_hot(state, self.n_actions)
+                values += _previous_action(state, self.n_actions, self.continuous)
             else:
                 values.append(FEATURES[name](state))
         return bounded(values)

@@ -25,7 +25,6 @@ from rlopt.data import DataBundle, load_dataset
 from rlopt.engine import Trainer, resolve_device
 from rlopt.env.actions import action_value, build_actions
 from rlopt.env.features import FeatureSet, TrainingState
-from rlopt.errors import UserError
 from rlopt.models import build_model
 from rlopt.optim import OptimizerBank
 from rlopt.rewards import RewardContext, build_reward
@@ -219,7 +218,7 @@ class TrainingEnv(gym.Env):
             "grad_norm": stats.grad_norm,
             "diverged": diverged,
         }
-        self.prev_action = row["action"] if self.actions.n_discrete else None
+        self.prev_action = row["action"]
         self.train_loss, self.grad_norm = stats.train_loss, stats.grad_norm
         prev_val, self.val = self.val, val
         if self.recorder is not None:
@@ -235,8 +234,6 @@ class TrainingEnv(gym.Env):
     def _build_spaces(self, cfg):
         """The action space object and the observation features, from the config."""
         actions = build_actions(cfg.controller.actions)
-        if actions.n_discrete == 0 and "prev_action" in cfg.env.features:
-            raise UserError("env.features may not hold prev_action with a continuous action space (actions.kind=lr_absolute); use log10_lr")
         return actions, FeatureSet(cfg.env.features, actions.n_discrete)
 
     def _param_groups(self, model):
