@@ -25,10 +25,10 @@ def step():
     opt.zero_grad(set_to_none=True)
     torch.nn.functional.cross_entropy(model(x), y).backward()
     opt.step()
-for _ in range(3):
+for _ in range(10):
     step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+for _ in range(20):
     step()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -41,6 +41,9 @@ def _page_faults(mode: str) -> int:
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="needs Linux with glibc")
 def test_steady_training_steps_stop_page_faulting():
+    """20 steady small_cnn steps fault ~230k-290k pages under glibc's defaults (~50 MB a step), and at
+    most ~1k with the setting. The defaults are not compared here: now and then glibc's own dynamic
+    threshold settles and a default run faults nothing, which would make such a test flaky."""
     assert keep_freed_memory() is True and keep_freed_memory() is True  # idempotent
-    default, kept = _page_faults("default"), _page_faults("keep")
-    assert kept * 10 < default, (kept, default)
+    kept = _page_faults("keep")
+    assert kept < 5000, f"{kept} minor page faults in 20 steady steps (4 KiB each)"
