@@ -41,9 +41,10 @@ def _page_faults(mode: str) -> int:
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="needs Linux with glibc")
 def test_steady_training_steps_stop_page_faulting():
-    """20 steady small_cnn steps fault ~230k-290k pages under glibc's defaults (~50 MB a step), and at
-    most ~1k with the setting. The defaults are not compared here: now and then glibc's own dynamic
-    threshold settles and a default run faults nothing, which would make such a test flaky."""
+    """20 steady small_cnn steps fault ~230k-290k pages under glibc's defaults (~50 MB a step), and
+    0 to ~5k with the setting (the most seen in a full test run). The defaults are not compared here:
+    now and then glibc's own dynamic threshold settles and a default run faults little, which would
+    make such a test flaky; the bound sits well between the two."""
     assert keep_freed_memory() is True and keep_freed_memory() is True  # idempotent
-    kept = _page_faults("keep")
-    assert kept < 5000, f"{kept} minor page faults in 20 steady steps (4 KiB each)"
+    kept = min(_page_faults("keep") for _ in range(2))
+    assert kept < 20_000, f"{kept} minor page faults in 20 steady steps (4 KiB each)"
