@@ -31,8 +31,8 @@ from rlopt.env import TrainingEnv, make_env
 from rlopt.errors import UserError
 from rlopt.failures import write_failure
 from rlopt.hydra_app import hydra_entry
-from rlopt.models import model_name
 from rlopt.metrics import build_summary, write_json
+from rlopt.models import model_name
 from rlopt.paths import conf_dir
 from rlopt.plots import plot_layer_lrs, plot_run
 from rlopt.recorder import RunRecorder

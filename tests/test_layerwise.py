@@ -187,6 +187,7 @@ def test_difference_reward_pays_the_gain_over_all_keep_and_leaves_the_run_untouc
         assert drow["val_loss"] == row["val_loss"] and drow["reward"] == reward, "the counterfactual leaked into the run"
         assert paid == pytest.approx(reward - dinfo["default_reward"])
         assert drow["grad_evals"] == 2 * row["grad_evals"]
+        assert dinfo["extra_time_s"] > 0 and info["extra_time_s"] == 0.0, "the counterfactual's time is reported apart"
     assert diff[0][0] == 0.0, "all-keep must earn exactly its own counterfactual"
     assert diff[1][0] != 0.0
 

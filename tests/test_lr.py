@@ -20,7 +20,7 @@ from rlopt.controllers.exploration import ExponentialSchedule
 from rlopt.env import make_env
 from rlopt.env.actions import build_actions
 from rlopt.errors import UserError
-from rlopt.evaluate import evaluate
+from rlopt.evaluate import evaluate, evaluation_config
 from rlopt.optim import OptimizerBank
 from rlopt.train import train
 
@@ -270,11 +270,11 @@ def test_a_saved_lr_agent_evaluates_frozen(tmp_path):
     train(make_cfg(*POLY, "controller=ppo_lr", "env.features=[val_loss,d_loss,log10_lr]", "trainer.max_steps=16"), tmp_path / "run")
     policy = tmp_path / "run" / "policy.zip"
     cfg = make_cfg(*POLY, f"policy={policy}", "seed=5", "trainer.max_steps=8", config="evaluate")
-    summary = evaluate(cfg, tmp_path / "eval")  # fills cfg's controller and features from policy.json
+    summary = evaluate(cfg, tmp_path / "eval")  # runs cfg with the controller and features of policy.json
     df = pd.read_csv(tmp_path / "eval" / "metrics.csv")
     assert summary["status"] == "completed" and summary["controller"] == "ppo_lr_frozen" and len(df) == 8
-    model, _ = load_policy(str(policy))
-    env = make_env(cfg)
+    model, meta = load_policy(str(policy))
+    env = make_env(evaluation_config(cfg, meta))
     first_obs, _ = env.reset()  # the evaluated run's first observation (seed 5)
     action, _ = model.predict(first_obs, deterministic=True)
     assert df["lr"].iloc[0] == pytest.approx(env.actions.lr_of(action), rel=1e-5)

@@ -68,7 +68,8 @@ class Agent(Controller, Protocol):
         ...
 
     def learn(self, env: gym.Env, save: Callable[[], None]) -> None:
-        """Learn until its learning episodes are done, stepping `env`; call `save()` where a checkpoint may be written."""
+        """Learn until its learning episodes are done, stepping `env`; call `save()` wherever a
+        checkpoint may be written."""
         ...
 
 

@@ -108,10 +108,11 @@ class SB3Controller(Controller):
             self.phase, self.finished = state["phase"], state["finished"]
 
     def learn(self, env, save) -> None:
-        """Learn over `max(episodes, 1)` runs of `env` (the model acts in it through `agent_env(env)`, built in `setup`)."""
+        """Learn over `max(episodes, 1)` runs of `env`, in which the model built by `setup` acts (as `agent_env(env)`)."""
         learn_episodes = max(self.episodes, 1)
         self.stop = StopAfterEpisodes(learn_episodes, already=self.finished)
-        agent_steps = env.unwrapped.decisions_per_episode * self.model.n_envs  # SB3 counts one timestep per sub-environment
+        # SB3 counts one timestep per sub-environment
+        agent_steps = env.unwrapped.decisions_per_episode * self.model.n_envs
         self.model.learn(total_timesteps=agent_steps * learn_episodes - self.model.num_timesteps,
                          callback=[self.stop, CheckpointOnRollout(save)], reset_num_timesteps=not self.resumed)
         self.phase, self.finished = "final", self.episodes

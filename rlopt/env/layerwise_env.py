@@ -102,9 +102,11 @@ class LayerwiseTrainingEnv(TrainingEnv):
 
     def step(self, action):
         action = np.asarray(action).reshape(-1)
-        started = time.perf_counter()
-        default = self._default_action_reward() if self.difference_reward else None
-        extra_time = time.perf_counter() - started
+        default, extra_time = None, 0.0
+        if self.difference_reward:
+            started = time.perf_counter()
+            default = self._default_action_reward()
+            extra_time = time.perf_counter() - started
         obs, reward, terminated, truncated, info = super().step(action)
         paid = reward if default is None else reward - default
         info.update(agent_reward=paid, default_reward=default, extra_time_s=extra_time,
