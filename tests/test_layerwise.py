@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import gymnasium
@@ -159,8 +160,8 @@ def test_policy_trained_on_one_depth_evaluates_on_another(tmp_path):
     assert (layers["lr"] > 0).all()
 
 
-def test_global_policy_is_refused_by_a_layerwise_run(tmp_path):
-    train(make_cfg("controller=ppo_2opt", "trainer.epochs=1"), tmp_path / "run")
+def test_global_policy_is_refused_by_a_layerwise_run(tmp_path, trained_run):
+    shutil.copytree(trained_run("ppo_2opt"), tmp_path / "run")  # shared: edit a copy
     meta_path = tmp_path / "run" / "policy.json"
     meta = json.loads(meta_path.read_text())
     layer_cfg = OmegaConf.load(Path(conf_dir(), "controller", "ppo_layerwise.yaml"))
