@@ -62,7 +62,8 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
     summary = build_summary(
         recorder.rows, result.status, test, result.best_epoch, time.perf_counter() - started,
         float(cfg.trainer.converged_tolerance), action_names(env),
-        extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name), "controller": cfg.controller.name,
+        extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name),
+               "controller": cfg.controller.name,
                "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device),
                "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy")},
     )

@@ -11,8 +11,8 @@ import gymnasium
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, make_cfg
 
+from conftest import REPO, make_cfg
 from rlopt.env import LAYERWISE_ENV_ID
 from rlopt.train import train
 

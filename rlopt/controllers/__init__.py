@@ -1,8 +1,8 @@
 """Controllers behind one small interface (`runner.Controller`), driven by one `runner.Runner`.
 
-Fixed baselines (one optimizer, or one learning-rate schedule) and the random controller are policies that ignore (or barely use) the
-observation; SB3 agents learn from it (`runner.Agent`). All of them act through the same `TrainingEnv`, so
-every comparison runs the same loop and writes the same files.
+Fixed baselines (one optimizer, or one learning-rate schedule) and the random controller are policies
+that ignore (or barely use) the observation; SB3 agents learn from it (`runner.Agent`). All of them act
+through the same `TrainingEnv`, so every comparison runs the same loop and writes the same files.
 """
 
 from rlopt.controllers.fixed import FixedController, RandomController

@@ -60,7 +60,8 @@ def _hyperparams(cfg) -> dict:
     act = kwargs.get("activation_fn")
     if isinstance(act, str):
         if act not in ACTIVATIONS:
-            raise UserError(f"controller.hyperparams.policy_kwargs.activation_fn={act} is unknown; available: {', '.join(ACTIVATIONS)}")
+            raise UserError(f"controller.hyperparams.policy_kwargs.activation_fn={act} is unknown; "
+                            f"available: {', '.join(ACTIVATIONS)}")
         kwargs["activation_fn"] = ACTIVATIONS[act]
     optimizer_kwargs = kwargs.get("optimizer_kwargs") or dict(SB3_ADAM_DEFAULTS.get(cfg.algo, {}))
     kwargs["optimizer_kwargs"] = {"fused": True, **optimizer_kwargs}

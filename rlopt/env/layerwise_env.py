@@ -25,7 +25,8 @@ training brings anyway is taken out and what is left is the effect of the lr mov
 counterfactual for all layers (a baseline, not per-layer credit assignment, which would need one
 extra pass per layer). Cost: twice the gradient evaluations and training time per step; the
 extra gradient evaluations are counted in `grad_evals`, the extra time is returned in
-`info["extra_time_s"]` (the runner charges it to `controller_time_s`), and metrics.csv's `reward` stays the plain global reward so runs compare.
+`info["extra_time_s"]` (the runner charges it to `controller_time_s`), and metrics.csv's `reward`
+stays the plain global reward so runs compare.
 """
 
 from __future__ import annotations
