@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rlopt.metrics import MetricsWriter
+from rlopt.metrics import COLUMNS, MetricsWriter
 
 
 class RunRecorder:
@@ -27,11 +27,12 @@ class RunRecorder:
         self._resumed: dict | None = None
         self._resumed_rows: list[dict] = []
 
-    def start(self, filename: str, total_steps: int) -> None:
-        """Begin writing `filename` afresh, or continue it if the run was resumed inside it."""
+    def start(self, filename: str, total_steps: int, columns=COLUMNS) -> None:
+        """Begin writing `filename` (with `columns`) afresh, or continue it if the run was resumed inside it."""
         self.close()
         resumed = self._resumed if self._resumed and self._resumed["file"] == filename else None
-        self.writer = MetricsWriter(self.run_dir / filename, rows=self._resumed_rows if resumed else None)
+        self.writer = MetricsWriter(self.run_dir / filename, rows=self._resumed_rows if resumed else None,
+                                    columns=columns)
         self.filename = filename
         self.prefix = filename.removesuffix("metrics.csv")
         if self.progress:

@@ -36,6 +36,8 @@ from rlopt.models import model_name
 from rlopt.paths import conf_dir
 from rlopt.plots import plot_layer_lrs, plot_run
 from rlopt.recorder import RunRecorder
+from rlopt.resources import peak_gpu_memory_mb
+from rlopt.tensorboard_log import tensorboard_rows
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,9 @@ def action_names(env) -> list[str] | None:
     return list(labels) if labels is not None else None
 
 
-def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, started: float) -> dict:
-    """Test the best checkpoint, write summary.json and the plots."""
+def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, started: float,
+               extra: dict | None = None) -> dict:
+    """Test the best checkpoint, write summary.json (with the controller's `extra` keys) and the plots."""
     result = env.last_result
     if result is None:
         raise RuntimeError("the controller returned before an episode finished")
@@ -65,7 +68,8 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
         extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name),
                "controller": cfg.controller.name,
                "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device),
-               "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy")},
+               "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy"),
+               "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device), **(extra or {})},
     )
     write_json(run_dir / "summary.json", summary)
     if cfg.trainer.plots:
@@ -90,6 +94,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     recorder = RunRecorder(run_dir, progress=bool(cfg.trainer.progress), title=f"{cfg.dataset.name}/{cfg.controller.name}")
+    live = None  # the TensorBoard observer (rlopt.tensorboard_log), closed however the run ends
     try:
         validate_train(cfg)
         controller = make_controller()  # its config errors surface before any data is read
@@ -107,8 +112,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
             env.load_state_dict(resume["env"])
             recorder.load_state_dict(resume["recorder"])
             log.info("resuming %s after %d committed steps", run_dir, resume["recorder"]["committed_rows"])
-        Runner(env, recorder, checkpointer, observers).run(controller, resume)
-        summary = finish_run(env, recorder, cfg, run_dir, started)
+        live = tensorboard_rows(cfg, run_dir, env)
+        Runner(env, recorder, checkpointer, [*observers, *([live] if live else [])]).run(controller, resume)
+        summary = finish_run(env, recorder, cfg, run_dir, started, controller.summary())
         if not cfg.checkpoint.keep:
             checkpointer.remove()
         return summary
@@ -116,6 +122,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
         recorder.close()
         write_failure(run_dir, err, cfg)
         raise
+    finally:
+        if live is not None:
+            live.close()
 
 
 def resume_target(path: str) -> tuple[DictConfig, Path]:
