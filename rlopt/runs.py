@@ -37,9 +37,10 @@ def _config(run_dir: Path):
 
 
 def is_run(run_dir: Path) -> bool:
-    """A training or evaluation run (a report's own folder also holds .hydra/, but no controller)."""
+    """A training or evaluation run (a report's own folder also holds .hydra/, but no controller; the folder
+    of `rlopt evaluate runs=K` holds its K runs in sub-folders)."""
     cfg = _config(run_dir)
-    return "controller" in cfg and "dataset" in cfg
+    return "controller" in cfg and "dataset" in cfg and OmegaConf.select(cfg, "runs", default=1) == 1
 
 
 def find_runs(dirs) -> list[Path]:
