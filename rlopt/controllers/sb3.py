@@ -157,7 +157,8 @@ class SB3Controller(Controller):
         try:
             self.model.learn(total_timesteps=agent_steps * learn_episodes - self.model.num_timesteps,
                              callback=[self.stop, CheckpointOnRollout(save)], reset_num_timesteps=not self.resumed,
-                             tb_log_name="agent")
+                             tb_log_name="agent", log_interval=1)  # DQN logs every log_interval runs (default 4)
+            self.model.logger.dump(self.model.num_timesteps)  # what the last run logged: SB3 stops before it dumps
             if self.runs is not None:
                 self.learning.update(learning_gpu_peak_memory_mb=self.runs.peak_gpu_memory_mb(),
                                      learning_wait_share=self.runs.recorded.waited / (time.perf_counter() - started))
