@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import make_cfg
+from conftest import call_cli, make_cfg
 from rlopt.controllers import build_controller
 from rlopt.controllers.sb3_env import LayerRunsVecEnv, RunSlot
 from rlopt.env import make_env
@@ -20,6 +21,7 @@ from rlopt.evaluate import evaluate
 from rlopt.report import report
 from rlopt.tensorboard_log import TAGS
 from rlopt.train import train
+from test_reliability import _kill_after_rows
 
 TIMING = ["epoch_time_s", "controller_time_s", "checkpoint_time_s"]
 # loss_delta: the composite reward charges wall time; one thread: the same float sums in every process
@@ -119,8 +121,41 @@ def test_evaluate_runs_k_seeds_in_parallel_into_folders_report_aggregates(tmp_pa
     for i, seed in enumerate([4, 5]):
         run = tmp_path / "ev" / f"run{i}_s{seed}"
         assert len(pd.read_csv(run / "metrics.csv")) == 2 and (run / ".hydra" / "config.yaml").is_file()
-    out = report_folder = tmp_path / "rep"
-    from omegaconf import OmegaConf
-    report(OmegaConf.create({"dirs": [str(tmp_path / "ev")], "sweep": None, "out": str(out)}), report_folder)
+    out = tmp_path / "rep"
+    report(OmegaConf.create({"dirs": [str(tmp_path / "ev")], "sweep": None, "out": str(out)}), out)
     table = pd.read_csv(out / "table.csv")
     assert list(table["n"]) == [2] and list(table["method"]) == ["ppo_2opt_frozen"]
+
+
+def _exact_run(*overrides: str) -> list[str]:
+    return ["+debug=tiny", *EXACT, "dataset.train_subset=null", "dataset.val_size=200", *overrides]
+
+
+@pytest.mark.slow
+def test_sigkill_while_k_runs_learn_then_resume_equals_the_uninterrupted_run(tmp_path):
+    """K=2: the checkpoint holds both workers' runs and RNGs; the resumed learning and final run are exact."""
+    args = _exact_run("controller=ppo_2opt", "controller.episodes=4", "controller.n_envs=2", "trainer.epochs=4")
+    assert call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
+    # PPO checkpoints every n_steps=4 batched steps: after 6 (12 rows) the last checkpoint is 2 steps back
+    _kill_after_rows([*args, "hydra.run.dir=run"], tmp_path, tmp_path / "run" / "learning_metrics.csv", rows=12)
+    assert not (tmp_path / "run" / "summary.json").exists()
+    resumed = call_cli("train", "resume=run", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("learning_metrics.csv", "metrics.csv"):
+        got, want = (pd.read_csv(tmp_path / run / name).drop(columns=TIMING) for run in ("run", "ref"))
+        pd.testing.assert_frame_equal(got, want)
+    assert len(pd.read_csv(tmp_path / "run" / "learning_metrics.csv")) == 16
+
+
+@pytest.mark.slow
+def test_tensorboard_after_a_resume_shows_the_resumed_rows(tmp_path):
+    """Steps written before the kill and redone after the resume are in tb/ twice; the reader's value is the last."""
+    args = _exact_run("controller=ppo_2opt", "trainer.epochs=8")
+    _kill_after_rows([*args, "hydra.run.dir=run"], tmp_path, tmp_path / "run" / "metrics.csv", rows=6)
+    assert call_cli("train", "resume=run", cwd=tmp_path).returncode == 0
+    rows = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    got = scalars(tmp_path / "run" / "tb")
+    assert sorted(got["val/loss"]) == list(range(1, 9))
+    for row in rows.to_dict("records"):
+        assert got["val/loss"][row["step"]] == pytest.approx(row["val_loss"], rel=1e-6)
+    assert math.isfinite(json.loads((tmp_path / "run" / "summary.json").read_text())["test_loss"])

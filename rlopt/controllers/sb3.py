@@ -39,7 +39,6 @@ from rlopt.controllers.runner import Controller
 from rlopt.controllers.sb3_env import ParallelRuns, agent_env
 from rlopt.errors import UserError
 from rlopt.metrics import atomic_path, write_json
-from rlopt.resources import peak_gpu_memory_mb
 
 ALGOS = {"ppo": PPO, "dqn": DQN}
 # The agent's Adam settings SB3 picks when given none (ActorCriticPolicy: eps 1e-5; DQN: torch's), kept
