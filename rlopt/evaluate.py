@@ -78,6 +78,7 @@ def evaluate_parallel(cfg: DictConfig, run_dir: Path, runs: int) -> list[dict]:
         one = copy.deepcopy(cfg)
         with open_dict(one):
             one.seed, one.runs = seed, 1
+            one.trainer.progress = False  # K progress bars would garble one terminal
             if one.trainer.threads is None:
                 one.trainer.threads = max(1, cpu_count() // runs)
         kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in ("seed", "runs")]

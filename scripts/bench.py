@@ -277,12 +277,35 @@ def measure_n_envs(device_name, n_envs, episodes, epochs, threads, dataset, queu
                "wait_share": summary.get("learning_wait_share"), "gpu_mib": summary.get("learning_gpu_peak_memory_mb")})
 
 
+def _spin(_) -> float:
+    """A fixed pure-Python CPU load; its seconds."""
+    started, x = time.perf_counter(), 0
+    for i in range(10_000_000):
+        x += i
+    return time.perf_counter() - started
+
+
+def machine_parallelism(k: int) -> float:
+    """How much more CPU work k processes get done at once than one alone, right now: the ceiling of any
+    k-way speed-up on this machine (a shared machine gives less than k; Linux's autogroup scheduling
+    shares the CPU between sessions, not processes)."""
+    with mp.get_context("spawn").Pool(k) as pool:
+        pool.map(_spin, range(k))  # warm
+        one = pool.map(_spin, [0])[0]
+        started = time.perf_counter()
+        pool.map(_spin, range(k))
+        return k * one / (time.perf_counter() - started)
+
+
 def bench_n_envs(args) -> None:
     """The `--case n_envs` table (see the module docstring)."""
     ks = [int(k) for k in args.n_envs.split(",")]
     episodes = args.episodes or max(ks) * 2
-    rounds = [{k: in_child(measure_n_envs, args.device, k, episodes, args.run_epochs, args.threads, args.dataset)
-               for k in ks} for _ in range(args.rounds)]
+    rounds = []
+    for _ in range(args.rounds):
+        rounds.append({k: in_child(measure_n_envs, args.device, k, episodes, args.run_epochs, args.threads, args.dataset)
+                       for k in ks})
+        rounds[-1]["ceiling"] = machine_parallelism(max(ks))
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     command = " ".join(["python scripts/bench.py", *sys.argv[1:]])
     lines = [f"## n_envs on {args.device} ({date.today()})", "", f"Machine: {machine()}; load average (1/5/15 min) "
@@ -307,6 +330,9 @@ def bench_n_envs(args) -> None:
                      f"| {f'{statistics.median(waits):.0%}' if waits else 'n/a (in-process)'} "
                      f"| {statistics.median(r[k]['idle_share'] for r in rounds):.1%} "
                      f"| {', '.join(f'{m:,.0f} MiB' for m in gpu) if gpu and gpu[0] is not None else 'n/a'} |")
+    ceilings = [r["ceiling"] for r in rounds]
+    lines += ["", f"Ceiling: {max(ks)} processes spinning a pure-Python loop at once got {cells(ceilings, '.2f')}x "
+              "the work of one done (median; each round, measured right after that round's runs)."]
     text = "\n".join([*lines, ""])
     print(text)
     if args.write:
