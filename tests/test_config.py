@@ -19,7 +19,7 @@ from rlopt.paths import conf_dir
 from rlopt.rewards import build_reward
 from rlopt.schema import SCHEMAS
 
-GROUPS = ["dataset", "model", "controller", "reward", "experiment"]
+GROUPS = ["dataset", "model", "controller", "reward", "experiment", "debug"]
 OPTIONS = [(group, name) for group in GROUPS for name in options(group)]
 SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32),
           "cifar100": (3, 32, 32), "polynomial": (20,)}
@@ -32,9 +32,9 @@ def test_every_group_option_is_walked_here():
 
 @pytest.mark.parametrize("group, name", OPTIONS)
 def test_every_option_composes_onto_its_schema(group, name):
-    cfg = make_cfg(f"{group}={name}", tiny=False)
-    node = cfg if group == "experiment" else cfg[group]
-    if group != "experiment":
+    cfg = make_cfg(f"{'+' if group == 'debug' else ''}{group}={name}", tiny=False)
+    node = cfg if group in ("experiment", "debug") else cfg[group]
+    if group not in ("experiment", "debug"):
         assert OmegaConf.get_type(node).__name__.endswith("Config"), f"{group}={name} has no schema"
         assert OmegaConf.is_missing(node, "name") is False
     assert not OmegaConf.missing_keys(cfg), f"{group}={name} leaves keys unset: {OmegaConf.missing_keys(cfg)}"

@@ -14,7 +14,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from rlopt.controllers.loop import run_episode
+from rlopt.controllers.runner import Controller
 from rlopt.errors import UserError
 from rlopt.optim import OPTIMIZERS
 
@@ -36,7 +36,7 @@ SCHEDULES = {
 SCHEDULE_NAMES = ("constant", *SCHEDULES)
 
 
-class ScheduleController:
+class ScheduleController(Controller):
     """Always the one optimizer; the learning rate follows `controller.schedule`."""
 
     def __init__(self, cfg, seed: int):
@@ -51,11 +51,10 @@ class ScheduleController:
         self.lr = float(lr)
         self.params = OmegaConf.to_container(cfg[self.schedule], resolve=True) if self.schedule in SCHEDULES else {}
 
-    def run(self, env, recorder, checkpointer, resume: dict | None = None) -> None:
-        recorder.start("metrics.csv", env.decisions_per_episode)
-        run_episode(env, lambda obs: 0, checkpointer.save, resume=resume, on_start=self.attach)
+    def act(self, obs):
+        return 0  # the one optimizer; the scheduler, not the action, moves the lr
 
-    def attach(self, env) -> None:
+    def start_episode(self, env) -> None:
         """Set the initial lr on the episode's fresh optimizer and hand its scheduler to the trainer."""
         env.bank.set_lr(self.lr)
         if self.schedule == "constant":

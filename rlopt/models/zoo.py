@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from rlopt.config import instantiate_node, option
+from rlopt.config import instantiate_node, option, options
 from rlopt.errors import UserError
 
 
@@ -99,8 +99,11 @@ def mlp(shape, outputs: int, hidden) -> nn.Module:
 
 
 def model_name(name: str, dataset_name: str) -> str:
-    """The model option `name` stands for: `auto` is the dataset config's `default_model`."""
-    return option("dataset", dataset_name).default_model if name == "auto" else name
+    """The model option `name` stands for: `auto` is the dataset config's `default_model` (stays `auto` for a
+    dataset without a config, so a failed run's record never fails itself)."""
+    if name != "auto" or dataset_name not in options("dataset"):
+        return name
+    return option("dataset", dataset_name).default_model
 
 
 def build_model(cfg, dataset_name: str, input_shape, outputs: int) -> nn.Module:
@@ -109,6 +112,9 @@ def build_model(cfg, dataset_name: str, input_shape, outputs: int) -> nn.Module:
     `model=auto` builds the dataset's `default_model` option.
     """
     name = model_name(cfg.name, dataset_name)
+    if name == "auto":
+        raise UserError(f"model=auto needs a dataset config naming its default_model; dataset={dataset_name} has none: "
+                        f"choose a model ({', '.join(options('model'))})")
     if name != cfg.name:
         cfg = option("model", name)
     try:
