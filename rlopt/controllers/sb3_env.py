@@ -1,16 +1,6 @@
-"""The Stable-Baselines3 adapters: what an SB3 agent acts in (`agent_env`, `parallel_agent_env`).
+"""The Stable-Baselines3 adapters: what an SB3 agent acts in (`agent_env`, `ParallelRuns`).
 
 `LayerVecEnv`: one layer-wise training run seen by Stable-Baselines3 as one sub-environment per layer.
-
-`parallel_agent_env`: K training runs at once (`controller.n_envs=K`), each in its own process
-(SB3's `SubprocVecEnv`, started with `spawn`, so CUDA works in every one and they share the GPU).
-Run seeds: the j-th run of sub-environment k is global run i = k + K*j and trains with run seed
-`seed + i` (its `episode` column is i), so with `controller.episodes` a multiple of K the learning
-runs are exactly seeds seed..seed+N-1, as with K=1, only K at a time. The workers write nothing:
-their rows come back in the step infos and the parent records them (`RecordedVecEnv`), so the run
-folder has one writer, the main process, which alone holds its files (and any lock on it).
-A layer-wise run adds `LayerRunsVecEnv`: K runs x L layers sub-environments, one shared policy.
-
 SB3 batches a VecEnv's sub-environments through one policy, so with a layer per sub-environment
 every layer is an agent with the same (shared) policy parameters, and the policy's input is one
 layer's observation row: it applies to networks of any depth. The sub-environments are not
@@ -18,7 +8,16 @@ independent: they are the layers of ONE run, stepped together with the batch of 
 the same reward and done together. Following SB3's convention the run is reset automatically
 when it ends; the last observation is in each info's `terminal_observation`.
 
-Both take the environment as the runner presents it (wrapped, so that every step is recorded)
+`ParallelRuns`: K training runs at once (`controller.n_envs=K`), each in its own worker process
+(SB3's `SubprocVecEnv`, started with `spawn`, so CUDA works in every one and they share the GPU).
+Run seeds: the j-th run of sub-environment k is global run i = k + K*j and trains with run seed
+`seed + i` (its `episode` column is i), so with `controller.episodes` a multiple of K the learning
+runs are exactly seeds seed..seed+N-1, as with K=1, only K at a time (`RunSlot`). The workers write
+nothing: their rows come back in the step infos and the main process records them
+(`RecordedVecEnv`), so the run folder has one writer, which alone holds its files (and any lock on
+it). A layer-wise run adds `LayerRunsVecEnv`: K runs x L layers sub-environments, one shared policy.
+
+All take the environment as the runner presents it (wrapped, so that every step is recorded)
 or bare; attributes are read from the bare one (`env.unwrapped`).
 """
 
@@ -264,8 +263,12 @@ class ParallelRuns:
     def __init__(self, env: gym.Env, runner, n_envs: int):
         bare = env.unwrapped
         self.n_envs = n_envs
-        self.workers = SubprocVecEnv([functools.partial(make_worker_env, bare.cfg, k, n_envs) for k in range(n_envs)],
-                                     start_method="spawn")
+        try:
+            self.workers = SubprocVecEnv([functools.partial(make_worker_env, bare.cfg, k, n_envs)
+                                          for k in range(n_envs)], start_method="spawn")
+        except (EOFError, BrokenPipeError, ConnectionResetError) as err:
+            raise RuntimeError(f"a sub-environment's process failed to start ({type(err).__name__}); "
+                               "its own error is in the log above") from None
         self.recorded = RecordedVecEnv(self.workers, runner)
         if isinstance(bare, LayerwiseTrainingEnv):
             self.agent = LayerRunsVecEnv(self.recorded, bare.n_layers, bare.features.agent_space,
