@@ -71,6 +71,25 @@ def test_bad_n_envs_is_one_clear_error(overrides, message):
         build_controller(make_cfg("controller=ppo_2opt", *overrides).controller, 0)
 
 
+def test_a_k_run_agent_resumed_in_its_final_run_acts_without_workers():
+    """Resumed after learning (phase `final`), an n_envs=2 agent is loaded without its worker processes and acts."""
+    cfg = make_cfg("controller=ppo_2opt", "controller.episodes=2")
+    env = make_env(cfg)
+    learned = build_controller(cfg.controller, 0)
+    learned.setup(env, None)
+    state = learned._state("final", 2)
+    resumed = build_controller(make_cfg("controller=ppo_2opt", "controller.episodes=2", "controller.n_envs=2").controller, 0)
+    resumed.setup(env, state)
+    obs, _ = env.reset()
+    assert resumed.learned and resumed.runs is None and resumed.model.get_env() is None
+    assert resumed.act(obs) == learned.act(obs)
+
+
+def test_evaluate_refuses_a_bad_runs_count(tmp_path):
+    with pytest.raises(UserError, match="runs=0 is not allowed"):
+        evaluate(make_cfg("policy=x.zip", "runs=0", config="evaluate"), tmp_path)
+
+
 def test_run_slots_seed_their_runs_and_layer_runs_flatten_to_one_layer_each():
     """Two layer-wise runs as sub-environments 0 and 1 of 2 (in this process): run i trains with seed + i, rows
     carry it, and the agent sees runs x layers sub-environments that share their run's reward and end."""
