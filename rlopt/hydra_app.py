@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from rlopt.errors import UserError
-from rlopt.runs import mark_failed
+from rlopt.reporting.runs import mark_failed
 
 log = logging.getLogger("rlopt")
 

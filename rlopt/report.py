@@ -15,12 +15,12 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from rlopt.errors import UserError
+from rlopt.files import atomic_path
 from rlopt.hydra_app import hydra_entry
-from rlopt.metrics import atomic_path
 from rlopt.paths import conf_dir
-from rlopt.report_figures import plot_report
-from rlopt.report_tables import METRICS, latex, loss_table, markdown, readable_loss, readable_summary, summary_table
-from rlopt.runs import FINISHED, find_runs, identity, method_labels, read_status
+from rlopt.reporting.figures import plot_report
+from rlopt.reporting.runs import FINISHED, find_runs, identity, method_labels, read_status
+from rlopt.reporting.tables import METRICS, latex, loss_table, markdown, readable_loss, readable_summary, summary_table
 
 RUN_COLUMNS = ["dataset", "method", "seed", "status", "controller", "run", *METRICS, "final_val_loss",
                "epoch_time_min", "epoch_time_max", "overrides", "error"]
@@ -61,9 +61,9 @@ def write_tables(runs: pd.DataFrame, out: Path) -> None:
     for name, table, readable in (("table", summary_table(runs), readable_summary),
                                   ("loss_table", loss_table(runs), readable_loss)):
         _write_text(out / f"{name}.csv", table.to_csv(index=False))
-        headers, cells = readable(table)
-        _write_text(out / f"{name}.md", markdown(headers, cells) + footer)
-        _write_text(out / f"{name}.tex", latex(headers, cells))
+        cells = readable(table)
+        _write_text(out / f"{name}.md", markdown(cells) + footer)
+        _write_text(out / f"{name}.tex", latex(cells))
 
 
 def report(cfg: DictConfig, out_dir: Path) -> dict:

@@ -85,3 +85,14 @@ def test_report_with_no_runs(cli_inproc, tmp_path):
     (tmp_path / "empty").mkdir()
     result = cli_inproc("report", "empty", cwd=tmp_path)
     assert result.returncode == 2 and "no runs" in result.stderr
+
+
+def test_report_flag_values_are_not_folders(cli_inproc, tmp_path):
+    from rlopt.cli import _report_args
+
+    assert _report_args(["--cfg", "job", "runs", "-cn", "report", "--info", "sweep"]) == \
+        ["--cfg", "job", "-cn", "report", "--info", "dirs=['runs','sweep']"]
+    assert _report_args(["-i", "defaults", "out=x"]) == ["-i", "defaults", "out=x"]
+    result = cli_inproc("report", "--cfg", "job", "sweep=somewhere", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "sweep: somewhere" in result.stdout and "dirs: []" in result.stdout

@@ -13,14 +13,13 @@ thus gives `sgd optim.sgd.lr=0.1` and `sgd optim.sgd.lr=0.01`, while a plain
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from rlopt.errors import UserError
-from rlopt.metrics import write_json
+from rlopt.files import read_json, write_json
 
 FINISHED = ("completed", "diverged")
 
@@ -61,7 +60,7 @@ def read_status(run_dir: Path) -> tuple[str, str | None, dict]:
     summary_file = Path(run_dir) / "summary.json"
     if not summary_file.is_file():
         return "incomplete", "no summary.json: the run stopped before finishing, or is still running", {}
-    summary = json.loads(summary_file.read_text())
+    summary = read_json(summary_file)
     return summary.get("status", "unknown"), summary.get("error"), summary
 
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rlopt.metrics import atomic_path  # noqa: E402
+from rlopt.files import atomic_path  # noqa: E402
 
 
 def save_figure(fig, path: Path, dpi: int = 110) -> Path:

@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from rlopt.runs import FINISHED
+from rlopt.reporting.runs import FINISHED
 
 # summary.json key -> (column title, scale, format spec) for the readable tables
 METRICS = {
@@ -81,46 +81,36 @@ def _notes(row) -> str:
     return ", ".join(notes)
 
 
-def readable_summary(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Column titles and text cells of the summary table."""
+def readable_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary table as text cells under readable column titles."""
     headers = ["dataset", "method", "n", *(title for title, _, _ in METRICS.values()), "epoch time (s)", "notes"]
     cells = []
     for _, row in table.iterrows():
         stats = [_mean_std(row[f"{m}_mean"], row[f"{m}_std"], scale, spec) for m, (_, scale, spec) in METRICS.items()]
         span = "-" if math.isnan(row["epoch_time_min"]) else f"{row['epoch_time_min']:.3g}-{row['epoch_time_max']:.3g}"
         cells.append([row["dataset"], row["method"], str(row["n"]), *stats, span, _notes(row)])
-    return headers, cells
+    return pd.DataFrame(cells, columns=headers)
 
 
-def readable_loss(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Column titles and text cells of the learning-rate study's table."""
+def readable_loss(table: pd.DataFrame) -> pd.DataFrame:
+    """The learning-rate study's table as text cells under readable column titles."""
     headers = ["dataset", "method", "n", "best final loss", "average final loss", "divergent case exists", "notes"]
     cells = [[row["dataset"], row["method"], str(row["n"]), _mean_std(row["best_final_loss"], math.nan, 1, ".4g"),
               _mean_std(row["avg_final_loss"], math.nan, 1, ".4g"),
               "yes" if row["divergent_case"] else "no", _notes(row)] for _, row in table.iterrows()]
-    return headers, cells
+    return pd.DataFrame(cells, columns=headers)
 
 
-def _md_row(cells: list[str]) -> str:
-    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+def markdown(cells: pd.DataFrame) -> str:
+    """A pipe table of text cells (tabulate via pandas), cells kept as written; `|` inside a cell escaped."""
+    escaped = cells.apply(lambda column: column.str.replace("|", r"\|", regex=False))
+    return escaped.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
-def markdown(headers: list[str], cells: list[list[str]]) -> str:
-    lines = [_md_row(headers), "|" + "|".join("---" for _ in headers) + "|", *map(_md_row, cells)]
-    return "\n".join(lines) + "\n"
-
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$"}
-
-
-def _tex_row(cells: list[str]) -> str:
-    return " & ".join("".join(_LATEX_SPECIAL.get(c, c) for c in str(cell)) for cell in cells) + r" \\"
-
-
-def latex(headers: list[str], cells: list[list[str]]) -> str:
-    """A booktabs tabular (needs \\usepackage{booktabs}); every cell escaped."""
-    lines = [r"\begin{tabular}{ll" + "r" * (len(headers) - 3) + "l}", r"\toprule", _tex_row(headers), r"\midrule",
-             *map(_tex_row, cells)]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+def latex(cells: pd.DataFrame) -> str:
+    """A booktabs `tabular` of text cells (needs \\usepackage{booktabs}), every cell and title escaped;
+    text columns (dataset, method, notes) left-aligned, numbers right-aligned."""
+    text = {"dataset", "method", "notes"}
+    align = "".join("l" if column in text else "r" for column in cells.columns)
+    styler = cells.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
+    return styler.to_latex(hrules=True, column_format=align).replace("±", r"$\pm$")

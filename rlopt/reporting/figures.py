@@ -22,8 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from rlopt.plots import save_figure  # noqa: E402
-from rlopt.runs import FINISHED  # noqa: E402
+from rlopt.reporting.plots import save_figure  # noqa: E402
+from rlopt.reporting.runs import FINISHED  # noqa: E402
 
 # file stem -> panels (metrics.csv column, axis label); one figure per dataset
 CURVES = {
