@@ -81,13 +81,17 @@ def overrides(run_dir: Path) -> dict[str, str]:
 
 
 def identity(run_dir: Path, summary: dict) -> dict:
-    """What a run is: dataset, controller, seed, label and overrides (the method comes later)."""
+    """What a run is: dataset, controller and its type, seed, label and overrides (the method comes later)."""
     cfg = _config(run_dir)
+    configured = OmegaConf.select(cfg, "controller.name")
+    # `rlopt evaluate` swaps the controller in after .hydra/ is written; its summary has the real one
+    controller = summary.get("controller") or configured
     return {
         "run": str(run_dir),
         "dataset": str(OmegaConf.select(cfg, "dataset.name")),
-        # `rlopt evaluate` swaps the controller in after .hydra/ is written; its summary has the real one
-        "controller": str(summary.get("controller") or OmegaConf.select(cfg, "controller.name")),
+        "controller": str(controller),
+        # fixed | schedule | random | sb3 (what kind of controller: the reports compare against fixed baselines)
+        "controller_type": OmegaConf.select(cfg, "controller.type") if controller == configured else "frozen",
         "seed": OmegaConf.select(cfg, "seed"),
         "label": OmegaConf.select(cfg, "label", default=None),
         "overrides": overrides(run_dir),
