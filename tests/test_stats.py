@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm, trim_mean
 
-from rlopt.reporting.stats import improvement_probability, interval, iqm, pooled_iqm, score_distribution
+from rlopt.reporting.stats import MIN_RUNS, improvement_probability, interval, iqm, pooled_iqm, score_distribution
 
 
 def test_iqm_is_the_25_percent_trimmed_mean():
@@ -28,6 +28,9 @@ def test_interval_contains_the_estimate_and_shrinks_with_more_seeds():
     x = np.random.default_rng(0).normal(0.9, 0.02, 8)
     assert interval(pooled_iqm, [x], reps=500, seed=3) == interval(pooled_iqm, [x], reps=500, seed=3)
     assert interval(pooled_iqm, [x], reps=500, seed=3) != interval(pooled_iqm, [x], reps=500, seed=4)
+    # below MIN_RUNS runs: the estimate, and no interval from so few numbers
+    point, low, high = interval(pooled_iqm, [x[:MIN_RUNS - 1]], reps=500, seed=3)
+    assert point == pytest.approx(trim_mean(x[:MIN_RUNS - 1], 0.25)) and np.isnan(low) and np.isnan(high)
 
 
 def test_stratified_bootstrap_resamples_within_each_task():

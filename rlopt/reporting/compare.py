@@ -17,7 +17,7 @@ import pandas as pd
 
 from rlopt.errors import UserError
 from rlopt.reporting.runs import FINISHED
-from rlopt.reporting.stats import CONFIDENCE, MIN_RUNS, improvement_probability, interval, iqm, pooled_iqm
+from rlopt.reporting.stats import CONFIDENCE, improvement_probability, interval, iqm, pooled_iqm
 from rlopt.reporting.tables import FEW, numbers
 
 BASELINE_TYPES = ("fixed", "schedule")  # controller.type of a fixed baseline
@@ -47,7 +47,8 @@ def _by_method(data: pd.DataFrame) -> dict[str, np.ndarray]:
 def references(scored: pd.DataFrame, reference: str | None) -> dict[str, str]:
     """dataset -> its reference method (datasets where `reference` has no runs are left out)."""
     if reference is not None:
-        found = {d: str(reference) for d, data in scored.groupby("dataset", sort=True) if reference in set(data["method"])}
+        reference = str(reference)
+        found = {d: reference for d, data in scored.groupby("dataset", sort=True) if reference in set(data["method"])}
         if not found:
             available = ", ".join(sorted(set(scored["method"]))) or "none"
             raise UserError(f"report.reference={reference}: no finished runs of that method; available: {available}")
@@ -64,10 +65,8 @@ def reference_rule(reference: str | None) -> str:
     return f"`{reference}` (report.reference)" if reference else "the fixed baseline with the highest IQM"
 
 
-def _probability(x_tasks, y_tasks, reps: int, seed: int) -> tuple[float, float, float]:
-    if min(len(t) for t in [*x_tasks, *y_tasks]) < MIN_RUNS:
-        return float(improvement_probability([t[None] for t in x_tasks], [t[None] for t in y_tasks])[0]), math.nan, math.nan
-    return tuple(float(v) for v in interval(improvement_probability, x_tasks, y_tasks, reps=reps, seed=seed))
+def _estimate(statistic, *groups, reps: int, seed: int) -> tuple[float, float, float]:
+    return tuple(float(v) for v in interval(statistic, *groups, reps=reps, seed=seed))
 
 
 def improvement_table(scored: pd.DataFrame, refs: dict[str, str], reps: int, seed: int) -> pd.DataFrame:
@@ -79,7 +78,7 @@ def improvement_table(scored: pd.DataFrame, refs: dict[str, str], reps: int, see
         methods = _by_method(data)
         y = methods[refs[dataset]]
         for method, x in methods.items():
-            p, low, high = _probability([x], [y], reps, seed)
+            p, low, high = _estimate(improvement_probability, [x], [y], reps=reps, seed=seed)
             rows.append({"dataset": dataset, "method": method, "n": len(x), "reference": refs[dataset],
                          "n_reference": len(y), "p_improvement": p, "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows, columns=["dataset", "method", "n", "reference", "n_reference", "p_improvement", "ci_low",
@@ -116,14 +115,11 @@ def aggregate_table(normalised: pd.DataFrame, scored: pd.DataFrame, refs: dict[s
         mine = normalised[normalised["method"] == method]
         datasets = sorted(set(mine["dataset"]))
         tasks = [mine.loc[mine["dataset"] == d, "score"].to_numpy(dtype=float) for d in datasets]
-        if min(map(len, tasks)) < MIN_RUNS:
-            point, low, high = float(pooled_iqm([t[None] for t in tasks])[0]), math.nan, math.nan
-        else:
-            point, low, high = (float(v) for v in interval(pooled_iqm, tasks, reps=reps, seed=seed))
+        point, low, high = _estimate(pooled_iqm, tasks, reps=reps, seed=seed)
         pick = {d: scored[scored["dataset"] == d] for d in datasets}
         x = [pick[d].loc[pick[d]["method"] == method, "score"].to_numpy(dtype=float) for d in datasets]
         y = [pick[d].loc[pick[d]["method"] == refs[d], "score"].to_numpy(dtype=float) for d in datasets]
-        p, p_low, p_high = _probability(x, y, reps, seed)
+        p, p_low, p_high = _estimate(improvement_probability, x, y, reps=reps, seed=seed)
         rows.append({"method": method, "datasets": len(datasets), "n": int(sum(map(len, tasks))),
                      "normalised_iqm": point, "ci_low": low, "ci_high": high,
                      "p_improvement": p, "p_ci_low": p_low, "p_ci_high": p_high})
@@ -151,11 +147,15 @@ def readable_aggregate(table: pd.DataFrame) -> pd.DataFrame:
                                         f"{PROBABILITY} [95% CI]"])
 
 
-def improvement_caption(names: dict[str, str], reference: str | None, reps: int, seed: int) -> str:
+def improvement_caption(names: dict[str, str], refs: dict[str, str], reference: str | None, reps: int,
+                        seed: int) -> str:
     scored_on = "; ".join(f"{d}: {name}" for d, name in names.items())
+    chosen = "; ".join(f"{d}: {method}" for d, method in refs.items())
+    missing = [d for d in names if d not in refs]
     return (f"Probability of improvement (Agarwal et al. 2021): P(X > Y) + 0.5 P(X = Y) over every pair of a run of the "
             f"method (X) and a run of the reference (Y), i.e. the Mann-Whitney U over n_x n_y; 0.5 = no difference. "
-            f"Score: {scored_on}. Reference: {reference_rule(reference)} on each dataset. "
+            f"Score: {scored_on}. Reference, {reference_rule(reference)}: {chosen}"
+            + (f" (no runs of it on {', '.join(missing)}, left out)" if missing else "") + ". "
             f"{CONFIDENCE:.0%} CI: percentile interval of a bootstrap resampling both methods' runs independently "
             f"({reps} resamples, seed {seed}).")
 

@@ -121,13 +121,8 @@ def _iqm_curve(runs_by_step: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame
     """IQM over runs at each step (columns: runs, rows: steps), with its interval where >= MIN_RUNS runs
     have a value there; at most CURVE_POINTS steps, evenly spaced, the last one kept."""
     keep = np.unique(np.linspace(0, len(runs_by_step) - 1, min(CURVE_POINTS, len(runs_by_step))).round().astype(int))
-    rows = []
-    for step, values in runs_by_step.iloc[keep].iterrows():
-        x = values.dropna().to_numpy(dtype=float)
-        if len(x) >= MIN_RUNS:
-            rows.append((step, *interval(pooled_iqm, [x], reps=reps, seed=seed)))
-        elif len(x):
-            rows.append((step, float(pooled_iqm([x[None]])[0]), np.nan, np.nan))
+    rows = [(step, *interval(pooled_iqm, [values.dropna().to_numpy(dtype=float)], reps=reps, seed=seed))
+            for step, values in runs_by_step.iloc[keep].iterrows() if values.notna().any()]
     return pd.DataFrame(rows, columns=["step", "iqm", "low", "high"]).set_index("step")
 
 
@@ -167,12 +162,9 @@ def _profile(title: str, tasks_by_method: dict[str, list[np.ndarray]], axis: str
     profile = score_distribution(thresholds)
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for method, tasks in tasks_by_method.items():
+        point, low, high = interval(profile, tasks, reps=reps, seed=seed)
         band = min(map(len, tasks)) >= MIN_RUNS
-        if band:
-            point, low, high = interval(profile, tasks, reps=reps, seed=seed)
-            ax.fill_between(sign * thresholds, low, high, color=colours[method], alpha=0.2, lw=0, step="post")
-        else:
-            point = profile([t[None] for t in tasks])[0]
+        ax.fill_between(sign * thresholds, low, high, color=colours[method], alpha=0.2, lw=0, step="post")
         ax.step(sign * thresholds, point, where="post", color=colours[method], label=_label(method, band), lw=1.5)
     relation = ">" if sign > 0 else "<"
     ax.set(xlabel=f"{axis} threshold τ", ylabel=f"fraction of runs with {axis} {relation} τ", ylim=(-0.02, 1.02))

@@ -60,14 +60,17 @@ def score_distribution(thresholds: np.ndarray) -> Callable[[Tasks], np.ndarray]:
 
 
 def interval(statistic: Callable[..., np.ndarray], *groups: Tasks, reps: int, seed: int):
-    """(point estimate, CI low, CI high) of `statistic(*groups)` by the stratified bootstrap.
+    """(point estimate, CI low, CI high) of `statistic(*groups)` by the stratified bootstrap; the bounds
+    are NaN when a task of a group has fewer than MIN_RUNS runs.
 
     Each group is a list of per-task score arrays; every task of every group is resampled on its own.
     A fresh generator seeded with `seed` serves each call, so an estimate does not depend on which
     other estimates a report makes, and the same scores give the same interval every time.
     """
-    rng = np.random.default_rng(seed)
     point = statistic(*[[np.asarray(t, dtype=float)[None] for t in tasks] for tasks in groups])[0]
+    if min(len(t) for tasks in groups for t in tasks) < MIN_RUNS:
+        return point, point * np.nan, point * np.nan
+    rng = np.random.default_rng(seed)
     resampled = [[np.asarray(t, dtype=float)[rng.integers(0, len(t), size=(reps, len(t)))] for t in tasks]
                  for tasks in groups]
     tail = 100 * (1 - CONFIDENCE) / 2

@@ -48,12 +48,9 @@ def numbers(values: pd.Series) -> pd.Series:
 
 def iqm_interval(values: pd.Series, reps: int, seed: int) -> tuple[float, float, float]:
     """(IQM, CI low, CI high) of one dataset x method's runs; no interval below MIN_RUNS runs."""
-    x = values.to_numpy(dtype=float)
-    if len(x) == 0:
+    if values.empty:
         return math.nan, math.nan, math.nan
-    if len(x) < MIN_RUNS:
-        return float(pooled_iqm([x[None]])[0]), math.nan, math.nan
-    return tuple(float(v) for v in interval(pooled_iqm, [x], reps=reps, seed=seed))
+    return tuple(float(v) for v in interval(pooled_iqm, [values.to_numpy(dtype=float)], reps=reps, seed=seed))
 
 
 def summary_table(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
