@@ -17,6 +17,7 @@ import hydra
 import pandas as pd
 from omegaconf import DictConfig
 
+from rlopt.config import validate_report
 from rlopt.errors import UserError
 from rlopt.files import atomic_path, write_json
 from rlopt.hydra_app import hydra_entry
@@ -29,7 +30,6 @@ from rlopt.reporting.tables import METRICS, few_note
 
 RUN_COLUMNS = ["dataset", "method", "seed", "status", "controller", "controller_type", "run", *METRICS,
                "final_val_loss", "epoch_time_min", "epoch_time_max", "overrides", "error"]
-STATS = ("iqm", "mean_std")
 
 
 def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
@@ -98,21 +98,12 @@ def write_comparison(runs: pd.DataFrame, out: Path, settings: DictConfig) -> dic
             "normalised": normalised, "normalisation": how, "aggregate": aggregate}
 
 
-def check_settings(settings: DictConfig) -> None:
-    if settings.stat not in STATS:
-        raise UserError(f"report.stat={settings.stat}: use one of {', '.join(STATS)}")
-    for key in ("reps", "seed"):
-        value = settings.bootstrap[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "reps" else 0):
-            raise UserError(f"report.bootstrap.{key}={value}: use an integer {'>= 1' if key == 'reps' else '>= 0'}")
-
-
 def report(cfg: DictConfig, out_dir: Path) -> dict:
     dirs = list(cfg.dirs or []) + ([cfg.sweep] if cfg.sweep else [])
     if not dirs:
         raise UserError("give at least one run or sweep folder (rlopt report DIR... or sweep=DIR)")
+    validate_report(cfg)
     settings = cfg.report
-    check_settings(settings)
     run_dirs = find_runs(dirs)
     if not run_dirs:
         raise UserError(f"no runs under {', '.join(map(str, dirs))} (a run folder holds .hydra/config.yaml)")
@@ -120,12 +111,12 @@ def report(cfg: DictConfig, out_dir: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(run_dirs)
     reps, seed = settings.bootstrap.reps, settings.bootstrap.seed
-    write_tables(runs, out, settings.stat, reps, seed)
+    write_tables(runs, out, str(settings.stat), reps, seed)
     comparison = write_comparison(runs, out, settings)
     figures = plot_report(runs, comparison, out, reps, seed)
     problems = runs[~runs["status"].isin(FINISHED)]
     write_json(out / "report.json", {
-        "stat": settings.stat, "confidence": CONFIDENCE, "min_runs_for_interval": MIN_RUNS,
+        "stat": str(settings.stat), "confidence": CONFIDENCE, "min_runs_for_interval": MIN_RUNS,
         "bootstrap": {"reps": reps, "seed": seed, "interval": "percentile",
                       "resampling": "runs, with replacement, within each dataset (stratified); methods independently"},
         "reference": comparison["references"], "reference_rule": compare.reference_rule(settings.reference),

@@ -299,9 +299,16 @@ def test_settings_are_recorded_and_a_named_reference_is_used(wide, tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("report.reference=nope", "report.reference=nope: no finished runs of that method; available: adam, dqn_2opt"),
-    ("report.stat=median", "report.stat=median: use one of iqm, mean_std"),
-    ("report.bootstrap.reps=0", "report.bootstrap.reps=0: use an integer >= 1"),
+    ("report.bootstrap.reps=0", "report.bootstrap.reps=0 is not allowed: use a positive integer"),
+    ("report.bootstrap.seed=-1", "report.bootstrap.seed=-1 is not allowed: use a non-negative integer"),
 ])
 def test_bad_report_settings_are_one_line(wide, tmp_path, override, message):
     with pytest.raises(UserError, match=re.escape(message)):
         _report([wide[0]], tmp_path / "rep", override)
+
+
+def test_an_unknown_statistic_fails_at_composition(cli_inproc, tmp_path):
+    result = cli_inproc("report", str(tmp_path), "report.stat=median", cwd=tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("rlopt report: error: report.stat=median is not allowed"), lines[0]
