@@ -215,14 +215,16 @@ def test_portfolio_agents_see_a_one_hot_sized_by_the_list(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["controller=ppo_portfolio", "controller.actions.choices=[sgd,nadam]"], "controller.actions.choices=['sgd', 'nadam'] is not allowed"),
+    (["controller=ppo_portfolio", "controller.actions.choices=[sgd,nadam]"],
+     "controller.actions.choices=['sgd', 'nadam'] is not allowed"),
     (["controller=dqn_portfolio", "controller.actions.choices=[adam]"], "is not allowed for an agent: list at least two"),
     (["controller=ppo_portfolio", "controller.actions.choices=[]"], "is not allowed for an agent: list at least two"),
     (["controller=schedule", "controller.optimizer=schedulefree_sgd", "controller.schedule=cosine"],
      "controller.schedule=cosine is not allowed with schedulefree_sgd"),
     (["controller=schedule", "controller.optimizer=dadapt_adam", "controller.schedule=cosine"],
      "controller.lr=0.001 is not allowed with dadapt_adam"),
-    (["controller=dqn_lr", "controller.actions.optimizer=prodigy"], "controller.actions.low/high=(1e-05, 0.01) is not allowed with prodigy"),
+    (["controller=dqn_lr", "controller.actions.optimizer=prodigy"],
+     "controller.actions.low/high=(1e-05, 0.01) is not allowed with prodigy"),
     (["controller=ppo_lr", "controller.actions.optimizer=dadapt_sgd", "controller.actions.log_high=-1"],
      "controller.actions.log_low/log_high=(-6.0, -1.0) is not allowed with dadapt_sgd"),
     (["controller=prodigy", "optim.prodigy.d0=-1"], "optim.prodigy is not allowed: Prodigy refuses it"),
