@@ -74,6 +74,17 @@ class Timer:
             self.seconds = time.perf_counter() - self.t0
 
 
+class CpuTimer:
+    """This process's CPU time over a block (user + system): on a shared CPU, what the work itself costs."""
+
+    def __enter__(self):
+        self.t0 = time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.process_time() - self.t0
+
+
 def _raw_images(case: dict, data_root: Path | None):
     """uint8 images and labels: real MNIST when available, else random data of the right shape."""
     if case["dataset"] == "mnist" and data_root is not None and (data_root / "MNIST" / "raw").is_dir():
@@ -253,7 +264,8 @@ def machine() -> str:
 
 def measure_optimizers(case, device_name, names, cycles, data_root, queue):
     """Child process: one model per optimizer (same initial weights), their training epochs interleaved
-    (adam, sgd, ..., adam, sgd, ...) so that load drifting on a shared machine hits all alike."""
+    (adam, sgd, ..., adam, sgd, ...) so that load drifting on a shared machine hits all alike. On CPU it
+    runs on one thread and measures that process's CPU time, which other processes' load barely moves."""
     from omegaconf import OmegaConf
 
     from rlopt.cpu_memory import keep_freed_memory
@@ -263,6 +275,7 @@ def measure_optimizers(case, device_name, names, cycles, data_root, queue):
     device = torch.device(device_name)
     if device.type == "cpu":
         keep_freed_memory()
+        torch.set_num_threads(1)
     x, y, source = _raw_images(case, data_root)
     data = _bundle(case, x, y, device)
     optim_cfg = OmegaConf.load(REPO / "conf" / "train.yaml").optim
@@ -272,7 +285,7 @@ def measure_optimizers(case, device_name, names, cycles, data_root, queue):
         trainers[name] = Trainer(model, data, OptimizerBank(model.parameters, [name], optim_cfg, device), device,
                                  case["batch"], 1024, amp="auto", seed=0)
         trainers[name].train(trainers[name].batches_per_epoch)  # warm-up epoch
-    timer = Timer(device)
+    timer = Timer(device) if device.type == "cuda" else CpuTimer()
     times = {name: [] for name in names}
     for _ in range(cycles):
         for name, trainer in trainers.items():
@@ -290,7 +303,9 @@ def measure_optimizers(case, device_name, names, cycles, data_root, queue):
                 for _ in range(20):
                     bank.current.step()
             step_times[name].append(timer.seconds / 20)
-    queue.put({"times": times, "step_times": step_times, "state": {n: _state_bytes(t.bank.current) for n, t in trainers.items()},
+    clock = "CUDA events" if device.type == "cuda" else "CPU time, 1 thread"
+    state = {n: _state_bytes(t.bank.current) for n, t in trainers.items()}
+    queue.put({"times": times, "step_times": step_times, "clock": clock, "state": state,
                "images": len(data.train), "source": source, "precision": "bf16 autocast" if trainers[names[0]].bf16 else "fp32"})
 
 
@@ -317,7 +332,8 @@ def optimizer_section(args, case, root) -> str:
     command = " ".join(["python scripts/bench.py", *sys.argv[1:]])
     return "\n".join([f"## Optimizers of the bank: {args.case} on {args.device} ({date.today()})", "",
                       f"Machine: {machine()}.  ", f"Data: {m['source']}, {m['images']} training images, batch "
-                      f"{case['batch']}, {m['precision']}; {len(adam)} interleaved cycles of one epoch per optimizer.  ",
+                      f"{case['batch']}, {m['precision']}; {len(adam)} interleaved cycles of one epoch per optimizer; "
+                      f"{m['clock']}.  ",
                       f"Command: `{command}`", "", *lines, ""])
 
 
