@@ -10,7 +10,6 @@ classification also runs under bf16 autocast (about 1.3x faster convolutions on 
 from __future__ import annotations
 
 import copy
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -27,13 +26,15 @@ from rlopt.optim import OptimizerBank
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when available; asking for CUDA without it is the user's mistake."""
+    """`auto` picks CUDA when available; asking for CUDA without it is the user's mistake.
+
+    `name` is one of the schema's `Device` values (auto | cpu | cuda), checked at composition.
+    """
+    name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("trainer.device=cuda is not allowed here: no CUDA device is available (use auto or cpu)")
-    if name not in ("cpu", "cuda"):
-        raise UserError(f"trainer.device={name} is not allowed: use auto, cpu or cuda")
     return torch.device(name)
 
 
@@ -57,9 +58,6 @@ def use_bf16(amp, device: torch.device, classification: bool) -> bool:
 @dataclass
 class TrainStats:
     train_loss: float
-    steps: int
-    grad_evals: int
-    seconds: float
     grad_norm: float
     lr: float  # learning rate of the last optimizer step (median over param groups): what the step used
 
@@ -152,7 +150,6 @@ class Trainer:
     def train(self, n_steps: int) -> TrainStats:
         """Run `n_steps` optimizer steps; returns the mean training loss over them."""
         self.model.train()
-        start = time.perf_counter()
         total = torch.zeros((), device=self.device)
         opt = self.bank.current
         evals = self.bank.grad_evals_per_step
@@ -185,7 +182,7 @@ class Trainer:
         mean_loss, grad_norm_v = torch.stack([total / max(n_steps, 1), grad_norm]).tolist()
         self.opt_steps += n_steps
         self.grad_evals += n_steps * evals
-        return TrainStats(mean_loss, n_steps, n_steps * evals, time.perf_counter() - start, grad_norm_v, float(lr))
+        return TrainStats(mean_loss, grad_norm_v, float(lr))
 
     @torch.no_grad()
     def recompute_batchnorm(self, n_batches: int) -> None:

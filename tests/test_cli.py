@@ -52,7 +52,7 @@ def test_unknown_group_option_lists_the_available_ones(cli_inproc, tmp_path):
     ("trainer.device=tpu", "trainer.device=tpu"),
     ("trainer.amp=fp8", "trainer.amp=fp8"),
     ("env.features=[val_acc,banana]", "env.features"),
-    ("reward.w_acc=oops", "reward=composite"),
+    ("reward.w_acc=oops", "reward.w_acc=oops"),  # a wrong type: refused at composition by the schema
 ])
 def test_bad_values_fail_before_training_with_one_line(cli_inproc, tmp_path, override, key):
     result = cli_inproc("train", "controller=sgd", *TINY, override, "hydra.run.dir=run", cwd=tmp_path)
@@ -88,3 +88,16 @@ def test_report_with_no_runs(cli_inproc, tmp_path):
     (tmp_path / "empty").mkdir()
     result = cli_inproc("report", "empty", cwd=tmp_path)
     assert result.returncode == 2 and "no runs" in result.stderr
+
+
+def test_evaluate_saves_the_config_it_runs(cli_inproc, tmp_path):
+    from omegaconf import OmegaConf
+
+    assert cli_inproc("train", "controller=ppo_2opt", *TINY, "hydra.run.dir=run", cwd=tmp_path).returncode == 0
+    result = cli_inproc("evaluate", "policy=run/policy.zip", "env.features=[val_loss]", *TINY, "hydra.run.dir=ev",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    saved = OmegaConf.load(tmp_path / "ev" / ".hydra" / "config.yaml")
+    trained = OmegaConf.load(tmp_path / "run" / ".hydra" / "config.yaml")
+    assert saved.controller.name == json.loads((tmp_path / "ev" / "summary.json").read_text())["controller"] == "ppo_2opt_frozen"
+    assert list(saved.env.features) == list(trained.env.features), "the features the policy was trained on"

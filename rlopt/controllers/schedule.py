@@ -15,10 +15,11 @@ Schedule-free optimizers replace the schedule: only `constant` is allowed (warmu
 
 from __future__ import annotations
 
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from torch.optim.lr_scheduler import CosineAnnealingLR, CosineAnnealingWarmRestarts, ExponentialLR, OneCycleLR, StepLR
 
-from rlopt.controllers.loop import run_episode
+from rlopt.controllers.runner import Controller
 from rlopt.errors import UserError
 from rlopt.optim import MULTIPLIER_LR, OPTIMIZERS, SCHEDULE_FREE
 
@@ -27,23 +28,23 @@ def _has_momentum(opt) -> bool:
     return "momentum" in opt.defaults or "betas" in opt.defaults
 
 
-# name -> (torch scheduler, when it steps, the arguments the run supplies from (optimizer, lr, budget in steps));
-# the rest come from `controller.<name>` and may override these.
+# name -> (when it steps, the arguments the run supplies from (optimizer, lr, budget in steps)); the scheduler
+# itself is `controller.<name>._target_` (a torch.optim.lr_scheduler class), built with the rest of
+# `controller.<name>`, which may override these.
 SCHEDULES = {
-    "step": (StepLR, "epoch", lambda opt, lr, budget: {}),
-    "exponential": (ExponentialLR, "epoch", lambda opt, lr, budget: {}),
-    "cosine": (CosineAnnealingLR, "step", lambda opt, lr, budget: {"T_max": budget}),
+    "step": ("epoch", lambda opt, lr, budget: {}),
+    "exponential": ("epoch", lambda opt, lr, budget: {}),
+    "cosine": ("step", lambda opt, lr, budget: {"T_max": budget}),
     # lr is the peak; momentum (SGD) or beta1 (Adam) cycles inversely where the optimizer has one (not Adadelta)
-    "onecycle": (OneCycleLR, "step", lambda opt, lr, budget: {"max_lr": lr, "total_steps": budget,
-                                                               "cycle_momentum": _has_momentum(opt)}),
-    # SGDR: the first period is controller.cosine_restarts.T_0 epochs (turned into optimizer steps here)
-    "cosine_restarts": (CosineAnnealingWarmRestarts, "step", lambda opt, lr, budget: {}),
+    "onecycle": ("step", lambda opt, lr, budget: {"max_lr": lr, "total_steps": budget, "cycle_momentum": _has_momentum(opt)}),
+    # SGDR (CosineAnnealingWarmRestarts): the first period is controller.cosine_restarts.T_0 epochs, in steps to torch
+    "cosine_restarts": ("step", lambda opt, lr, budget: {}),
 }
 EPOCH_ARGS = {"cosine_restarts": ("T_0",)}  # arguments given in epochs in the config, in optimizer steps to torch
 SCHEDULE_NAMES = ("constant", *SCHEDULES)
 
 
-class ScheduleController:
+class ScheduleController(Controller):
     """Always the one optimizer; the learning rate follows `controller.schedule`."""
 
     def __init__(self, cfg, seed: int):
@@ -62,26 +63,22 @@ class ScheduleController:
             raise UserError(f"controller.lr={lr} is not allowed with {cfg.optimizer}: it multiplies the step size "
                             f"{cfg.optimizer} estimates (1.0 = as estimated, the package default); use 0.1..10")
         self.lr = float(lr)
-        params = cfg.get(self.schedule)
-        if params is not None and not OmegaConf.is_dict(params):
-            raise UserError(f"controller.{self.schedule}={params} is not allowed: give the scheduler's arguments as a mapping")
-        self.params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
+        self.params = OmegaConf.to_container(cfg[self.schedule], resolve=True) if self.schedule in SCHEDULES else {}
 
-    def run(self, env, recorder, checkpointer, resume: dict | None = None) -> None:
-        recorder.start("metrics.csv", env.decisions_per_episode)
-        run_episode(env, lambda obs: 0, checkpointer.save, resume=resume, on_start=self.attach)
+    def act(self, obs):
+        return 0  # the one optimizer; the scheduler, not the action, moves the lr
 
-    def attach(self, env) -> None:
+    def start_episode(self, env) -> None:
         """Set the initial lr on the episode's fresh optimizer and hand its scheduler to the trainer."""
         env.bank.set_lr(self.lr)
         if self.schedule == "constant":
             return
-        cls, interval, supplied = SCHEDULES[self.schedule]
+        interval, supplied = SCHEDULES[self.schedule]
         opt = env.bank.current
         params = {k: round(v * env.batches_per_epoch) if k in EPOCH_ARGS.get(self.schedule, ()) else v
                   for k, v in self.params.items()}
         try:
-            scheduler = cls(opt, **{**supplied(opt, self.lr, env.budget_steps), **params})
-        except (TypeError, ValueError) as err:
-            raise UserError(f"controller.{self.schedule}={self.params} is not allowed for {cls.__name__}: {err}") from None
+            scheduler = instantiate({**supplied(opt, self.lr, env.budget_steps), **params}, opt)
+        except InstantiationException as err:
+            raise UserError(f"controller.{self.schedule}={self.params} is not allowed: {' '.join(str(err).split())}") from None
         env.attach_lr_scheduler(scheduler, interval)
