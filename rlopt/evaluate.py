@@ -14,7 +14,7 @@ controller and features), so the run folder describes the run like any `rlopt tr
 process (`spawn`; `trainer.threads` defaults to the cores / K) and its own run folder
 `run<i>_s<seed>/` under the evaluation folder, with its own `.hydra/config.yaml` and
 `overrides.yaml` (the command's, with that seed), so `rlopt report <evaluation folder>` tables
-them as K seeds of one method. The evaluation folder itself is then no run (`rlopt.runs.is_run`).
+them as K seeds of one method. The evaluation folder itself is then no run (`rlopt.reporting.runs.is_run`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from rlopt.controllers.sb3 import FrozenPolicy, load_policy
 from rlopt.env.layer_actions import LAYER_KIND
 from rlopt.errors import UserError
 from rlopt.hydra_app import hydra_entry, save_run_config
-from rlopt.metrics import atomic_path
+from rlopt.files import atomic_path
 from rlopt.paths import conf_dir
 from rlopt.resources import cpu_count
 from rlopt.train import run_experiment
@@ -42,7 +42,11 @@ log = logging.getLogger(__name__)
 
 
 def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
-    """`cfg` with the saved policy's controller (and observation features) in place of the composed ones."""
+    """`cfg` with the saved policy's controller (and observation features) in place of the composed ones.
+    A `portfolio` given on the command line must be the optimizer list the policy was trained on."""
+    portfolio, trained_on = cfg.get("portfolio"), meta["actions"].get("choices")
+    if portfolio is not None and list(portfolio) != trained_on:
+        raise UserError(f"portfolio={list(portfolio)} does not match policy={cfg.policy}, which chooses among {trained_on}")
     controller = {"name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"]}
     layerwise = meta["actions"].get("kind") == LAYER_KIND
     if layerwise:  # the layer-wise env reads its features and decision interval from the controller
@@ -61,10 +65,10 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict | list[dict]:
     runs = cfg.get("runs", 1)
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise UserError(f"runs={runs} is not allowed: use a positive integer (fresh runs, seeds seed..seed+runs-1)")
-    model, meta = load_policy(cfg.policy)  # a bad policy fails here, once, not in K processes
+    model, meta = load_policy(cfg.policy)  # a bad policy or portfolio fails here, once, not in K processes
+    run_cfg = evaluation_config(cfg, meta)
     if runs > 1:
         return evaluate_parallel(cfg, Path(run_dir), runs)
-    run_cfg = evaluation_config(cfg, meta)
     save_run_config(run_cfg, run_dir)
     return run_experiment(run_cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))
 
