@@ -32,8 +32,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rlopt.controllers.sb3 import FrozenPolicy, load_policy
 from rlopt.env.layer_actions import LAYER_KIND
 from rlopt.errors import UserError
-from rlopt.hydra_app import hydra_entry, save_run_config
 from rlopt.files import atomic_path
+from rlopt.hydra_app import hydra_entry, save_run_config
 from rlopt.paths import conf_dir
 from rlopt.resources import cpu_count
 from rlopt.train import run_experiment

@@ -104,7 +104,8 @@ class SB3Controller(Controller):
             raise UserError(f"controller.episodes={self.episodes} is not allowed: use 0 (online) or a positive count")
         choices = cfg.actions.get("choices") if cfg.actions.kind == "optimizer" else None
         if choices is not None and len(choices) < 2:
-            raise UserError(f"controller.actions.choices={list(choices)} is not allowed for an agent: list at least two optimizers")
+            raise UserError(f"controller.actions.choices={list(choices)} is not allowed for an agent: "
+                            "list at least two optimizers")
         self.n_envs = cfg.get("n_envs", 1)
         if isinstance(self.n_envs, bool) or not isinstance(self.n_envs, int) or self.n_envs < 1:
             raise UserError(f"controller.n_envs={self.n_envs} is not allowed: use a positive integer")
