@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -141,7 +140,9 @@ def test_evaluate_runs_k_seeds_in_parallel_into_folders_report_aggregates(tmp_pa
         run = tmp_path / "ev" / f"run{i}_s{seed}"
         assert len(pd.read_csv(run / "metrics.csv")) == 2 and (run / ".hydra" / "config.yaml").is_file()
     out = tmp_path / "rep"
-    report(OmegaConf.create({"dirs": [str(tmp_path / "ev")], "sweep": None, "out": str(out)}), out)
+    cfg = make_cfg(f"out={out}", config="report", tiny=False)
+    cfg.dirs = [str(tmp_path / "ev")]
+    report(cfg, out)
     table = pd.read_csv(out / "table.csv")
     assert list(table["n"]) == [2] and list(table["method"]) == ["ppo_2opt_frozen"]
 
