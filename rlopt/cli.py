@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from rlopt.errors import UserError
+
 COMMANDS = {
     "train": ("rlopt.train", "train one run (or a sweep with -m)"),
     "evaluate": ("rlopt.evaluate", "deploy a saved controller, frozen, on fresh training runs"),
@@ -23,14 +25,30 @@ USAGE = "usage: rlopt {train,evaluate,report} [hydra overrides and flags]\n\n" +
 ) + "\n\nExamples:\n  rlopt train\n  rlopt train controller=ppo_3opt dataset=cifar10\n  rlopt train -m controller=sgd,sam,ppo_2opt seed=0,1,2\n  rlopt report outputs/sweeps/<folder>\n"
 
 
+def _quote(value: str) -> str:
+    """`value` as a quoted string in Hydra's override grammar."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _report_args(args: list[str]) -> list[str]:
     """Positional folders -> one `dirs=[...]` override; everything else passes through."""
     dirs = [a for a in args if "=" not in a and not a.startswith("-")]
     rest = [a for a in args if a not in dirs]
     if dirs:
-        quoted = ",".join("'" + d.replace("\\", "\\\\").replace("'", "\\'") + "'" for d in dirs)
-        rest.append(f"dirs=[{quoted}]")
+        rest.append(f"dirs=[{','.join(_quote(d) for d in dirs)}]")
     return rest
+
+
+def _resume_args(args: list[str]) -> list[str]:
+    """`resume=DIR`: checked here, and Hydra's run folder becomes DIR itself, before Hydra starts. Hydra would
+    otherwise create a folder named from the default config (a phantom run) and log the continuation there."""
+    values = [a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == "resume"]
+    if not values or values[-1] in ("", "null") or "-m" in args or "--multirun" in args:
+        return args
+    from rlopt.train import resume_target
+
+    resume_target(values[-1])
+    return [*args, f"hydra.run.dir={_quote(values[-1])}"]
 
 
 def _unwritable_output(args: list[str]) -> str | None:
@@ -62,6 +80,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     if command == "report":
         rest = _report_args(rest)
+    if command == "train":
+        try:
+            rest = _resume_args(rest)
+        except UserError as err:
+            print(f"rlopt train: error: {err}", file=sys.stderr)
+            sys.exit(2)
     bad_output = None if "--help" in rest or "--cfg" in rest else _unwritable_output(rest)
     if bad_output:
         print(f"rlopt {command}: error: cannot write the output folder {bad_output}", file=sys.stderr)
