@@ -117,7 +117,7 @@ def _resumable(run_dir: Path, cfg: DictConfig, recorder: RunRecorder) -> tuple[d
 
 
 def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[], object],
-                   observers: Iterable[Observer] = ()) -> dict:
+                   observers: Iterable[Observer] = (), own_config: bool = False) -> dict:
     """Data, environment and controller for `cfg`, run into `run_dir`; returns the summary.
 
     Shared by `train` and `evaluate`, which differ only in the controller they build. The run holds the
@@ -125,7 +125,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
     run, or a requeued cluster job) continues from it instead of starting over, if it is the same run
     (`_resumable`). Each of `observers` is called with every row written to metrics.csv, right after it is
     written (see `Runner`); what one raises fails the run. SIGINT/SIGTERM raise `RunInterrupted` after
-    summary.json records `status: interrupted`.
+    summary.json records `status: interrupted`. `own_config`: `cfg` is the folder's saved one (`resume=`), whose
+    `.hydra/` files stay as they are even if the run has to start over (it stopped before its first checkpoint).
     """
     run_dir = Path(run_dir)
     started = time.perf_counter()
@@ -134,7 +135,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
         recorder = RunRecorder(run_dir, progress=bool(cfg.trainer.progress), title=f"{cfg.dataset.name}/{cfg.controller.name}")
         resume, cfg = _resumable(run_dir, cfg, recorder)
         done = finished_summary(run_dir) if resume is not None else None
-        folder.claim(cfg, fresh=resume is None)
+        folder.claim(cfg, fresh=resume is None and not own_config)
         if done is not None:  # killed after its summary, before the checkpoint was removed: only that is left
             if not cfg.checkpoint.keep:
                 (run_dir / CHECKPOINT).unlink()
@@ -190,9 +191,11 @@ def resume_target(path: str) -> tuple[DictConfig, Path]:
 def train(cfg: DictConfig, run_dir: Path, observers: Iterable[Observer] = ()) -> dict:
     """Run one experiment described by `cfg` into `run_dir` (or continue `cfg.resume`); returns the summary.
     `observers`: see `run_experiment`."""
-    if cfg.get("resume"):
+    resuming = bool(cfg.get("resume"))
+    if resuming:
         cfg, run_dir = resume_target(cfg.resume)
-    return run_experiment(cfg, run_dir, lambda: build_controller(cfg.controller, int(cfg.seed)), observers)
+    return run_experiment(cfg, run_dir, lambda: build_controller(cfg.controller, int(cfg.seed)), observers,
+                          own_config=resuming)
 
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")
