@@ -10,6 +10,7 @@ callback lists the failures at the end.
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,8 @@ def interrupted_line(command: str, err: RunInterrupted) -> str:
     run_dir = getattr(err, "run_dir", None)
     if run_dir is None:
         return f"rlopt {command}: interrupted before the run started"
-    again = f"rlopt train resume={run_dir}" if command == "train" else f"the same command with hydra.run.dir={run_dir}"
+    folder = shlex.quote(str(run_dir))
+    again = f"rlopt train resume={folder}" if command == "train" else f"the same command with hydra.run.dir={folder}"
     return f"rlopt {command}: interrupted at step {err.step}; continue with: {again}"
 
 
