@@ -54,17 +54,21 @@ class RunFolder:
         os.close(self.fd)  # releases the lock
         self.fd = None
 
-    def claim(self, cfg: DictConfig, fresh: bool) -> None:
+    def claim(self, cfg: DictConfig, starting_over: bool, keep_config: bool = False) -> None:
         """Write into the folder, now that the run may go on: the pid (for a refused second process), no stale
-        temporary files, and `.hydra/` (a fresh run's config; a resumed run keeps the one it was started with)."""
+        temporary files, and `.hydra/`. A run `starting_over` (no checkpoint to resume) writes its config, unless
+        `keep_config` (the folder's own, from `resume=`), and removes a summary.json left by an earlier run in the
+        folder: until this one finishes, the folder must not say `completed`. A resumed run keeps both."""
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
         for folder in (self.run_dir, self.run_dir / CONFIG_DIR):
             for tmp in folder.glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
         config_dir = self.run_dir / CONFIG_DIR
-        if fresh or not (config_dir / "config.yaml").is_file():
+        if (starting_over and not keep_config) or not (config_dir / "config.yaml").is_file():
             write_run_config(cfg, config_dir)
+        if starting_over:
+            (self.run_dir / "summary.json").unlink(missing_ok=True)
 
 
 def write_run_config(cfg: DictConfig, config_dir: Path) -> None:

@@ -135,7 +135,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
         recorder = RunRecorder(run_dir, progress=bool(cfg.trainer.progress), title=f"{cfg.dataset.name}/{cfg.controller.name}")
         resume, cfg = _resumable(run_dir, cfg, recorder)
         done = finished_summary(run_dir) if resume is not None else None
-        folder.claim(cfg, fresh=resume is None and not own_config)
+        folder.claim(cfg, starting_over=resume is None, keep_config=own_config)
         if done is not None:  # killed after its summary, before the checkpoint was removed: only that is left
             if not cfg.checkpoint.keep:
                 (run_dir / CHECKPOINT).unlink()

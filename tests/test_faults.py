@@ -136,7 +136,7 @@ def test_rerunning_with_another_config_is_refused_naming_the_keys_and_changes_no
 
 def test_a_second_process_is_refused_with_the_holders_pid(tmp_path):
     with RunFolder(tmp_path / "run") as folder:
-        folder.claim(make_cfg("controller=sgd"), fresh=True)
+        folder.claim(make_cfg("controller=sgd"), starting_over=True)
         result = call_cli("train", "controller=sgd", *RUN, "hydra.run.dir=run", cwd=tmp_path)
         with pytest.raises(RunRefused, match=f"pid {os.getpid()}"):
             train(make_cfg("controller=sgd"), tmp_path / "run")
