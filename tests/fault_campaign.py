@@ -82,9 +82,10 @@ def run(args: list[str], cwd: Path, kill_at: str | None, log: Path) -> int:
 
 
 def draw_kills(rng: random.Random, family: str, args: list[str]) -> list[str]:
-    """Several kill points per run: mid-run rows, inside a checkpoint write, and somewhere in finishing."""
-    finishing = ["policy:1"] + (["plots:1"] if "trainer.plots=true" in args else [])
-    return [f"row:{rng.randint(1, 2)}", f"checkpoint:{rng.randint(1, 2)}", rng.choice(finishing), "summary:1"]
+    """Three kills per run: mid-run inside a checkpoint write (rows past the previous checkpoint are on disk
+    then); then the first row after that resume, or in finishing (policy, plots); then right after summary.json."""
+    second = ["row:1", "policy:1"] + (["plots:1"] if "trainer.plots=true" in args else [])
+    return [f"checkpoint:{rng.randint(1, 2)}", rng.choice(second), "summary:1"]
 
 
 def agent_contents(path: Path) -> dict:

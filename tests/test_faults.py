@@ -219,7 +219,7 @@ def test_fault_injection_campaign(tmp_path):
     assert len(report) == 9
     for family, outcome in report.items():
         assert outcome["reference_exit"] == 0 and outcome["exit_codes"][-1] == 0, (family, outcome, result.stderr[-2000:])
-        assert all(outcome["happened"]) and len(outcome["happened"]) >= 4, (family, outcome)
+        assert all(outcome["happened"]) and len(outcome["happened"]) >= 3, (family, outcome)
         assert any(k.startswith("checkpoint") for k in outcome["kills"]) and "summary:1" in outcome["kills"]
         assert outcome["files_compared"] >= 7 and outcome["differences"] == [], (family, outcome)
     assert result.returncode == 0
