@@ -57,15 +57,20 @@ def snapshot(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def stop_cli_at(monkeypatch, step: int, action=None):
-    """Make the next in-process CLI run stop right after its `step`-th row (`action`: what happens there)."""
+def stop():
+    raise Stop
+
+
+def stop_cli_at(monkeypatch, step: int, action=stop):
+    """Make the next in-process CLI run stop right after its `step`-th row (`action`: what happens there; by
+    default `Stop` is raised, and propagates out of the CLI)."""
     rows = {"n": 0}
 
     def reach(point):
         if point == "row":
             rows["n"] += 1
             if rows["n"] == step:
-                (action or (lambda: (_ for _ in ()).throw(Stop())))()
+                action()
 
     monkeypatch.setattr(killpoints, "reach", reach)
 
@@ -109,7 +114,8 @@ def test_layerwise_tables_resume_across_two_stops(tmp_path):
 def test_a_run_file_that_disagrees_with_its_checkpoint_is_refused_and_left_alone(tmp_path, monkeypatch, damage, message):
     args = ["train", "controller=sgd", *RUN, "trainer.epochs=5", "hydra.run.dir=run"]
     stop_cli_at(monkeypatch, 3)
-    assert call_cli(*args, cwd=tmp_path).returncode == 1  # stopped (failed)
+    with pytest.raises(Stop):
+        call_cli(*args, cwd=tmp_path)
     damage(tmp_path / "run" / "metrics.csv")
     before = snapshot(tmp_path / "run")
     for again in (args, ["train", "resume=run"]):
@@ -121,11 +127,13 @@ def test_a_run_file_that_disagrees_with_its_checkpoint_is_refused_and_left_alone
 def test_rerunning_with_another_config_is_refused_naming_the_keys_and_changes_nothing(tmp_path, monkeypatch):
     args = ["controller=sgd", *RUN, "trainer.epochs=4", "hydra.run.dir=run"]
     stop_cli_at(monkeypatch, 2)
-    assert call_cli("train", *args, cwd=tmp_path).returncode == 1  # stopped (failed)
+    with pytest.raises(Stop):
+        call_cli("train", *args, cwd=tmp_path)
     monkeypatch.undo()
     before = snapshot(tmp_path / "run")
     assert ".hydra/config.yaml" in before
-    for other, keys in ((["seed=1"], "(seed differ"), (["controller=adam"], "(controller.actions.choices, controller.name differ")):
+    for other, keys in ((["seed=1"], "(seed differ"),
+                        (["controller=adam"], "(controller.actions.choices, controller.name differ")):
         result = call_cli("train", *args, *other, cwd=tmp_path)
         assert result.returncode == 2 and keys in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
         assert snapshot(tmp_path / "run") == before, "a refused run changed the folder"
@@ -148,7 +156,8 @@ def test_a_second_process_is_refused_with_the_holders_pid(tmp_path):
 
 def test_resume_writes_only_into_its_folder_and_its_log(tmp_path, monkeypatch):
     stop_cli_at(monkeypatch, 2)
-    assert call_cli("train", "controller=sgd", *RUN, "trainer.epochs=3", "hydra.run.dir=run", cwd=tmp_path).returncode == 1  # stopped (failed)
+    with pytest.raises(Stop):
+        call_cli("train", "controller=sgd", *RUN, "trainer.epochs=3", "hydra.run.dir=run", cwd=tmp_path)
     monkeypatch.undo()
     (tmp_path / "run" / ".checkpoint.pt.x1y2.tmp").write_bytes(b"half a checkpoint")
     (tmp_path / "run" / ".hydra" / ".config.yaml.x1y2.tmp").write_text("half a config")
