@@ -21,6 +21,7 @@ from omegaconf import DictConfig, open_dict
 
 from rlopt.errors import RunInterrupted, RunRefused, UserError
 from rlopt.failures import write_failure
+from rlopt.run_folder import CONFIG_DIR, write_run_config
 
 log = logging.getLogger("rlopt")
 
@@ -54,13 +55,21 @@ def hydra_entry(command: str, cfg: DictConfig, fn: Callable[[DictConfig, Path], 
     except UserError as err:
         if multirun:
             log.error("rlopt %s: error: %s", command, err)
-            write_failure(out_dir, err, cfg, keep_existing=True)
+            _record_job_failure(out_dir, err, cfg)
             return None
         print(f"rlopt {command}: error: {err}", file=sys.stderr)
         sys.exit(2)
     except Exception as err:
         if multirun:
             log.exception("rlopt %s: job failed", command)
-            write_failure(out_dir, err, cfg, keep_existing=True)
+            _record_job_failure(out_dir, err, cfg)
             return None
         raise
+
+
+def _record_job_failure(out_dir: Path, err: BaseException, cfg: DictConfig) -> None:
+    """A failed job's summary.json, and its config if it failed before the run wrote one (the sweep finds its
+    jobs by `.hydra/config.yaml`, so the failure is listed)."""
+    if not (out_dir / CONFIG_DIR / "config.yaml").is_file():
+        write_run_config(cfg, out_dir / CONFIG_DIR)
+    write_failure(out_dir, err, cfg, keep_existing=True)
