@@ -22,7 +22,7 @@ import torch
 
 from rlopt import killpoints
 from rlopt.errors import RunRefused
-from rlopt.metrics import atomic_path
+from rlopt.files import atomic_path
 
 FILENAME = "checkpoint.pt"
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from rlopt.errors import RunRefused
-from rlopt.metrics import COLUMNS, MetricsWriter, atomic_path
+from rlopt.files import atomic_path
+from rlopt.metrics import COLUMNS, MetricsWriter
 
 
 class RunRecorder:

@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlopt.errors import RunRefused
-from rlopt.metrics import atomic_path
+from rlopt.files import atomic_path
 
 LOCK = ".rlopt.lock"
 CONFIG_DIR = ".hydra"

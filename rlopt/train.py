@@ -33,15 +33,16 @@ from rlopt.engine import resolve_device
 from rlopt.env import TrainingEnv, make_env
 from rlopt.errors import RunInterrupted, RunRefused, UserError
 from rlopt.failures import write_failure
+from rlopt.files import write_json
 from rlopt.hydra_app import hydra_entry
 from rlopt.interrupts import raise_on_interrupt
-from rlopt.metrics import build_summary, write_json
+from rlopt.metrics import build_summary
 from rlopt.models import model_name
 from rlopt.paths import conf_dir
-from rlopt.plots import plot_layer_lrs, plot_run
 from rlopt.recorder import RunRecorder
+from rlopt.reporting.plots import plot_layer_lrs, plot_run
+from rlopt.reporting.runs import FINISHED
 from rlopt.run_folder import RunFolder, config_values, pin_data_root, same_config
-from rlopt.runs import FINISHED
 
 log = logging.getLogger(__name__)
 

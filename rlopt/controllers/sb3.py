@@ -28,7 +28,7 @@ from rlopt.controllers.exploration import configure_exploration
 from rlopt.controllers.runner import Controller
 from rlopt.controllers.sb3_env import agent_env
 from rlopt.errors import UserError
-from rlopt.metrics import atomic_path, write_json
+from rlopt.files import atomic_path, write_json
 
 ALGOS = {"ppo": PPO, "dqn": DQN}
 # The agent's Adam settings SB3 picks when given none (ActorCriticPolicy: eps 1e-5; DQN: torch's), kept
@@ -92,6 +92,9 @@ class SB3Controller(Controller):
         self.episodes = int(cfg.get("episodes", 0))
         if self.episodes < 0:
             raise UserError(f"controller.episodes={self.episodes} is not allowed: use 0 (online) or a positive count")
+        choices = cfg.actions.get("choices") if cfg.actions.kind == "optimizer" else None
+        if choices is not None and len(choices) < 2:
+            raise UserError(f"controller.actions.choices={list(choices)} is not allowed for an agent: list at least two optimizers")
         self.model = None
         self.phase, self.finished = "learn", 0
         self.stop: StopAfterEpisodes | None = None
