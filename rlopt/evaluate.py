@@ -7,8 +7,8 @@ with one clear line. A layer-wise policy (actions.kind=layer_lr) acts once per l
 on a model of any depth; it also keeps the decision interval it was trained with unless
 env.steps_per_action is given.
 
-The run's `.hydra/config.yaml` is rewritten with the config actually run (the policy's
-controller and features), so the run folder describes the run like any `rlopt train` folder.
+The run's `.hydra/config.yaml` holds the config actually run (the policy's controller and
+features; `run_experiment` writes it), so the run folder describes the run like any `rlopt train` folder.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rlopt.controllers.sb3 import FrozenPolicy, load_policy
 from rlopt.env.layer_actions import LAYER_KIND
 from rlopt.errors import UserError
-from rlopt.hydra_app import hydra_entry, save_run_config
+from rlopt.hydra_app import hydra_entry
 from rlopt.paths import conf_dir
 from rlopt.train import run_experiment
 
@@ -48,7 +48,6 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     model, meta = load_policy(cfg.policy)
     run_cfg = evaluation_config(cfg, meta)
-    save_run_config(run_cfg, run_dir)
     return run_experiment(run_cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))
 
 

@@ -133,6 +133,6 @@ def test_checkpoints_do_not_grow_with_the_run(tmp_path):
     for epochs in (2, 12):
         train(make_cfg("controller=sgd", f"trainer.epochs={epochs}", "checkpoint.keep=true"), tmp_path / str(epochs))
         state = torch.load(tmp_path / str(epochs) / "checkpoint.pt", weights_only=False)
-        assert state["recorder"]["committed_rows"] == epochs and "rows" not in state["recorder"]
+        assert state["recorder"]["files"]["metrics.csv"]["rows"] == epochs and "rows" not in state["recorder"]
         sizes[epochs] = (tmp_path / str(epochs) / "checkpoint.pt").stat().st_size
     assert sizes[12] < sizes[2] * 1.05, sizes
