@@ -178,7 +178,9 @@ class TrainingEnv(gym.Env):
         stats = tr.train(min(chunk, self.budget_steps - tr.opt_steps))
         val = tr.evaluate(self.data.val)
         step_time = time.perf_counter() - started
-        diverged = not (_finite(stats.train_loss) and _finite(val["loss"]) and tr.weights_finite())
+        # diverged: a non-finite loss, gradient or weight (each checked exactly: see the Trainer)
+        diverged = not (_finite(stats.train_loss) and _finite(stats.grad_norm) and _finite(val["loss"])
+                        and tr.weights_finite())
         done = diverged or tr.opt_steps >= self.budget_steps
         epochs_left = (self.budget_steps - tr.opt_steps) / self.batches_per_epoch
         if diverged:

@@ -1,0 +1,45 @@
+"""Divergence is exactly a non-finite loss, gradient or weight: huge finite values are not divergence."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from conftest import make_cfg
+from rlopt.env import make_env
+
+
+def _env():
+    env = make_env(make_cfg("controller=sgd", "trainer.epochs=1", "dataset.train_subset=64", "dataset.val_size=32"))
+    env.reset(seed=0)
+    return env
+
+
+def test_huge_finite_weights_are_finite_and_nan_or_inf_are_not():
+    trainer = _env().trainer
+    weight = trainer.params[0]
+    with torch.no_grad():
+        weight.view(-1)[0] = 7e23  # what resnet18_imagenet reached on digits: its float32 L2 norm is inf
+        assert trainer.weights_finite()
+        for bad in (math.nan, math.inf):
+            weight.view(-1)[1] = bad
+            assert not trainer.weights_finite()
+
+
+def test_gradient_norm_is_exact_for_huge_finite_gradients():
+    trainer = _env().trainer
+    for p in trainer.params:
+        p.grad = torch.full_like(p, 1e30)
+    norm = trainer._grad_norm().item()
+    assert math.isfinite(norm) and norm > 1e30
+    trainer.params[0].grad.view(-1)[0] = math.nan
+    assert not math.isfinite(trainer._grad_norm().item())
+
+
+def test_a_non_finite_gradient_ends_the_run_as_diverged():
+    env = _env()
+    env.trainer.params[0].register_hook(lambda g: torch.full_like(g, math.inf))
+    _, reward, terminated, _, info = env.step(0)
+    assert terminated and info["metrics"]["diverged"] and env.status == "diverged"
+    assert reward <= -env.penalty and not math.isfinite(info["metrics"]["grad_norm"])
