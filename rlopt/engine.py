@@ -10,6 +10,7 @@ classification also runs under bf16 autocast (about 1.3x faster convolutions on 
 from __future__ import annotations
 
 import copy
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -55,6 +56,38 @@ def use_bf16(amp, device: torch.device, classification: bool) -> bool:
     return bool(amp)
 
 
+def _fp32_forward(forward, x):
+    with torch.autocast("cpu", enabled=False):
+        return forward(x.float())
+
+
+@torch.no_grad()
+def _strided_1x1_convs_in_fp32(model: nn.Module, data: DataBundle) -> None:
+    """Run in float32 every strided convolution that sees a 1x1 feature map (found by one probe forward).
+
+    CPU bf16 convolution's weight gradient is wrong there (oneDNN; cf. pytorch/pytorch#169688): the
+    taps that only see padding get whatever memory held, run to run (up to 1e35, or inf), although
+    they must be 0. Those taps never touch the output, so the losses stay finite, but the garbage
+    reaches the weights, the gradient norm, SAM's ascent step and momentum. resnet18_imagenet on
+    8x8 digits has such convolutions in layer3 and layer4 (its stem leaves 1x1 maps by layer2).
+    """
+    found, hooks = [], []
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and max(module.stride) > 1:
+            hooks.append(module.register_forward_hook(
+                lambda m, inputs, _: found.append(m) if all(s == 1 for s in inputs[0].shape[2:]) else None))
+    was_training = model.training
+    model.eval()
+    try:
+        model(data.transform(data.val.x[:1], train=False))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    for module in found:
+        module.forward = functools.partial(_fp32_forward, module.forward)
+
+
 @dataclass
 class TrainStats:
     train_loss: float
@@ -72,6 +105,8 @@ class Trainer:
         self.loss_fn = F.cross_entropy if data.is_classification else F.mse_loss
         self.bf16 = use_bf16(amp, device, data.is_classification)
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        if self.bf16 and device.type == "cpu":
+            _strided_1x1_convs_in_fp32(model, data)
         self.generator = torch.Generator(device=device).manual_seed(int(seed))
         self.batchnorms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         self.params = [p for p in model.parameters() if p.requires_grad]

@@ -43,3 +43,21 @@ def test_a_non_finite_gradient_ends_the_run_as_diverged():
     _, reward, terminated, _, info = env.step(0)
     assert terminated and info["metrics"]["diverged"] and env.status == "diverged"
     assert reward <= -env.penalty and not math.isfinite(info["metrics"]["grad_norm"])
+
+
+def test_bf16_cpu_convolutions_over_1x1_maps_get_exact_weight_gradients():
+    # resnet18_imagenet on 8x8 digits: layer3/layer4's strided 3x3 convs see 1x1 maps, where CPU bf16's weight
+    # gradient of the taps that only see padding is garbage (the run was flagged diverged); there it must be 0
+    env = make_env(make_cfg("model=resnet18_imagenet", "trainer.amp=true", "trainer.device=cpu", "trainer.max_steps=4",
+                            "dataset.train_subset=64", "dataset.val_size=32", "env.steps_per_action=1",
+                            "controller=sgd"))
+    env.reset(seed=1)
+    assert env.trainer.bf16
+    convs = [env.trainer.model.layer3[0].conv1, env.trainer.model.layer4[0].conv1]
+    off_centre = torch.ones(3, 3, dtype=torch.bool)
+    off_centre[1, 1] = False
+    for _ in range(3):
+        env.step(0)
+        for conv in convs:
+            assert conv.weight.grad[..., off_centre].abs().max().item() == 0.0
+    assert env.trainer.weights_finite() and env.status == "running"
