@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlopt.controllers.sb3 import FrozenPolicy, load_policy
 from rlopt.env.layer_actions import LAYER_KIND
+from rlopt.errors import UserError
 from rlopt.hydra_app import hydra_entry, save_run_config
 from rlopt.paths import conf_dir
 from rlopt.train import run_experiment
@@ -41,6 +42,8 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
 
 
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
+    if OmegaConf.is_missing(cfg, "policy"):
+        raise UserError("policy is required: add policy=PATH, the policy.zip a `rlopt train` run wrote")
     model, meta = load_policy(cfg.policy)
     run_cfg = evaluation_config(cfg, meta)
     save_run_config(run_cfg, run_dir)
