@@ -61,3 +61,19 @@ def test_bf16_cpu_convolutions_over_1x1_maps_get_exact_weight_gradients():
         for conv in convs:
             assert conv.weight.grad[..., off_centre].abs().max().item() == 0.0
     assert env.trainer.weights_finite() and env.status == "running"
+
+
+def test_plots_of_a_diverged_run_raise_no_warning(tmp_path):
+    import warnings
+
+    import pandas as pd
+
+    from rlopt.plots import plot_run
+
+    df = pd.DataFrame({"epoch": [1.0, 2.0], "step": [1, 2], "optimizer": ["sgd", "sgd"], "lr": [0.05, 0.05],
+                       "train_loss": [math.nan, math.inf], "val_loss": [math.nan, math.nan], "val_acc": [0.1, None],
+                       "reward": [0.0, -1500.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels found to put in legend" among them
+        written = plot_run(df, tmp_path, "digits / sgd")
+    assert {p.name for p in written} >= {"loss.png", "reward.png", "accuracy.png"} and all(p.is_file() for p in written)
