@@ -31,8 +31,9 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
     """`cfg` with the saved policy's controller (and observation features) in place of the composed ones."""
     controller = {"name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"]}
     layerwise = meta["actions"].get("kind") == LAYER_KIND
-    if layerwise:  # the layer-wise env reads its features and decision interval from the controller
-        controller.update(features=meta["features"], steps_per_action=meta.get("steps_per_action"))
+    if layerwise:  # the layer-wise env reads these from the controller (the keys of its schema)
+        controller.update(features=meta["features"], steps_per_action=meta.get("steps_per_action"),
+                          per_layer=True, difference_reward=False)  # a frozen policy is paid nothing: no counterfactual
     run_cfg = copy.deepcopy(cfg)
     with open_dict(run_cfg):
         run_cfg.controller = OmegaConf.create(controller)
