@@ -28,7 +28,11 @@ from rlopt.train import run_experiment
 
 
 def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
-    """`cfg` with the saved policy's controller (and observation features) in place of the composed ones."""
+    """`cfg` with the saved policy's controller (and observation features) in place of the composed ones.
+    A `portfolio` given on the command line must be the optimizer list the policy was trained on."""
+    portfolio, trained_on = cfg.get("portfolio"), meta["actions"].get("choices")
+    if portfolio is not None and list(portfolio) != trained_on:
+        raise UserError(f"portfolio={list(portfolio)} does not match policy={cfg.policy}, which chooses among {trained_on}")
     controller = {"name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"]}
     layerwise = meta["actions"].get("kind") == LAYER_KIND
     if layerwise:  # the layer-wise env reads these from the controller (the keys of its schema)
