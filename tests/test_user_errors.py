@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from rlopt.config import options
+
 TINY = ["+debug=tiny", "trainer.epochs=1"]
-CONTROLLERS = "adadelta, adam, dqn_2opt"  # the start of `controller`'s options, as the line lists them
-MODELS = "auto, digits_cnn, maclaurin"
+
+
+def _available(group: str) -> str:
+    return f"{group}=nope is unknown; available: {', '.join(options(group))}"
 
 
 def _one_line(result, command: str) -> str:
@@ -19,11 +23,11 @@ def _one_line(result, command: str) -> str:
 
 @pytest.mark.parametrize("command", ["train", "evaluate"])
 @pytest.mark.parametrize("override, expected", [
-    ("controller=nope", ["controller=nope is unknown; available: " + CONTROLLERS]),
-    ("model=nope", ["model=nope is unknown; available: " + MODELS]),
+    ("controller=nope", [_available("controller")]),
+    ("model=nope", [_available("model")]),
     ("foo=1", ["foo is not a known key", "dataset, model, controller, reward, seed"]),
     ("trainer.epoch=3", ["trainer.epoch is not a known key", "trainer has: epochs, max_steps"]),
-    ("experiment=nope", ["experiment=nope is unknown; available: layerwise_digits"]),
+    ("experiment=nope", [_available("experiment")]),
     ("seed=abc", ["seed=abc is not allowed"]),
     ("seed=1e20", ["seed=1e+20 is not allowed"]),
 ])
