@@ -80,6 +80,13 @@ def validate_train(cfg) -> None:
         raise UserError(f"env.divergence_penalty={cfg.env.divergence_penalty} is not allowed: use a value >= 0")
 
 
+def validate_report(cfg) -> None:
+    """`report.bootstrap.*`: at least one resample, a non-negative seed."""
+    _positive_int(cfg.report.bootstrap.reps, "report.bootstrap.reps")
+    if cfg.report.bootstrap.seed < 0:
+        raise UserError(f"report.bootstrap.seed={cfg.report.bootstrap.seed} is not allowed: use a non-negative integer")
+
+
 def _keys(node_type) -> str:
     """The keys a schema dataclass allows, comma-separated (Hydra's own `_target_`-style keys left out)."""
     names = [f.name for f in dataclasses.fields(node_type) if not f.name.startswith("_")]

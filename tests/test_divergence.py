@@ -68,7 +68,7 @@ def test_plots_of_a_diverged_run_raise_no_warning(tmp_path):
 
     import pandas as pd
 
-    from rlopt.plots import plot_run
+    from rlopt.reporting.plots import plot_run
 
     df = pd.DataFrame({"epoch": [1.0, 2.0], "step": [1, 2], "optimizer": ["sgd", "sgd"], "lr": [0.05, 0.05],
                        "train_loss": [math.nan, math.inf], "val_loss": [math.nan, math.nan], "val_acc": [0.1, None],
