@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     except HydraException as err:  # composition: a stray key, a wrong type, an unknown option, a bad override
         if full_error == "1":
             raise
-        print(f"rlopt {command}: error: {config_error_line(err)}", file=sys.stderr)
+        print(f"rlopt {command}: error: {config_error_line(err, command)}", file=sys.stderr)
         sys.exit(2)
     finally:
         if full_error is None:

@@ -35,8 +35,9 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
         raise UserError(f"portfolio={list(portfolio)} does not match policy={cfg.policy}, which chooses among {trained_on}")
     controller = {"name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"]}
     layerwise = meta["actions"].get("kind") == LAYER_KIND
-    if layerwise:  # the layer-wise env reads its features and decision interval from the controller
-        controller.update(features=meta["features"], steps_per_action=meta.get("steps_per_action"))
+    if layerwise:  # the layer-wise env reads these from the controller (the keys of its schema)
+        controller.update(features=meta["features"], steps_per_action=meta.get("steps_per_action"),
+                          per_layer=True, difference_reward=False)  # a frozen policy is paid nothing: no counterfactual
     run_cfg = copy.deepcopy(cfg)
     with open_dict(run_cfg):
         run_cfg.controller = OmegaConf.create(controller)
@@ -46,6 +47,8 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
 
 
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
+    if OmegaConf.is_missing(cfg, "policy"):
+        raise UserError("policy is required: add policy=PATH, the policy.zip a `rlopt train` run wrote")
     model, meta = load_policy(cfg.policy)
     run_cfg = evaluation_config(cfg, meta)
     return run_experiment(run_cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))

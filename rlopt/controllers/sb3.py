@@ -25,6 +25,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from rlopt.controllers.exploration import configure_exploration
+from rlopt.controllers.hyperparams import check_hyperparams
 from rlopt.controllers.runner import Controller
 from rlopt.controllers.sb3_env import agent_env
 from rlopt.errors import UserError
@@ -88,6 +89,7 @@ class SB3Controller(Controller):
     def __init__(self, cfg, seed: int):
         if cfg.algo not in ALGOS:
             raise UserError(f"controller.algo={cfg.algo} is unknown; available: {', '.join(ALGOS)}")
+        check_hyperparams(ALGOS[cfg.algo], cfg.algo, cfg.hyperparams)  # before any data is read
         self.cfg, self.seed = cfg, seed
         self.episodes = int(cfg.get("episodes", 0))
         if self.episodes < 0:
