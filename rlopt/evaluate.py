@@ -7,8 +7,8 @@ with one clear line. A layer-wise policy (actions.kind=layer_lr) acts once per l
 on a model of any depth; it also keeps the decision interval it was trained with unless
 env.steps_per_action is given.
 
-The run's `.hydra/config.yaml` is rewritten with the config actually run (the policy's
-controller and features), so the run folder describes the run like any `rlopt train` folder.
+The run's `.hydra/config.yaml` holds the config actually run (the policy's controller and
+features; `run_experiment` writes it), so the run folder describes the run like any `rlopt train` folder.
 
 `runs=K` > 1 evaluates the policy on K fresh runs at once, seeds seed..seed+K-1, each in its own
 process (`spawn`; `trainer.threads` defaults to the cores / K) and its own run folder
@@ -33,7 +33,7 @@ from rlopt.controllers.sb3 import FrozenPolicy, load_policy
 from rlopt.env.layer_actions import LAYER_KIND
 from rlopt.errors import UserError
 from rlopt.files import atomic_path
-from rlopt.hydra_app import hydra_entry, save_run_config
+from rlopt.hydra_app import hydra_entry
 from rlopt.paths import conf_dir
 from rlopt.resources import cpu_count
 from rlopt.train import run_experiment
@@ -49,8 +49,9 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
         raise UserError(f"portfolio={list(portfolio)} does not match policy={cfg.policy}, which chooses among {trained_on}")
     controller = {"name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"]}
     layerwise = meta["actions"].get("kind") == LAYER_KIND
-    if layerwise:  # the layer-wise env reads its features and decision interval from the controller
-        controller.update(features=meta["features"], steps_per_action=meta.get("steps_per_action"))
+    if layerwise:  # the layer-wise env reads these from the controller (the keys of its schema)
+        controller.update(features=meta["features"], steps_per_action=meta.get("steps_per_action"),
+                          per_layer=True, difference_reward=False)  # a frozen policy is paid nothing: no counterfactual
     run_cfg = copy.deepcopy(cfg)
     with open_dict(run_cfg):
         run_cfg.controller = OmegaConf.create(controller)
@@ -62,6 +63,8 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict | list[dict]:
     """One frozen-policy run into `run_dir` (its summary), or with `runs=K` > 1, K of them in parallel into
     sub-folders (their summaries, in seed order)."""
+    if OmegaConf.is_missing(cfg, "policy"):
+        raise UserError("policy is required: add policy=PATH, the policy.zip a `rlopt train` run wrote")
     runs = cfg.get("runs", 1)
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise UserError(f"runs={runs} is not allowed: use a positive integer (fresh runs, seeds seed..seed+runs-1)")
@@ -69,7 +72,6 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict | list[dict]:
     run_cfg = evaluation_config(cfg, meta)
     if runs > 1:
         return evaluate_parallel(cfg, Path(run_dir), runs)
-    save_run_config(run_cfg, run_dir)
     return run_experiment(run_cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))
 
 
@@ -99,16 +101,13 @@ def evaluate_parallel(cfg: DictConfig, run_dir: Path, runs: int) -> list[dict]:
 
 
 def _evaluate_one(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
-    """One of `evaluate_parallel`'s runs, in its own process: its folder gets the .hydra/ files Hydra would
-    have written for it (the config actually run, and its overrides), then the run."""
+    """One of `evaluate_parallel`'s runs, in its own process (outside Hydra): its `.hydra/overrides.yaml` is the
+    command's with its seed, as Hydra would have written it; `run_experiment` writes its config.yaml."""
     model, meta = load_policy(cfg.policy)
-    run_cfg = evaluation_config(cfg, meta)
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-    with atomic_path(run_dir / ".hydra" / "config.yaml") as tmp:
-        OmegaConf.save(run_cfg, tmp)
     with atomic_path(run_dir / ".hydra" / "overrides.yaml") as tmp:
         OmegaConf.save(OmegaConf.create(overrides), tmp)
-    return run_experiment(run_cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))
+    return run_experiment(evaluation_config(cfg, meta), run_dir, lambda: FrozenPolicy(model, cfg.policy))
 
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="evaluate")
