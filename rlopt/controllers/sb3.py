@@ -160,6 +160,8 @@ class SB3Controller(Controller):
         # SB3 counts one timestep per sub-environment; K runs advance together
         agent_steps = env.unwrapped.decisions_per_episode * per_run
         started = time.perf_counter()
+        # SB3 logs to tensorboard_log while it learns; set only then, so no saved policy names this run's folder
+        self.model.tensorboard_log = str(self.tb_dir) if self.tb_dir is not None else None
         try:
             self.model.learn(total_timesteps=agent_steps * learn_episodes - self.model.num_timesteps,
                              callback=[self.stop, CheckpointOnRollout(save)], reset_num_timesteps=not self.resumed,
@@ -170,6 +172,7 @@ class SB3Controller(Controller):
                                      learning_wait_share=self.runs.recorded.waited / (time.perf_counter() - started))
                 env.unwrapped.episodes_started = self.episodes  # the final run is run N, as with K=1
         finally:
+            self.model.tensorboard_log = None
             if self.runs is not None:
                 self.runs.close()
                 self.runs = None
@@ -199,16 +202,14 @@ class SB3Controller(Controller):
     def _build(self, vec_env, state: dict | None):
         """A fresh agent, or the one saved in the checkpointed controller `state`."""
         algo = ALGOS[self.cfg.algo]
-        tb_log = str(self.tb_dir) if self.tb_dir is not None else None
-        if state is not None:
+        if state is not None:  # tensorboard_log: see `learn`
             model = algo.load(io.BytesIO(state["model"]), env=vec_env, device="cpu", force_reset=False,
-                              tensorboard_log=tb_log)
+                              tensorboard_log=None)
             if state.get("replay_buffer") is not None:
                 model.load_replay_buffer(io.BytesIO(state["replay_buffer"]))
             return model
         try:
-            return algo("MlpPolicy", vec_env, seed=self.seed, device="cpu", verbose=0, tensorboard_log=tb_log,
-                        **_hyperparams(self.cfg))
+            return algo("MlpPolicy", vec_env, seed=self.seed, device="cpu", verbose=0, **_hyperparams(self.cfg))
         except (TypeError, ValueError, AssertionError) as err:
             raise UserError(f"controller.hyperparams are not valid for {self.cfg.algo}: {err}") from None
 
