@@ -50,6 +50,15 @@ def action_names(env) -> list[str] | None:
     return list(labels) if labels is not None else None
 
 
+def learning_grad_evals(run_dir: Path) -> int:
+    """Gradient evaluations an agent spent in its learning runs (learning_metrics.csv; cumulative per episode)."""
+    path = run_dir / "learning_metrics.csv"
+    if not path.is_file():
+        return 0
+    rows = pd.read_csv(path, usecols=["episode", "grad_evals"])
+    return int(rows.groupby("episode")["grad_evals"].max().sum())
+
+
 def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, started: float) -> dict:
     """Test the best checkpoint, write summary.json and the plots."""
     result = env.last_result
@@ -57,12 +66,16 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
         raise RuntimeError("the controller returned before an episode finished")
     test = result.evaluate_test()
     recorder.close()
+    grad_evals = recorder.rows[-1]["grad_evals"] if recorder.rows else 0
+    tuning = cfg.get("tuning") or {}
     summary = build_summary(
         recorder.rows, result.status, test, result.best_epoch, time.perf_counter() - started,
         float(cfg.trainer.converged_tolerance), action_names(env),
         extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name), "controller": cfg.controller.name,
                "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device),
-               "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy")},
+               "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy"),
+               "tuning_grad_evals": int(tuning.get("grad_evals", 0)), "tuning_trials": int(tuning.get("trials", 0)),
+               "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(tuning.get("grad_evals", 0))},
     )
     write_json(run_dir / "summary.json", summary)
     if cfg.trainer.plots:
@@ -74,17 +87,33 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
     return summary
 
 
-def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[], object]) -> dict:
+def observe_rows(recorder: RunRecorder, observers) -> None:
+    """Call every observer with each metrics.csv row once it is written (learning_metrics.csv rows are not
+    the controlled run). An observer's exception ends the run like any other error."""
+    write = recorder.on_step
+
+    def on_step(row: dict) -> None:
+        write(row)
+        if recorder.filename == "metrics.csv":
+            for observer in observers:
+                observer(row)
+
+    recorder.on_step = on_step
+
+
+def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[], object], observers=()) -> dict:
     """Data, environment and controller for `cfg`, run into `run_dir`; returns the summary.
 
     Shared by `train` and `evaluate`, which differ only in the controller they build. A run folder
     that already holds `checkpoint.pt` (an interrupted run, or a requeued cluster job) continues
-    from it instead of starting over.
+    from it instead of starting over. `observers`: callables given every metrics.csv row (e.g. `rlopt tune`'s pruning).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     recorder = RunRecorder(run_dir, progress=bool(cfg.trainer.progress), title=f"{cfg.dataset.name}/{cfg.controller.name}")
+    if observers:
+        observe_rows(recorder, observers)
     try:
         validate_train(cfg)
         controller = make_controller()  # its config errors surface before any data is read
@@ -126,11 +155,11 @@ def resume_target(path: str) -> tuple[DictConfig, Path]:
     return cfg, run_dir
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict:
+def train(cfg: DictConfig, run_dir: Path, observers=()) -> dict:
     """Run one experiment described by `cfg` into `run_dir` (or continue `cfg.resume`); returns the summary."""
     if cfg.get("resume"):
         cfg, run_dir = resume_target(cfg.resume)
-    return run_experiment(cfg, run_dir, lambda: build_controller(cfg.controller, int(cfg.seed)))
+    return run_experiment(cfg, run_dir, lambda: build_controller(cfg.controller, int(cfg.seed)), observers)
 
 
 def write_failure(run_dir: Path, cfg, err: BaseException) -> None:
