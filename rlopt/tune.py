@@ -17,14 +17,18 @@ best config on the evaluation seeds, its summaries carrying the tuning compute.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import logging
 import math
 import os
+import random
 import socket
+import time
 import warnings
 from pathlib import Path
 
 import hydra
+import numpy as np
 import optuna
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
@@ -34,6 +38,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from rlopt.config import validate_train
 from rlopt.env import make_env
@@ -47,7 +53,8 @@ from rlopt.train import train
 log = logging.getLogger(__name__)
 
 METRICS = {"val_loss": "minimize", "val_acc": "maximize"}
-# Keys that may differ between the workers and sessions of one study (everything else must match).
+# Keys that may differ between the workers and sessions of one study (everything else must match);
+# tune.worker changes nothing: it is the sweep axis that starts N workers (`-m tune.worker=0,1,2,3`).
 SESSION_KEYS = ("resume", "final", "tune.n_trials", "tune.worker", "tune.dir", "tune.final_seeds",
                 "trainer.progress", "trainer.device", "trainer.threads")
 MAX_ATTEMPTS = 3  # a trial whose worker dies is run again, up to this many times in all
@@ -197,13 +204,15 @@ def write_tune_config(cfg: DictConfig, folder: Path) -> None:
         OmegaConf.save(stored, tmp)
 
 
-def base_overrides(folder: Path, overrides, space: dict) -> list[str]:
-    """The tune command's overrides of the run config (not tune's own keys, the session's or a tuned key's),
-    kept in the tune folder for the best override line."""
+def base_overrides(folder: Path, overrides, choices: dict, space: dict) -> list[str]:
+    """What `rlopt train` needs besides the tuned keys to run a trial's config: the config groups chosen
+    (tune.yaml's own controller default included) and the tune command's other overrides of the run config
+    (not tune's own keys, the session's or a tuned key's). Kept in the tune folder for the best override line."""
     path = folder / "overrides.json"
     if path.is_file():
         return json.loads(path.read_text())
-    keep = []
+    given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    keep = [f"{group}={option}" for group, option in choices.items() if group not in given and option is not None]
     for override in overrides:
         key = override.lstrip("+~").split("=", 1)[0]
         if key.split(".")[0] not in ("tune", "final", "resume", "hydra") and key not in SESSION_KEYS and key not in space:
@@ -224,15 +233,29 @@ def open_storage(cfg: DictConfig, folder: Path):
             return JournalStorage(JournalFileBackend(str(path)))
         url = spec or f"sqlite:///{(folder / 'study.db').absolute()}"
         engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=int(cfg.tune.heartbeat.interval),
-                              grace_period=int(cfg.tune.heartbeat.grace), heartbeat_stale_trial_callback=repeat_trial)
+        for attempt in range(5):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=int(cfg.tune.heartbeat.interval),
+                                      grace_period=int(cfg.tune.heartbeat.grace), heartbeat_stale_trial_callback=repeat_trial)
+            except IntegrityError:  # workers starting together both created the schema: the other one won
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 + random.random())
     except UserError:
         raise
     except Exception as err:  # SQLAlchemy, a missing database driver, the file system: each says why
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"tune.storage={spec or url}: cannot open it ({type(err).__name__}: {reason})") from None
+        shown = spec if spec is None or "://" not in str(spec) else _hide_password(str(spec))
+        raise UserError(f"tune.storage={shown or url}: cannot open it ({type(err).__name__}: {reason})") from None
+
+
+def _hide_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: say so as given
+        return url
 
 
 def repeat_trial(study: optuna.Study, trial) -> None:
@@ -289,6 +312,12 @@ def _suggest(trial: optuna.Trial, key: str, dist):
     return trial.suggest_float(key, dist.low, dist.high, log=dist.log)
 
 
+def trial_sampler(seed: int, number: int) -> optuna.samplers.TPESampler:
+    """TPE seeded by (tune.seed, trial number): a trial's draws depend on its place in the study, not on
+    how many trials this process ran, so a resumed or second worker never replays the first one's draws."""
+    return optuna.samplers.TPESampler(seed=int(np.random.SeedSequence([seed, number]).generate_state(1)[0]))
+
+
 def make_objective(cfg: DictConfig, folder: Path, space: dict):
     metric = str(cfg.tune.metric)
     worst = math.inf if METRICS[metric] == "minimize" else -math.inf
@@ -296,6 +325,7 @@ def make_objective(cfg: DictConfig, folder: Path, space: dict):
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("host", HOST)
         trial.set_user_attr("pid", os.getpid())
+        trial.study.sampler = trial_sampler(int(cfg.tune.seed), trial.number)  # TPE keeps no state but its RNG
         params = {key: _suggest(trial, key, dist) for key, dist in space.items()}
         run_cfg = run_config(cfg, params)
         with open_dict(run_cfg):
@@ -348,6 +378,15 @@ def spent_grad_evals(run_dir: Path) -> int:
     return int(evals.max()) if evals.notna().any() else 0
 
 
+def enough_trials(study: optuna.Study, n_trials: int) -> bool:
+    """Whether the finished (completed, pruned) and running trials reach n_trials: a worker starts no
+    trial beyond that, so several workers stop together instead of each overshooting by one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trial is not running (it is queued again)
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))) >= n_trials
+
+
 # -- outputs ------------------------------------------------------------------------------------------
 def trials_table(study: optuna.Study, folder: Path) -> pd.DataFrame:
     rows = []
@@ -359,11 +398,22 @@ def trials_table(study: optuna.Study, folder: Path) -> pd.DataFrame:
             "number": t.number, "state": t.state.name.lower().replace("fail", "failed"),
             "value": t.value, **{f"param.{k}": v for k, v in t.params.items()},
             "grad_evals": spent_grad_evals(run_dir),
-            "wall_time_s": t.duration.total_seconds() if t.duration else None,
+            "wall_time_s": _wall_time(t, run_dir),
             "last_step": t.last_step, "retry_of": t.user_attrs.get("retry_of"), "run": str(run_dir.relative_to(folder)),
             "worker": f"{t.user_attrs.get('host')}:{t.user_attrs.get('pid')}",
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for column in ("last_step", "retry_of"):
+        if column in table:
+            table[column] = table[column].astype("Int64")
+    return table
+
+
+def _wall_time(trial, run_dir: Path) -> float | None:
+    """A trial's duration; for one whose worker died, until its last metrics row (not until it was found dead)."""
+    if trial.state == TrialState.FAIL and (run_dir / "metrics.csv").is_file() and trial.datetime_start:
+        return (datetime.fromtimestamp((run_dir / "metrics.csv").stat().st_mtime) - trial.datetime_start).total_seconds()
+    return trial.duration.total_seconds() if trial.duration else None
 
 
 def write_outputs(study: optuna.Study, cfg: DictConfig, folder: Path, overrides: list[str]) -> dict:
@@ -422,36 +472,34 @@ def run_final(cfg: DictConfig, folder: Path, info: dict) -> list[dict]:
 
 
 # -- the command ----------------------------------------------------------------------------------------
-def tune(cfg: DictConfig, out_dir: Path, overrides=()) -> dict:
+def tune(cfg: DictConfig, out_dir: Path, overrides=(), choices: dict | None = None) -> dict:
     """Run (or continue, or join) the study `cfg` describes; returns tune.json's content.
 
     `overrides`: the command line's overrides, for `resume=DIR` (which may change only the session
-    keys) and for the best override line.
+    keys) and, with `choices` (config group -> option, as Hydra chose them), for the best override line.
     """
     cfg, folder = tune_folder(cfg, out_dir, overrides)
     space = validate_tune(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     storage = open_storage(cfg, folder)
     write_tune_config(cfg, folder)
-    overrides = base_overrides(folder, overrides, space)
-    sampler = optuna.samplers.TPESampler(seed=int(cfg.tune.seed) + int(cfg.tune.worker))
+    overrides = base_overrides(folder, overrides, choices or {}, space)
     pruner = optuna.pruners.HyperbandPruner(min_resource=int(cfg.tune.pruner.min_resource),
                                             max_resource=decisions_per_run(cfg, space),
                                             reduction_factor=int(cfg.tune.pruner.reduction_factor))
-    study = optuna.create_study(storage=storage, study_name=str(cfg.tune.study_name), sampler=sampler, pruner=pruner,
+    study = optuna.create_study(storage=storage, study_name=str(cfg.tune.study_name), pruner=pruner,
                                 direction=METRICS[cfg.tune.metric], load_if_exists=True)
     if study.direction.name.lower() != METRICS[cfg.tune.metric]:
         raise UserError(f"tune.metric={cfg.tune.metric}: the stored study {cfg.tune.study_name} was started with the "
                         f"other metric; use another tune.study_name")
     fail_dead_trials(study)
-    counted = (TrialState.COMPLETE, TrialState.PRUNED)
     n_trials = int(cfg.tune.n_trials)
-    if len(study.get_trials(deepcopy=False, states=counted)) < n_trials:
+    if not enough_trials(study, n_trials):
         log.info("tune folder %s: study %s, %d trials to finish", folder, cfg.tune.study_name, n_trials)
         try:
             study.optimize(make_objective(cfg, folder, space), n_trials=None, callbacks=[
-                optuna.study.MaxTrialsCallback(n_trials, states=counted),
-                lambda s, t: write_outputs(s, cfg, folder, overrides)])
+                lambda s, t: write_outputs(s, cfg, folder, overrides),
+                lambda s, t: s.stop() if enough_trials(s, n_trials) else None])
         except BaseException:  # an error or Ctrl-C: the table still shows what ran
             write_outputs(study, cfg, folder, overrides)
             raise
@@ -464,8 +512,10 @@ def tune(cfg: DictConfig, out_dir: Path, overrides=()) -> dict:
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="tune")
 def main(cfg: DictConfig) -> None:
-    overrides = list(HydraConfig.get().overrides.task)
-    hydra_entry("tune", cfg, lambda c, out_dir: tune(c, out_dir, overrides))
+    hc = HydraConfig.get()
+    overrides = list(hc.overrides.task)
+    choices = {group: option for group, option in hc.runtime.choices.items() if not group.startswith("hydra")}
+    hydra_entry("tune", cfg, lambda c, out_dir: tune(c, out_dir, overrides, choices))
 
 
 if __name__ == "__main__":
