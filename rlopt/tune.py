@@ -17,7 +17,6 @@ best config on the evaluation seeds, its summaries carrying the tuning compute.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 import logging
 import math
 import os
@@ -25,6 +24,7 @@ import random
 import socket
 import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import hydra
@@ -34,12 +34,16 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from rlopt.config import validate_train
 from rlopt.env import make_env
@@ -191,7 +195,7 @@ def tune_folder(cfg: DictConfig, out_dir: Path, overrides) -> tuple[DictConfig, 
         differs = _first_difference(_without_session(OmegaConf.load(stored)), _without_session(cfg))
         if differs:
             raise UserError(f"tune.dir={folder} holds a study with a different config ({differs} differs); "
-                            "use another tune.dir, or resume={folder}")
+                            f"use another tune.dir, or resume={folder}")
     return cfg, folder
 
 
@@ -254,7 +258,7 @@ def open_storage(cfg: DictConfig, folder: Path):
 def _hide_password(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not even a URL: say so as given
+    except ArgumentError:  # not even a URL: say so as given
         return url
 
 
