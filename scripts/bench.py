@@ -277,7 +277,8 @@ def main() -> None:
     by_share = sorted(rounds, key=lambda r: r["ppo"]["controller_share"])
     median_round = by_share[(len(by_share) - 1) // 2]  # the digits runs' row: a real round, the (lower) median one
     fixed, ppo = median_round["fixed"], median_round["ppo"]
-    compiled = in_child(measure_rlopt, case, args.device, "sgd", args.repeats, root, True, "auto", False) if args.compile else None
+    compiled = (in_child(measure_rlopt, case, args.device, "sgd", args.repeats, root, True, "auto", False)
+                if args.compile else None)
 
     def epoch_row(label, m):
         return (label, f"{m['train_s']:.3f} s", f"{m['images'] / m['train_s']:,.0f} img/s", f"{m['peak_mib']:,.0f} MiB")
@@ -313,7 +314,8 @@ def main() -> None:
         *([paired("speed-up over the reference epoch (fp32, malloc defaults: the data path alone)", speed_up("malloc"), ".2f")]
           if "malloc" in best else []),
         paired("SAM / SGD epoch time", lambda r: r["sam"]["train_s"] / r["sgd"]["train_s"], ".2f"),
-        paired("controller overhead (ppo_3opt, predict + learn, share of wall time)", lambda r: r["ppo"]["controller_share"], ".2%"),
+        paired("controller overhead (ppo_3opt, predict + learn, share of wall time)",
+               lambda r: r["ppo"]["controller_share"], ".2%"),
         paired("ppo_3opt / sgd wall time", lambda r: r["ppo"]["wall_s"] / r["fixed"]["wall_s"], ".2f"),
     ]
     command = " ".join(["python scripts/bench.py", *sys.argv[1:]])
@@ -321,7 +323,8 @@ def main() -> None:
              f"Data: {sgd['source']}, {sgd['images']} training images, batch {case['batch']}.  ",
              f"Command: `{command}`", "", "| measurement | time | rate / share | peak memory |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    lines += ["", "| ratio (paired within a round) | median | each round |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in ratios] + [""]
+    lines += ["", "| ratio (paired within a round) | median | each round |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in ratios] + [""]
     text = "\n".join(lines)
     print(text)
     if args.write:

@@ -17,8 +17,8 @@ from rlopt.paths import conf_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Small and fast: a handful of epochs on a slice of digits, no progress bar.
-TINY = ["trainer.epochs=2", "trainer.progress=false", "trainer.plots=false", "dataset.train_subset=256", "dataset.val_size=100"]
+# Small and fast: the users' tiny-run preset (conf/debug/tiny.yaml), 2 epochs on a slice of the data.
+TINY = ["+debug=tiny"]
 
 
 def make_cfg(*overrides: str, config: str = "train", tiny: bool = True):
@@ -63,3 +63,22 @@ def call_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture
 def cli_inproc():
     return call_cli
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """`trained_run(controller)`: the folder of a tiny online run of that agent (4 epochs, one PPO update),
+    trained once per session. For tests that only need a saved agent (policy.zip + policy.json): they
+    share it, so they read it and never change it (copy the files first)."""
+    from rlopt.train import train
+
+    runs = {}
+
+    def get(controller: str) -> Path:
+        if controller not in runs:
+            folder = tmp_path_factory.mktemp(controller)
+            train(make_cfg(f"controller={controller}", "trainer.epochs=4"), folder)
+            runs[controller] = folder
+        return runs[controller]
+
+    return get

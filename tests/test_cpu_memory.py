@@ -39,6 +39,7 @@ def _page_faults(mode: str) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="needs Linux with glibc")
 def test_steady_training_steps_stop_page_faulting():
     """20 steady small_cnn steps fault ~230k-290k pages under glibc's defaults (~50 MB a step), and

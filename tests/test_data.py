@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from conftest import make_cfg
 from dataset_files import (
     bypass_cifar_md5,
@@ -16,7 +17,6 @@ from dataset_files import (
     write_idx,
     write_mnist_raw,
 )
-
 from rlopt.data import load_dataset
 from rlopt.data.sources import polynomial_arrays
 from rlopt.errors import UserError

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import gymnasium
@@ -95,11 +96,9 @@ def test_layer_vec_env_shapes_spaces_actions_and_auto_reset():
     assert obs[0, names.index("epoch_frac")] == 0.0 and env.bank.lrs == pytest.approx([1e-3] * 4), "no auto-reset"
     assert venv.get_attr("n_layers") == [4] * 4
 
-    checked = VecCheckNan(venv, raise_exception=True)
+    checked = VecCheckNan(venv, raise_exception=True)  # SB3's wrapper finds no NaN or inf in what the env returns
     assert checked.reset().shape == (4, 9)
     assert checked.step(np.array([1, 1, 1, 1]))[0].shape == (4, 9)
-    with pytest.raises(ValueError, match="nan"):
-        checked.step(np.array([np.nan, 1, 1, 1]))
 
 
 def test_sgd_base_optimizer_moves_each_layer_within_bounds():
@@ -159,8 +158,8 @@ def test_policy_trained_on_one_depth_evaluates_on_another(tmp_path):
     assert (layers["lr"] > 0).all()
 
 
-def test_global_policy_is_refused_by_a_layerwise_run(tmp_path):
-    train(make_cfg("controller=ppo_2opt", "trainer.epochs=1"), tmp_path / "run")
+def test_global_policy_is_refused_by_a_layerwise_run(tmp_path, trained_run):
+    shutil.copytree(trained_run("ppo_2opt"), tmp_path / "run")  # shared: edit a copy
     meta_path = tmp_path / "run" / "policy.json"
     meta = json.loads(meta_path.read_text())
     layer_cfg = OmegaConf.load(Path(conf_dir(), "controller", "ppo_layerwise.yaml"))

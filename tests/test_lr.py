@@ -219,7 +219,8 @@ def test_dqn_lr_moves_the_lr_on_the_grid_at_the_baselines_budget(tmp_path, monke
     summary = train(make_cfg(*POLY, "trainer.max_steps=150"), tmp_path / "dqn")
     base = train(make_cfg(*POLY, "controller=schedule", "trainer.max_steps=150"), tmp_path / "base")
     df = pd.read_csv(tmp_path / "dqn" / "metrics.csv")
-    assert summary["status"] == "completed" and summary["controller"] == "dqn_lr" and base["controller"] == "constant_adam_lr0.001"
+    assert summary["status"] == "completed" and summary["controller"] == "dqn_lr"
+    assert base["controller"] == "constant_adam_lr0.001"
     assert summary["opt_steps"] == base["opt_steps"] == 150 and summary["grad_evals"] == base["grad_evals"] == 150
     assert len(df) == 150 and list(df["opt_steps"]) == list(range(1, 151))  # steps_per_action=1
     on_grid = np.isclose(df["lr"].to_numpy()[:, None], GRID[None, :], rtol=1e-6).any(axis=1)
@@ -267,7 +268,8 @@ def test_lr_env_passes_the_gymnasium_and_sb3_checkers(controller, extra):
 
 
 def test_a_saved_lr_agent_evaluates_frozen(tmp_path):
-    train(make_cfg(*POLY, "controller=ppo_lr", "env.features=[val_loss,d_loss,log10_lr]", "trainer.max_steps=16"), tmp_path / "run")
+    train(make_cfg(*POLY, "controller=ppo_lr", "env.features=[val_loss,d_loss,log10_lr]", "trainer.max_steps=16"),
+          tmp_path / "run")
     policy = tmp_path / "run" / "policy.zip"
     cfg = make_cfg(*POLY, f"policy={policy}", "seed=5", "trainer.max_steps=8", config="evaluate")
     summary = evaluate(cfg, tmp_path / "eval")  # fills cfg's controller and features from policy.json
@@ -284,14 +286,16 @@ def test_a_saved_lr_agent_evaluates_frozen(tmp_path):
 
 def test_presets_compose_and_the_command_line_picks_the_controller():
     poly = make_cfg("experiment=lr_polynomial", tiny=False)
-    assert (poly.controller.name, poly.dataset.name, poly.model.name, poly.reward.name) == ("dqn_lr", "polynomial", "maclaurin", "loss_delta")
+    assert (poly.controller.name, poly.dataset.name, poly.model.name, poly.reward.name) == \
+           ("dqn_lr", "polynomial", "maclaurin", "loss_delta")
     assert poly.trainer.batch_size == 32 and poly.trainer.max_steps > 0 and list(poly.env.features) == ["val_loss", "d_loss"]
     baseline = make_cfg("experiment=lr_polynomial", "controller=schedule", tiny=False)
     assert baseline.controller.name == "constant_adam_lr0.001" and baseline.trainer.max_steps == poly.trainer.max_steps
     for name, dataset, model in [("lr_mnist", "mnist", "small_cnn"), ("lr_cifar100", "cifar100", "resnet18")]:
         agent = make_cfg(f"experiment={name}", tiny=False)
         grid = make_cfg(f"experiment={name}_schedules", tiny=False)
-        assert (agent.controller.name, agent.dataset.name, agent.model.name, agent.reward.name) == ("ppo_lr", dataset, model, "best_loss")
+        assert (agent.controller.name, agent.dataset.name, agent.model.name, agent.reward.name) == \
+               ("ppo_lr", dataset, model, "best_loss")
         assert grid.controller.type == "schedule" and grid.trainer.epochs == agent.trainer.epochs
         assert grid.env == agent.env and grid.reward == agent.reward
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from conftest import make_cfg
 from omegaconf import OmegaConf
 from torch import nn
 
+from conftest import make_cfg
 from rlopt.errors import UserError
 from rlopt.models import AUTO_MODEL, build_model
 from rlopt.paths import conf_dir
@@ -32,7 +32,7 @@ MODEL_CONFIGS = sorted(p.stem for p in (Path(conf_dir()) / "model").glob("*.yaml
 IMAGE_MODELS = {"resnet18", "resnet18_imagenet", "small_cnn", "digits_cnn"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_cfg(name: str, *overrides: str):
     return make_cfg(f"model={name}", *overrides, tiny=False).model
 
@@ -43,7 +43,7 @@ def model(name: str, dataset: str, **overrides) -> nn.Module:
     return build_model(model_cfg(name, *(f"model.{k}={v}" for k, v in overrides.items())), dataset, shape, outputs)
 
 
-@lru_cache(maxsize=None)
+@cache
 def built(name: str, dataset: str) -> nn.Module:
     """The model built once and shared by the tests that only inspect it (ResNets take a while to build)."""
     return model(name, dataset).eval()

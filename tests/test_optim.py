@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_cfg
 from torch import nn
 
+from conftest import make_cfg
 from rlopt.data import DataBundle, Split
 from rlopt.data.transforms import DeviceTransform
 from rlopt.engine import Trainer

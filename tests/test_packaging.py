@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
 wheel_builder = pytest.importorskip(
     "hatchling.builders.wheel", reason="hatchling (the build backend) is part of the test extra: pip install -e '.[test]'")
 
@@ -53,10 +54,11 @@ conf = Path(conf_dir())
 with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
     for group in sorted(p for p in conf.iterdir() if p.is_dir()):
         for option in sorted(group.glob("*.yaml")):
-            cfg = compose(config_name="train", overrides=[f"{group.name}={option.stem}"])
-            # experiment presets are global (no node of their own); other options are named by their
-            # file's stem, unless the name is built from their settings (schedule: "${...}")
-            if group.name != "experiment":
+            add = "+" if group.name == "debug" else ""  # not in train.yaml's defaults: added with +debug=tiny
+            cfg = compose(config_name="train", overrides=[f"{add}{group.name}={option.stem}"])
+            # experiment and debug presets are global (no node of their own); other options are named by
+            # their file's stem, unless the name is built from their settings (schedule: "${...}")
+            if group.name not in ("experiment", "debug"):
                 named = "${" in option.read_text().split("name:", 1)[-1].splitlines()[0]
                 assert named or cfg[group.name].name == option.stem, (group.name, option.stem)
             print("composed", group.name, option.stem)

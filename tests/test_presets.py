@@ -32,4 +32,12 @@ def test_preset_sets_only_keys_the_config_has(preset):
     set_by_preset = _leaf_keys(OmegaConf.masked_copy(raw, [k for k in raw if k not in ("defaults", "hydra")]))
     unknown = {key for key in set_by_preset if OmegaConf.select(base, key, default="<missing>") == "<missing>"}
     assert not unknown, f"{preset} sets keys the config does not have: {sorted(unknown)}"
-    assert make_cfg(f"experiment={preset}", tiny=False) is not None
+    # and each of them arrives: the preset wins over train.yaml and the groups' own values
+    composed = make_cfg(f"experiment={preset}", tiny=False)
+    values = set_by_preset - {""}  # "": a preset of defaults only (the *_schedules presets)
+    got = {key: _plain(OmegaConf.select(composed, key)) for key in values}
+    assert got == {key: _plain(OmegaConf.select(raw, key)) for key in values}
+
+
+def _plain(value):
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
