@@ -11,12 +11,12 @@ import time
 import optuna
 import pandas as pd
 import pytest
-from conftest import REPO, make_cfg
 
+from conftest import REPO, make_cfg
 from rlopt.train import train
 
 # 3 decisions per trial (one per epoch) on a slice of digits; reduction_factor 3 prunes at decision 1.
-TINY_TUNE = ["trainer.epochs=3", "dataset.train_subset=256", "dataset.val_size=100"]
+TINY_TUNE = ["+debug=tiny", "trainer.epochs=3"]
 
 
 def _trials(folder):
@@ -48,7 +48,7 @@ def test_agent_total_grad_evals_counts_its_learning_runs(tmp_path):
 
 def test_four_trial_tune_prunes_completes_and_runs_the_best_config(cli_inproc, tmp_path):
     result = cli_inproc("tune", *TINY_TUNE, "tune.n_trials=4", "final=true", "tune.final_seeds=[5]",
-                        "trainer.progress=false", "hydra.run.dir=t", cwd=tmp_path)
+                        "hydra.run.dir=t", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     tmp_path = tmp_path / "t"
     info = json.loads((tmp_path / "tune.json").read_text())
@@ -66,7 +66,7 @@ def test_four_trial_tune_prunes_completes_and_runs_the_best_config(cli_inproc, t
     assert info["best"]["number"] == best["number"]
     assert info["tuning_grad_evals"] == trials["grad_evals"].sum() and info["tuning_trials"] == 4
     line = (tmp_path / "best_overrides.txt").read_text().split()
-    assert f"controller.lr={best['param.controller.lr']}" in line and "dataset.train_subset=256" in line
+    assert f"controller.lr={best['param.controller.lr']}" in line and "+debug=tiny" in line
     assert f"tuning.grad_evals={info['tuning_grad_evals']}" in line
     composed = make_cfg(*line, tiny=False)  # the line composes as rlopt train overrides: the trial's config again
     assert composed.controller.lr == best["param.controller.lr"] and composed.controller.type == "schedule"
@@ -99,7 +99,7 @@ def _tune_process(tmp_path, *args):
 @pytest.mark.slow
 def test_tune_resumes_after_kill_9_without_repeating_finished_trials(tmp_path, cli):
     # 12 decisions per trial; the kill lands as trial 1 starts its run (its config is written just before)
-    args = [*TINY_TUNE, "tune.n_trials=3", "env.steps_per_action=1", "trainer.progress=false", "hydra.run.dir=t"]
+    args = [*TINY_TUNE, "tune.n_trials=3", "env.steps_per_action=1", "hydra.run.dir=t"]
     proc = _tune_process(tmp_path, *args)
     second = tmp_path / "t" / "trials" / "0001" / "config.yaml"
     deadline = time.time() + 240
@@ -127,7 +127,7 @@ def test_tune_resumes_after_kill_9_without_repeating_finished_trials(tmp_path, c
 
 @pytest.mark.slow
 def test_two_workers_on_one_sqlite_study_run_distinct_trials(tmp_path):
-    args = [*TINY_TUNE, "tune.n_trials=4", "trainer.progress=false", "tune.dir=shared"]
+    args = [*TINY_TUNE, "tune.n_trials=4", "tune.dir=shared"]
     workers = [_tune_process(tmp_path, *args, f"tune.worker={i}", f"hydra.run.dir=w{i}") for i in range(2)]
     for worker in workers:
         assert worker.wait(timeout=300) == 0, worker.stderr.read()
