@@ -61,6 +61,7 @@ METRICS = {"val_loss": "minimize", "val_acc": "maximize"}
 # tune.worker changes nothing: it is the sweep axis that starts N workers (`-m tune.worker=0,1,2,3`).
 SESSION_KEYS = ("resume", "final", "tune.n_trials", "tune.worker", "tune.dir", "tune.final_seeds",
                 "trainer.progress", "trainer.device", "trainer.threads")
+RUN_GROUPS = ("dataset", "model", "controller", "reward", "experiment")  # what the best override line names
 MAX_ATTEMPTS = 3  # a trial whose worker dies is run again, up to this many times in all
 HOST = socket.gethostname()
 
@@ -518,7 +519,7 @@ def tune(cfg: DictConfig, out_dir: Path, overrides=(), choices: dict | None = No
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
-    choices = {group: option for group, option in hc.runtime.choices.items() if not group.startswith("hydra")}
+    choices = {group: hc.runtime.choices.get(group) for group in RUN_GROUPS}
     hydra_entry("tune", cfg, lambda c, out_dir: tune(c, out_dir, overrides, choices))
 
 
