@@ -11,9 +11,11 @@ import time
 import optuna
 import pandas as pd
 import pytest
+from optuna.distributions import FloatDistribution
 
 from conftest import REPO, make_cfg
 from rlopt.train import train
+from rlopt.tune import open_storage, tune
 
 # 3 decisions per trial (one per epoch) on a slice of digits; reduction_factor 3 prunes at decision 1.
 TINY_TUNE = ["+debug=tiny", "trainer.epochs=3"]
@@ -75,6 +77,21 @@ def test_four_trial_tune_prunes_completes_and_runs_the_best_config(cli_inproc, t
     assert final["seed"] == 5 and final["tuning_grad_evals"] == info["tuning_grad_evals"] and final["tuning_trials"] == 4
     assert final["total_grad_evals"] == final["grad_evals"] + info["tuning_grad_evals"]
     assert "test_loss" not in (tmp_path / "trials.csv").read_text() + (tmp_path / "tune.json").read_text()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test asks a trial by hand, outside optimize
+def test_a_silent_worker_elsewhere_has_its_trial_failed_and_repeated(tmp_path):
+    cfg = make_cfg("tune.n_trials=1", "tune.heartbeat.interval=1", "tune.heartbeat.grace=2", config="tune")
+    storage = open_storage(cfg, tmp_path)
+    study = optuna.create_study(storage=storage, study_name="rlopt", direction="minimize")
+    lost = study.ask({"controller.lr": FloatDistribution(1e-5, 1.0, log=True)})
+    lost.set_user_attr("host", "another-node")  # its worker died there: only the heartbeat can tell
+    storage.record_heartbeat(lost._trial_id)
+    time.sleep(2.5)
+    tune(cfg, tmp_path)
+    trials = _trials(tmp_path).set_index("number")
+    assert trials.loc[0, "state"] == "failed" and trials.loc[1, "retry_of"] == 0 and trials.loc[1, "state"] == "complete"
+    assert trials.loc[1, "param.controller.lr"] == lost.params["controller.lr"]
 
 
 @pytest.mark.parametrize("override, named", [
