@@ -43,18 +43,20 @@ class Checkpointer:
         self.env, self.recorder, self.every = env, recorder, int(every)
         self.calls = 0
 
-    def save(self, controller_state: Callable[[], dict] = dict) -> None:
-        """`controller_state` is called only when a checkpoint is written, inside its timing: serialising
+    def save(self, controller_state: Callable[[], dict] = dict) -> float:
+        """Write a checkpoint if this call is due; returns the seconds spent (0.0 when not due).
+
+        `controller_state` is called only when a checkpoint is written, inside its timing: serialising
         an agent is checkpoint work, not the controller's (`checkpoint_time_s` vs `controller_time_s`)."""
         self.calls += 1
         if self.every <= 0 or self.calls % self.every:
-            return
+            return 0.0
         started = time.perf_counter()
         state = {"env": self.env.state_dict(), "recorder": self.recorder.state_dict(),
                  "controller": controller_state(), "rng": rng_states()}
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
-        self.env.add_checkpoint_time(time.perf_counter() - started)
+        return time.perf_counter() - started
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -10,7 +10,6 @@ classification also runs under bf16 autocast (about 1.3x faster convolutions on 
 from __future__ import annotations
 
 import copy
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -57,9 +56,6 @@ def use_bf16(amp, device: torch.device, classification: bool) -> bool:
 @dataclass
 class TrainStats:
     train_loss: float
-    steps: int
-    grad_evals: int
-    seconds: float
     grad_norm: float
     lr: float  # learning rate of the last optimizer step (median over param groups): what the step used
 
@@ -151,7 +147,6 @@ class Trainer:
     def train(self, n_steps: int) -> TrainStats:
         """Run `n_steps` optimizer steps; returns the mean training loss over them."""
         self.model.train()
-        start = time.perf_counter()
         total = torch.zeros((), device=self.device)
         opt = self.bank.current
         evals = self.bank.grad_evals_per_step
@@ -182,7 +177,7 @@ class Trainer:
         mean_loss, grad_norm_v = torch.stack([total / max(n_steps, 1), grad_norm]).tolist()
         self.opt_steps += n_steps
         self.grad_evals += n_steps * evals
-        return TrainStats(mean_loss, n_steps, n_steps * evals, time.perf_counter() - start, grad_norm_v, float(lr))
+        return TrainStats(mean_loss, grad_norm_v, float(lr))
 
     def snapshot(self) -> dict:
         """Everything `train` changes (weights, BatchNorm statistics, optimizer states, the batch order and

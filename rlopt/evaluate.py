@@ -6,10 +6,14 @@ from the command line (the transfer experiment). A policy whose spaces do not fi
 with one clear line. A layer-wise policy (actions.kind=layer_lr) acts once per layer, so it runs
 on a model of any depth; it also keeps the decision interval it was trained with unless
 env.steps_per_action is given.
+
+The run's `.hydra/config.yaml` is rewritten with the config actually run (the policy's
+controller and features), so the run folder describes the run like any `rlopt train` folder.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import hydra
@@ -17,22 +21,30 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlopt.controllers.sb3 import FrozenPolicy, load_policy
 from rlopt.env.layer_actions import LAYER_KIND
-from rlopt.hydra_app import hydra_entry
+from rlopt.hydra_app import hydra_entry, save_run_config
 from rlopt.paths import conf_dir
 from rlopt.train import run_experiment
 
 
-def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
-    model, meta = load_policy(cfg.policy)
+def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
+    """`cfg` with the saved policy's controller (and observation features) in place of the composed ones."""
     controller = {"name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"]}
     layerwise = meta["actions"].get("kind") == LAYER_KIND
     if layerwise:  # the layer-wise env reads its features and decision interval from the controller
         controller.update(features=meta["features"], steps_per_action=meta.get("steps_per_action"))
-    with open_dict(cfg):
-        cfg.controller = OmegaConf.create(controller)
+    run_cfg = copy.deepcopy(cfg)
+    with open_dict(run_cfg):
+        run_cfg.controller = OmegaConf.create(controller)
         if not layerwise:
-            cfg.env.features = meta["features"]
-    return run_experiment(cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))
+            run_cfg.env.features = meta["features"]
+    return run_cfg
+
+
+def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
+    model, meta = load_policy(cfg.policy)
+    run_cfg = evaluation_config(cfg, meta)
+    save_run_config(run_cfg, run_dir)
+    return run_experiment(run_cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))
 
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="evaluate")

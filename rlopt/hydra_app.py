@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlopt.errors import UserError
-from rlopt.runs import mark_failed
+from rlopt.failures import write_failure
+from rlopt.metrics import atomic_path
 
 log = logging.getLogger("rlopt")
 
@@ -35,13 +36,27 @@ def hydra_entry(command: str, cfg: DictConfig, fn: Callable[[DictConfig, Path], 
     except UserError as err:
         if multirun:
             log.error("rlopt %s: error: %s", command, err)
-            mark_failed(out_dir, err)
+            write_failure(out_dir, err, cfg, keep_existing=True)
             return None
         print(f"rlopt {command}: error: {err}", file=sys.stderr)
         sys.exit(2)
     except Exception as err:
         if multirun:
             log.exception("rlopt %s: job failed", command)
-            mark_failed(out_dir, err)
+            write_failure(out_dir, err, cfg, keep_existing=True)
             return None
         raise
+
+
+def save_run_config(cfg: DictConfig, run_dir: Path) -> None:
+    """Replace the config Hydra saved in `run_dir` (`<hydra.output_subdir>/config.yaml`) with `cfg`, for a
+    command that runs a config other than the composed one (`evaluate` takes the policy's controller).
+
+    Only a file Hydra wrote is replaced: a call outside Hydra, or with `hydra.output_subdir=null`, has none.
+    """
+    if not HydraConfig.initialized() or HydraConfig.get().output_subdir is None:
+        return
+    saved = Path(run_dir) / HydraConfig.get().output_subdir / "config.yaml"
+    if saved.is_file():
+        with atomic_path(saved) as tmp:
+            OmegaConf.save(cfg, tmp)

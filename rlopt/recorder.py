@@ -1,4 +1,4 @@
-"""Where the environment's metric rows go: the run's CSV files and a progress bar."""
+"""Where the metric rows the runner collects go: the run's CSV files and a progress bar."""
 
 from __future__ import annotations
 

@@ -11,9 +11,8 @@ import json
 import logging
 import random
 import time
-import traceback
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable
 
 import hydra
 import numpy as np
@@ -24,13 +23,16 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rlopt.checkpoint import Checkpointer, load_checkpoint
 from rlopt.config import validate_train
 from rlopt.controllers import build_controller
+from rlopt.controllers.runner import Observer, Runner
+from rlopt.cpu_memory import keep_freed_memory
 from rlopt.data import load_dataset
 from rlopt.engine import resolve_device
 from rlopt.env import TrainingEnv, make_env
 from rlopt.errors import UserError
+from rlopt.failures import write_failure
 from rlopt.hydra_app import hydra_entry
-from rlopt.models import model_name
 from rlopt.metrics import build_summary, write_json
+from rlopt.models import model_name
 from rlopt.paths import conf_dir
 from rlopt.plots import plot_layer_lrs, plot_run
 from rlopt.recorder import RunRecorder
@@ -71,7 +73,8 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
     summary = build_summary(
         recorder.rows, result.status, test, result.best_epoch, time.perf_counter() - started,
         float(cfg.trainer.converged_tolerance), action_names(env),
-        extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name), "controller": cfg.controller.name,
+        extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name),
+               "controller": cfg.controller.name,
                "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device),
                "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy"),
                "tuning_grad_evals": int(tuning.get("grad_evals", 0)), "tuning_trials": int(tuning.get("trials", 0)),
@@ -87,26 +90,14 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
     return summary
 
 
-def observe_rows(recorder: RunRecorder, observers) -> None:
-    """Call every observer with each metrics.csv row once it is written (learning_metrics.csv rows are not
-    the controlled run). An observer's exception ends the run like any other error."""
-    write = recorder.on_step
-
-    def on_step(row: dict) -> None:
-        write(row)
-        if recorder.filename == "metrics.csv":
-            for observer in observers:
-                observer(row)
-
-    recorder.on_step = on_step
-
-
-def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[], object], observers=()) -> dict:
+def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[], object],
+                   observers: Iterable[Observer] = ()) -> dict:
     """Data, environment and controller for `cfg`, run into `run_dir`; returns the summary.
 
     Shared by `train` and `evaluate`, which differ only in the controller they build. A run folder
     that already holds `checkpoint.pt` (an interrupted run, or a requeued cluster job) continues
-    from it instead of starting over. `observers`: callables given every metrics.csv row (e.g. `rlopt tune`'s pruning).
+    from it instead of starting over. Each of `observers` is called with every row written to
+    metrics.csv, right after it is written (see `Runner`); what one raises fails the run.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -121,22 +112,24 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
         if cfg.trainer.threads is not None:
             torch.set_num_threads(int(cfg.trainer.threads))
         device = resolve_device(cfg.trainer.device)
+        if device.type == "cpu":
+            keep_freed_memory()  # stops every batch page-faulting its buffers in afresh (see cpu_memory)
         data = load_dataset(cfg.dataset, int(cfg.seed), device)
-        env = make_env(cfg, data=data, recorder=recorder)
+        env = make_env(cfg, data, device)
         checkpointer = Checkpointer(run_dir, env, recorder, every=int(cfg.checkpoint.every))
         resume = load_checkpoint(run_dir) if checkpointer.path.exists() else None
         if resume is not None:
             env.load_state_dict(resume["env"])
             recorder.load_state_dict(resume["recorder"])
             log.info("resuming %s after %d committed steps", run_dir, resume["recorder"]["committed_rows"])
-        controller.run(env, recorder, checkpointer, resume)
+        Runner(env, recorder, checkpointer, observers).run(controller, resume)
         summary = finish_run(env, recorder, cfg, run_dir, started)
         if not cfg.checkpoint.keep:
             checkpointer.remove()
         return summary
     except BaseException as err:
         recorder.close()
-        write_failure(run_dir, cfg, err)
+        write_failure(run_dir, err, cfg)
         raise
 
 
@@ -155,21 +148,12 @@ def resume_target(path: str) -> tuple[DictConfig, Path]:
     return cfg, run_dir
 
 
-def train(cfg: DictConfig, run_dir: Path, observers=()) -> dict:
-    """Run one experiment described by `cfg` into `run_dir` (or continue `cfg.resume`); returns the summary."""
+def train(cfg: DictConfig, run_dir: Path, observers: Iterable[Observer] = ()) -> dict:
+    """Run one experiment described by `cfg` into `run_dir` (or continue `cfg.resume`); returns the summary.
+    `observers`: see `run_experiment`."""
     if cfg.get("resume"):
         cfg, run_dir = resume_target(cfg.resume)
     return run_experiment(cfg, run_dir, lambda: build_controller(cfg.controller, int(cfg.seed)), observers)
-
-
-def write_failure(run_dir: Path, cfg, err: BaseException) -> None:
-    """Record a failed run next to whatever it already wrote (nothing is deleted)."""
-    write_json(Path(run_dir) / "summary.json", {
-        "status": "failed",
-        "error": f"{type(err).__name__}: {err}",
-        "traceback": traceback.format_exc(limit=20),
-        "dataset": cfg.dataset.name, "model": cfg.model.name, "controller": cfg.controller.name, "seed": int(cfg.seed),
-    })
 
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")

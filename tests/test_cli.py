@@ -88,3 +88,16 @@ def test_report_with_no_runs(cli_inproc, tmp_path):
     (tmp_path / "empty").mkdir()
     result = cli_inproc("report", "empty", cwd=tmp_path)
     assert result.returncode == 2 and "no runs" in result.stderr
+
+
+def test_evaluate_saves_the_config_it_runs(cli_inproc, tmp_path):
+    from omegaconf import OmegaConf
+
+    assert cli_inproc("train", "controller=ppo_2opt", *TINY, "hydra.run.dir=run", cwd=tmp_path).returncode == 0
+    result = cli_inproc("evaluate", "policy=run/policy.zip", "env.features=[val_loss]", *TINY, "hydra.run.dir=ev",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    saved = OmegaConf.load(tmp_path / "ev" / ".hydra" / "config.yaml")
+    trained = OmegaConf.load(tmp_path / "run" / ".hydra" / "config.yaml")
+    assert saved.controller.name == json.loads((tmp_path / "ev" / "summary.json").read_text())["controller"] == "ppo_2opt_frozen"
+    assert list(saved.env.features) == list(trained.env.features), "the features the policy was trained on"

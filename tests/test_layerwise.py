@@ -22,7 +22,8 @@ from torch import nn
 from conftest import make_cfg
 from rlopt.controllers import load_policy
 from rlopt.controllers.sb3 import _hyperparams
-from rlopt.env import LAYERWISE_ENV_ID, LayerVecEnv, LayerwiseTrainingEnv, make_env
+from rlopt.controllers.sb3_env import LayerVecEnv
+from rlopt.env import LAYERWISE_ENV_ID, LayerwiseTrainingEnv, make_env
 from rlopt.errors import UserError
 from rlopt.evaluate import evaluate
 from rlopt.models import build_model
@@ -73,7 +74,8 @@ def test_layer_vec_env_shapes_spaces_actions_and_auto_reset():
     venv.seed(5)
     obs = venv.reset()
     assert obs.shape == (4, 9) and obs.dtype == np.float32 and all(venv.observation_space.contains(o) for o in obs)
-    np.testing.assert_array_equal(obs, LayerwiseTrainingEnv(env.cfg).reset(seed=5)[0])  # the seed reached the run
+    same_seed = LayerwiseTrainingEnv(env.cfg, env.data, env.device).reset(seed=5)[0]
+    np.testing.assert_array_equal(obs, same_seed)  # the seed reached the run
     names = env.features.names
     assert (obs[:, :4] == obs[0, :4]).all(), "global features differ between layers"
     np.testing.assert_allclose(obs[:, names.index("layer_depth")], [0, 1 / 3, 2 / 3, 1], atol=1e-6)
@@ -185,6 +187,7 @@ def test_difference_reward_pays_the_gain_over_all_keep_and_leaves_the_run_untouc
         assert drow["val_loss"] == row["val_loss"] and drow["reward"] == reward, "the counterfactual leaked into the run"
         assert paid == pytest.approx(reward - dinfo["default_reward"])
         assert drow["grad_evals"] == 2 * row["grad_evals"]
+        assert dinfo["extra_time_s"] > 0 and info["extra_time_s"] == 0.0, "the counterfactual's time is reported apart"
     assert diff[0][0] == 0.0, "all-keep must earn exactly its own counterfactual"
     assert diff[1][0] != 0.0
 

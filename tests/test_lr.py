@@ -17,10 +17,10 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from conftest import make_cfg
 from rlopt.controllers import load_policy
 from rlopt.controllers.exploration import ExponentialSchedule
-from rlopt.env import TrainingEnv
+from rlopt.env import make_env
 from rlopt.env.actions import build_actions
 from rlopt.errors import UserError
-from rlopt.evaluate import evaluate
+from rlopt.evaluate import evaluate, evaluation_config
 from rlopt.optim import OptimizerBank
 from rlopt.train import train
 
@@ -251,7 +251,7 @@ def test_ppo_lr_sets_the_lr_it_chooses(tmp_path):
 
 
 def test_lr_env_observes_loss_and_its_change():
-    env = TrainingEnv(make_cfg(*POLY, "trainer.max_steps=4"))
+    env = make_env(make_cfg(*POLY, "trainer.max_steps=4"))
     obs0, _ = env.reset(seed=0)
     obs1, reward, *_ = env.step(1)
     assert obs1.shape == (2,) and obs1[0] == pytest.approx(env.val["loss"])
@@ -272,11 +272,11 @@ def test_a_saved_lr_agent_evaluates_frozen(tmp_path):
           tmp_path / "run")
     policy = tmp_path / "run" / "policy.zip"
     cfg = make_cfg(*POLY, f"policy={policy}", "seed=5", "trainer.max_steps=8", config="evaluate")
-    summary = evaluate(cfg, tmp_path / "eval")  # fills cfg's controller and features from policy.json
+    summary = evaluate(cfg, tmp_path / "eval")  # runs cfg with the controller and features of policy.json
     df = pd.read_csv(tmp_path / "eval" / "metrics.csv")
     assert summary["status"] == "completed" and summary["controller"] == "ppo_lr_frozen" and len(df) == 8
-    model, _ = load_policy(str(policy))
-    env = TrainingEnv(cfg)
+    model, meta = load_policy(str(policy))
+    env = make_env(evaluation_config(cfg, meta))
     first_obs, _ = env.reset()  # the evaluated run's first observation (seed 5)
     action, _ = model.predict(first_obs, deterministic=True)
     assert df["lr"].iloc[0] == pytest.approx(env.actions.lr_of(action), rel=1e-5)

@@ -15,7 +15,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from conftest import make_cfg
 from rlopt.controllers import load_policy
 from rlopt.controllers.sb3 import SB3Controller, _hyperparams
-from rlopt.env import TrainingEnv
+from rlopt.env import make_env
 from rlopt.evaluate import evaluate
 from rlopt.train import train
 
@@ -32,7 +32,7 @@ def test_env_passes_gymnasium_and_sb3_checkers(controller):
 
 def test_seeded_reset_makes_observations_and_time_free_rewards_reproducible():
     # loss_delta: the composite reward charges wall time, which no seed can reproduce
-    env = TrainingEnv(make_cfg("controller=ppo_3opt", "reward=loss_delta", "trainer.epochs=2"))
+    env = make_env(make_cfg("controller=ppo_3opt", "reward=loss_delta", "trainer.epochs=2"))
     runs = []
     for _ in range(2):
         first, _ = env.reset(seed=7)
@@ -51,7 +51,7 @@ def test_env_is_registered_with_gymnasium():
 
 
 def test_default_state_is_the_reports_8_dims():
-    env = TrainingEnv(make_cfg("controller=ppo_3opt", "trainer.epochs=3"))
+    env = make_env(make_cfg("controller=ppo_3opt", "trainer.epochs=3"))
     obs0, _ = env.reset()
     obs1, *_ = env.step(2)
     row_val = env.val
@@ -62,7 +62,7 @@ def test_default_state_is_the_reports_8_dims():
 
 
 def test_optimizers_keep_their_state_across_switches():
-    env = TrainingEnv(make_cfg("controller=ppo_3opt", "trainer.epochs=3"))
+    env = make_env(make_cfg("controller=ppo_3opt", "trainer.epochs=3"))
     env.reset()
     env.step(2)  # adam
     adam = env.bank.optimizers["adam"]
@@ -84,7 +84,7 @@ def test_online_agent_learns_while_it_controls(tmp_path, controller):
     summary = train(cfg, tmp_path)
     assert summary["status"] == "completed"
     # The same seed builds the agent's initial policy; the saved one must differ from it.
-    untrained = SB3Controller(cfg.controller, int(cfg.seed))._build(DummyVecEnv([lambda: TrainingEnv(cfg)]), None)
+    untrained = SB3Controller(cfg.controller, int(cfg.seed))._build(DummyVecEnv([lambda: make_env(cfg)]), None)
     trained, meta = load_policy(str(tmp_path / "policy.zip"))
     assert not torch.equal(_policy_params(untrained), _policy_params(trained)), "no learning happened"
     df = pd.read_csv(tmp_path / "metrics.csv")
@@ -126,7 +126,7 @@ def test_random_controller_uses_every_action(tmp_path):
 def _agent_adam(cfg, plain: bool = False):
     """The agent's optimizer settings as rlopt builds the agent, or (plain) as SB3 builds it from the same
     hyperparameters without rlopt's optimizer_kwargs."""
-    venv = DummyVecEnv([lambda: TrainingEnv(cfg)])
+    venv = DummyVecEnv([lambda: make_env(cfg)])
     if plain:
         params = _hyperparams(cfg.controller)
         del params["policy_kwargs"]["optimizer_kwargs"]

@@ -47,7 +47,8 @@ def configure_exploration(model, cfg) -> None:
             f"exponential exploration: use 0 < final <= initial ({model.exploration_initial_eps})"
         )
     if not 0 < model.exploration_fraction <= 1:
-        raise UserError(f"controller.hyperparams.exploration_fraction={model.exploration_fraction} is not allowed: use 0 < fraction <= 1")
+        raise UserError(f"controller.hyperparams.exploration_fraction={model.exploration_fraction} is not allowed: "
+                        "use 0 < fraction <= 1")
     model.exploration_schedule = ExponentialSchedule(
         model.exploration_initial_eps, model.exploration_final_eps, model.exploration_fraction
     )

@@ -6,7 +6,11 @@ training runs (seeds seed..seed+N-1, recorded in `learning_metrics.csv`), then c
 run deterministically (seed+N) recorded in `metrics.csv`. The agent is saved as `policy.zip` with
 `policy.json` beside it (algorithm, action space, observation features) so `rlopt evaluate` can
 rebuild a matching environment. A layer-wise run is handed to SB3 as one sub-environment per layer
-(`rlopt.env.agent_env`), so one shared policy acts for every layer.
+(`rlopt.controllers.sb3_env.agent_env`), so one shared policy acts for every layer.
+
+The agent learns inside SB3's `learn()`, stepping the runner's recording wrapper of the
+environment, so every step is recorded as in any other run; the runner also runs the final
+episode and writes the checkpoints, which SB3 offers at the start of each rollout.
 """
 
 from __future__ import annotations
@@ -20,10 +24,9 @@ from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
-from rlopt.checkpoint import restore_rng
 from rlopt.controllers.exploration import configure_exploration
-from rlopt.controllers.loop import run_episode
-from rlopt.env import agent_env
+from rlopt.controllers.runner import Controller
+from rlopt.controllers.sb3_env import agent_env
 from rlopt.errors import UserError
 from rlopt.metrics import atomic_path, write_json
 
@@ -57,7 +60,8 @@ def _hyperparams(cfg) -> dict:
     act = kwargs.get("activation_fn")
     if isinstance(act, str):
         if act not in ACTIVATIONS:
-            raise UserError(f"controller.hyperparams.policy_kwargs.activation_fn={act} is unknown; available: {', '.join(ACTIVATIONS)}")
+            raise UserError(f"controller.hyperparams.policy_kwargs.activation_fn={act} is unknown; "
+                            f"available: {', '.join(ACTIVATIONS)}")
         kwargs["activation_fn"] = ACTIVATIONS[act]
     optimizer_kwargs = kwargs.get("optimizer_kwargs") or dict(SB3_ADAM_DEFAULTS.get(cfg.algo, {}))
     kwargs["optimizer_kwargs"] = {"fused": True, **optimizer_kwargs}
@@ -80,7 +84,7 @@ class CheckpointOnRollout(BaseCallback):
         return True
 
 
-class SB3Controller:
+class SB3Controller(Controller):
     def __init__(self, cfg, seed: int):
         if cfg.algo not in ALGOS:
             raise UserError(f"controller.algo={cfg.algo} is unknown; available: {', '.join(ALGOS)}")
@@ -89,11 +93,48 @@ class SB3Controller:
         if self.episodes < 0:
             raise UserError(f"controller.episodes={self.episodes} is not allowed: use 0 (online) or a positive count")
         self.model = None
+        self.phase, self.finished = "learn", 0
+        self.stop: StopAfterEpisodes | None = None
+        self.resumed = False  # set up from a checkpoint: SB3 continues the restored episode instead of resetting
 
-    def _build(self, vec_env, resume: dict | None):
+    @property
+    def learned(self) -> bool:
+        return self.phase == "final"
+
+    def setup(self, env, state: dict | None) -> None:
+        self.model = self._build(agent_env(env), state)
+        configure_exploration(self.model, self.cfg)
+        self.resumed = state is not None
+        if state is not None:
+            self.phase, self.finished = state["phase"], state["finished"]
+
+    def learn(self, env, save) -> None:
+        """Learn over `max(episodes, 1)` runs of `env`, in which the model built by `setup` acts (as `agent_env(env)`)."""
+        learn_episodes = max(self.episodes, 1)
+        self.stop = StopAfterEpisodes(learn_episodes, already=self.finished)
+        # SB3 counts one timestep per sub-environment
+        agent_steps = env.unwrapped.decisions_per_episode * self.model.n_envs
+        self.model.learn(total_timesteps=agent_steps * learn_episodes - self.model.num_timesteps,
+                         callback=[self.stop, CheckpointOnRollout(save)], reset_num_timesteps=not self.resumed)
+        self.phase, self.finished = "final", self.episodes
+
+    def act(self, obs):
+        return self.model.predict(obs, deterministic=True)[0]
+
+    def episode_options(self) -> dict:
+        return {"run_seed": self.seed + self.episodes}
+
+    def state_dict(self) -> dict:
+        return self._state(self.phase, self.stop.finished if self.phase == "learn" else self.finished)
+
+    def finish(self, env, run_dir) -> None:
+        if self.cfg.get("save_policy", True):
+            save_policy(self.model, self.cfg, env, run_dir)
+
+    def _build(self, vec_env, state: dict | None):
+        """A fresh agent, or the one saved in the checkpointed controller `state`."""
         algo = ALGOS[self.cfg.algo]
-        if resume is not None:
-            state = resume["controller"]
+        if state is not None:
             model = algo.load(io.BytesIO(state["model"]), env=vec_env, device="cpu", force_reset=False)
             if state.get("replay_buffer") is not None:
                 model.load_replay_buffer(io.BytesIO(state["replay_buffer"]))
@@ -113,30 +154,6 @@ class SB3Controller:
             self.model.save_replay_buffer(buffer_bytes)
             buffer = buffer_bytes.getvalue()
         return {"phase": phase, "finished": finished, "model": model_bytes.getvalue(), "replay_buffer": buffer}
-
-    def run(self, env, recorder, checkpointer, resume: dict | None = None) -> None:
-        self.model = self._build(agent_env(env), resume)
-        configure_exploration(self.model, self.cfg)
-        state = resume["controller"] if resume is not None else {"phase": "learn", "finished": 0}
-        per_episode = env.decisions_per_episode
-        learn_episodes = max(self.episodes, 1)
-        if state["phase"] == "learn":
-            recorder.start("metrics.csv" if self.episodes == 0 else "learning_metrics.csv", per_episode * learn_episodes)
-            stop = StopAfterEpisodes(learn_episodes, already=state["finished"])
-            save = CheckpointOnRollout(lambda: checkpointer.save(lambda: self._state("learn", stop.finished)))
-            if resume is not None:
-                restore_rng(resume["rng"])
-            agent_steps = per_episode * self.model.n_envs  # SB3 counts one timestep per sub-environment
-            self.model.learn(total_timesteps=agent_steps * learn_episodes - self.model.num_timesteps,
-                             callback=[stop, save], reset_num_timesteps=resume is None)
-            resume = None
-        if self.episodes > 0:
-            recorder.start("metrics.csv", per_episode)
-            run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0],
-                        lambda: checkpointer.save(lambda: self._state("final", self.episodes)),
-                        options={"run_seed": self.seed + self.episodes}, resume=resume)
-        if self.cfg.get("save_policy", True):
-            save_policy(self.model, self.cfg, env, recorder.run_dir)
 
 
 def save_policy(model, cfg, env, run_dir: Path) -> None:
@@ -174,19 +191,19 @@ def load_policy(path: str):
     return model, meta
 
 
-class FrozenPolicy:
+class FrozenPolicy(Controller):
     """A loaded agent acting deterministically, learning nothing: the `rlopt evaluate` controller."""
 
     def __init__(self, model, path: str):
         self.model, self.path = model, path
 
-    def run(self, env, recorder, checkpointer, resume: dict | None = None) -> None:
+    def setup(self, env, state: dict | None) -> None:
         agent = agent_env(env)  # a layer-wise policy acts per layer: batched over however many layers this model has
         if self.model.observation_space.shape != agent.observation_space.shape or self.model.action_space != agent.action_space:
             raise UserError(
                 f"policy={self.path} does not fit this environment: it expects observations {self.model.observation_space.shape} "
                 f"and actions {self.model.action_space}, the run has {agent.observation_space.shape} and {agent.action_space}"
             )
-        recorder.start("metrics.csv", env.decisions_per_episode)
-        run_episode(env, lambda obs: self.model.predict(obs, deterministic=True)[0], checkpointer.save,
-                    resume=resume)
+
+    def act(self, obs):
+        return self.model.predict(obs, deterministic=True)[0]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 from torch.optim.lr_scheduler import CosineAnnealingLR, ExponentialLR, OneCycleLR, StepLR
 
-from rlopt.controllers.loop import run_episode
+from rlopt.controllers.runner import Controller
 from rlopt.errors import UserError
 from rlopt.optim import OPTIMIZERS
 
@@ -35,7 +35,7 @@ SCHEDULES = {
 SCHEDULE_NAMES = ("constant", *SCHEDULES)
 
 
-class ScheduleController:
+class ScheduleController(Controller):
     """Always the one optimizer; the learning rate follows `controller.schedule`."""
 
     def __init__(self, cfg, seed: int):
@@ -53,11 +53,10 @@ class ScheduleController:
             raise UserError(f"controller.{self.schedule}={params} is not allowed: give the scheduler's arguments as a mapping")
         self.params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
 
-    def run(self, env, recorder, checkpointer, resume: dict | None = None) -> None:
-        recorder.start("metrics.csv", env.decisions_per_episode)
-        run_episode(env, lambda obs: 0, checkpointer.save, resume=resume, on_start=self.attach)
+    def act(self, obs):
+        return 0  # the one optimizer; the scheduler, not the action, moves the lr
 
-    def attach(self, env) -> None:
+    def start_episode(self, env) -> None:
         """Set the initial lr on the episode's fresh optimizer and hand its scheduler to the trainer."""
         env.bank.set_lr(self.lr)
         if self.schedule == "constant":

@@ -2,41 +2,52 @@
 
 Importing this package registers `rlopt/OptimizerSelection-v0` (and the learning-rate ids) and
 `rlopt/LayerwiseLearningRates-v0` with gymnasium, so any RL library can `gymnasium.make` them from
-a composed rlopt config. `make_env` picks the environment the controller's action space needs;
-`agent_env` is that environment as an SB3 agent acts in it.
+a composed rlopt config. It depends on gymnasium and torch only: the Stable-Baselines3 adapters
+live in `rlopt.controllers.sb3_env`.
+
+The environment classes take the dataset and the device as arguments; `make_env` (also the
+registered entry point) resolves the device and loads the dataset when they are not given.
 """
 
-import gymnasium
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from __future__ import annotations
 
+import functools
+
+import gymnasium
+import torch
+
+from rlopt.data import DataBundle, load_dataset
+from rlopt.engine import resolve_device
 from rlopt.env.layer_actions import LAYER_KIND
-from rlopt.env.layer_vec_env import LayerVecEnv
 from rlopt.env.layerwise_env import LayerwiseTrainingEnv
 from rlopt.env.training_env import TrainingEnv
 
 ENV_IDS = ("rlopt/OptimizerSelection-v0", "rlopt/LearningRate-v0")
 LAYERWISE_ENV_ID = "rlopt/LayerwiseLearningRates-v0"
 
+
+def make_env(cfg, data: DataBundle | None = None, device: torch.device | None = None,
+             env_class: type[TrainingEnv] | None = None) -> TrainingEnv:
+    """The environment for `cfg` (per-layer learning rates, `actions.kind=layer_lr`, get the layer-wise
+    env unless `env_class` says), on `device` (default: `trainer.device`) with `data` (default: the
+    config's dataset, split with the run seed)."""
+    device = resolve_device(cfg.trainer.device) if device is None else device
+    if data is None:
+        data = load_dataset(cfg.dataset, int(cfg.seed), device)
+    if env_class is None:
+        env_class = LayerwiseTrainingEnv if cfg.controller.actions.kind == LAYER_KIND else TrainingEnv
+    return env_class(cfg, data, device)
+
+
+make_training_env = functools.partial(make_env, env_class=TrainingEnv)
+make_layerwise_env = functools.partial(make_env, env_class=LayerwiseTrainingEnv)
+
 for _env_id in ENV_IDS:
     if _env_id not in gymnasium.registry:
         # nondeterministic: step timings (in info, and in the composite reward) differ run to run;
         # observations and time-free rewards are reproducible under a seeded reset.
-        gymnasium.register(id=_env_id, entry_point="rlopt.env.training_env:TrainingEnv", nondeterministic=True)
+        gymnasium.register(id=_env_id, entry_point="rlopt.env:make_training_env", nondeterministic=True)
 if LAYERWISE_ENV_ID not in gymnasium.registry:
-    gymnasium.register(id=LAYERWISE_ENV_ID, entry_point="rlopt.env.layerwise_env:LayerwiseTrainingEnv", nondeterministic=True)
+    gymnasium.register(id=LAYERWISE_ENV_ID, entry_point="rlopt.env:make_layerwise_env", nondeterministic=True)
 
-
-def make_env(cfg, data=None, recorder=None) -> TrainingEnv:
-    """The environment for `cfg`: per-layer learning rates (`actions.kind=layer_lr`) get the layer-wise env."""
-    cls = LayerwiseTrainingEnv if cfg.controller.actions.kind == LAYER_KIND else TrainingEnv
-    return cls(cfg, data=data, recorder=recorder)
-
-
-def agent_env(env: TrainingEnv) -> VecEnv:
-    """What an SB3 agent acts in: one sub-environment per layer for a layer-wise run, else the env in a
-    DummyVecEnv (built here rather than by SB3, so no Monitor wrapper stands between a resumed agent and
-    the restored environment)."""
-    return LayerVecEnv(env) if isinstance(env, LayerwiseTrainingEnv) else DummyVecEnv([lambda: env])
-
-
-__all__ = ["ENV_IDS", "LAYERWISE_ENV_ID", "LayerVecEnv", "LayerwiseTrainingEnv", "TrainingEnv", "agent_env", "make_env"]
+__all__ = ["ENV_IDS", "LAYERWISE_ENV_ID", "LayerwiseTrainingEnv", "TrainingEnv", "make_env"]

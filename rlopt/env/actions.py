@@ -36,7 +36,8 @@ class OptimizerChoice(StateInBank):
         self.choices = list(choices)
         bad = [c for c in self.choices if c not in OPTIMIZERS]
         if bad or not self.choices:
-            raise UserError(f"controller.actions.choices={self.choices} is not allowed: each must be one of {', '.join(OPTIMIZERS)}")
+            raise UserError(f"controller.actions.choices={self.choices} is not allowed: "
+                            f"each must be one of {', '.join(OPTIMIZERS)}")
         self.optimizers = self.choices
         self.labels = self.choices
         self.space = gym.spaces.Discrete(len(self.choices))
@@ -167,7 +168,8 @@ class LrAbsolute(_LearningRate):
         super().__init__(cfg)
         self.log_low, self.log_high = float(cfg.get("log_low", -6.0)), float(cfg.get("log_high", 0.0))
         if not self.log_low < self.log_high:
-            raise UserError(f"controller.actions.log_low/log_high=({self.log_low}, {self.log_high}) are not allowed: need log_low < log_high")
+            raise UserError(f"controller.actions.log_low/log_high=({self.log_low}, {self.log_high}) are not allowed: "
+                            "need log_low < log_high")
         self.space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.n_discrete = 0
         self.initial_lr = self.lr_of(0.0)

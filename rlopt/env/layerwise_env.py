@@ -7,9 +7,10 @@ one row per layer (`layer_features`). As a gymnasium env its action is MultiDisc
 observation a (layers, features) array; `LayerVecEnv` presents it to Stable-Baselines3 as one
 sub-environment per layer, so one shared policy acts for every layer of any network.
 
-All layers are paid the same global reward (`reward=...`). Each step appends one row per layer
-to `layer_lrs.csv` (its action, lr, weight and gradient norms, and the reward the agents were
-paid); metrics.csv's `lr` is the median layer lr and its `action` the mean choice index.
+All layers are paid the same global reward (`reward=...`). Each step returns one row per layer
+in `info["layer_rows"]` (its action, lr, weight and gradient norms, and the reward the agents
+were paid), which the runner appends to `layer_lrs.csv`; metrics.csv's `lr` is the median layer
+lr and its `action` the mean choice index.
 
 Decisions come every `controller.steps_per_action` optimizer steps (`env.steps_per_action`
 takes its place when set). `controller.per_layer=false` treats the whole network as one layer:
@@ -23,11 +24,14 @@ env's bookkeeping). The agents are paid reward - that counterfactual reward, so 
 training brings anyway is taken out and what is left is the effect of the lr moves. It is one
 counterfactual for all layers (a baseline, not per-layer credit assignment, which would need one
 extra pass per layer). Cost: twice the gradient evaluations and training time per step; the
-extra gradient evaluations are counted in `grad_evals`, the extra time lands in
-`controller_time_s`, and metrics.csv's `reward` stays the plain global reward so runs compare.
+extra gradient evaluations are counted in `grad_evals`, the extra time is returned in
+`info["extra_time_s"]` (the runner charges it to `controller_time_s`), and metrics.csv's `reward`
+stays the plain global reward so runs compare.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
@@ -56,8 +60,8 @@ def group_norms(groups: list[list[torch.Tensor]]) -> list[float]:
 
 
 class LayerwiseTrainingEnv(TrainingEnv):
-    def __init__(self, cfg, data=None, recorder=None):
-        super().__init__(cfg, data=data, recorder=recorder)
+    def __init__(self, cfg, data, device):
+        super().__init__(cfg, data, device)
         interval = cfg.env.steps_per_action if cfg.env.steps_per_action is not None else cfg.controller.get("steps_per_action")
         if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
             raise UserError(f"controller.steps_per_action={interval} is not allowed: use a positive integer "
@@ -99,12 +103,15 @@ class LayerwiseTrainingEnv(TrainingEnv):
 
     def step(self, action):
         action = np.asarray(action).reshape(-1)
-        default = self._default_action_reward() if self.difference_reward else None
+        default, extra_time = None, 0.0
+        if self.difference_reward:
+            started = time.perf_counter()
+            default = self._default_action_reward()
+            extra_time = time.perf_counter() - started
         obs, reward, terminated, truncated, info = super().step(action)
         paid = reward if default is None else reward - default
-        info.update(agent_reward=paid, default_reward=default)
-        if self.recorder is not None:
-            self.recorder.on_table("layer_lrs", LAYER_COLUMNS, self._layer_rows(action, paid))
+        info.update(agent_reward=paid, default_reward=default, extra_time_s=extra_time,
+                    layer_rows=self._layer_rows(action, paid))
         return obs, paid, terminated, truncated, info
 
     def _default_action_reward(self) -> float:
@@ -112,7 +119,6 @@ class LayerwiseTrainingEnv(TrainingEnv):
         trainer_state = self.trainer.snapshot()
         env_state = dict(self.__dict__)
         rng_state = self.np_random.bit_generator.state
-        self.recorder = None  # the counterfactual writes no rows
         try:
             _, reward, *_ = super().step(np.full(self.n_layers, self.actions.keep))
             extra_evals = self.trainer.grad_evals - trainer_state["grad_evals"]

@@ -6,8 +6,11 @@ decision step (one epoch, or `env.steps_per_action` optimizer steps), evaluates 
 and returns the observation, the reward, `terminated` (budget spent or divergence) and the
 step's metrics row in `info["metrics"]`. Fixed baselines and RL agents all act through here.
 
-The time between one step() returning and the next step() starting is what the controller
-spent (predict + learn); it is recorded as `controller_time_s` on the next row.
+It is a plain gymnasium environment: the dataset and the device come in from outside (see
+`rlopt.env.make_env`) and it writes nothing. Whoever drives it records the rows it returns and
+adds what only the driver can know: the time the controller spent between steps
+(`controller_time_s`) and the time spent writing checkpoints (`checkpoint_time_s`); see
+`rlopt.controllers.runner`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlopt.cpu_memory import keep_freed_memory
-from rlopt.data import DataBundle, load_dataset
-from rlopt.engine import Trainer, resolve_device
+from rlopt.data import DataBundle
+from rlopt.engine import Trainer
 from rlopt.env.actions import action_value, build_actions
 from rlopt.env.features import FeatureSet, TrainingState
 from rlopt.models import build_model
@@ -51,12 +53,11 @@ def _finite(x: float) -> bool:
 class TrainingEnv(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, cfg, data: DataBundle | None = None, recorder=None):
+    def __init__(self, cfg, data: DataBundle, device: torch.device):
+        """`data`: the dataset's splits, already on `device`, where the model is trained."""
         self.cfg = cfg
-        self.device = resolve_device(cfg.trainer.device)
-        if self.device.type == "cpu":
-            keep_freed_memory()  # stops every batch page-faulting its buffers in afresh (see cpu_memory)
-        self.data = data if data is not None else load_dataset(cfg.dataset, cfg.seed, self.device)
+        self.device = torch.device(device)
+        self.data = data
         self.channels_last = bool(cfg.trainer.channels_last) and self.device.type == "cuda" and len(self.data.input_shape) == 3
         if self.channels_last:
             self.data.transform.memory_format = torch.channels_last
@@ -64,7 +65,6 @@ class TrainingEnv(gym.Env):
         self.reward_fn = build_reward(cfg.reward)
         self.action_space = self.actions.space
         self.observation_space = self.features.space
-        self.recorder = recorder
         self.steps_per_action = cfg.env.steps_per_action
         self._set_budget(cfg)
         self.penalty = float(cfg.env.divergence_penalty)
@@ -72,7 +72,6 @@ class TrainingEnv(gym.Env):
         self.last_result: EpisodeResult | None = None
         self.trainer: Trainer | None = None
         self._resumed_scheduler: dict | None = None
-        self._checkpoint_time = 0.0
 
     # -- budget ---------------------------------------------------------------------------------
     def _set_budget(self, cfg) -> None:
@@ -108,7 +107,6 @@ class TrainingEnv(gym.Env):
         self.grad_norm = 0.0
         self.status = "running"
         self.last_obs = self._observe(self.val)
-        self._last_return = time.perf_counter()
         return self.last_obs, {}
 
     def _build(self, run_seed: int) -> None:
@@ -138,10 +136,6 @@ class TrainingEnv(gym.Env):
             self.bank.load_state_dict(self._resumed_scheduler["bank"])
             self._resumed_scheduler = None
 
-    def add_checkpoint_time(self, seconds: float) -> None:
-        """Time spent writing a checkpoint between steps: recorded apart, not charged to the controller."""
-        self._checkpoint_time += seconds
-
     # -- checkpointing ------------------------------------------------------------------------------
     _STATE_FIELDS = ("episodes_started", "val", "best_loss", "best_score", "best_state", "best_epoch", "decision",
                      "prev_action", "train_loss", "grad_norm", "status", "last_obs")
@@ -168,13 +162,9 @@ class TrainingEnv(gym.Env):
         self._resumed_scheduler = {"scheduler": scheduler, "bank": state["bank"]} if scheduler is not None else None
         if self.status != "running":
             self.last_result = EpisodeResult(self.status, self.trainer, self.best_state, self.best_epoch)
-        self._last_return = time.perf_counter()
 
     def step(self, action):
         started = time.perf_counter()
-        # what the controller spent since the last step, less the checkpoint written in between
-        controller_time = started - self._last_return - self._checkpoint_time
-        checkpoint_time, self._checkpoint_time = self._checkpoint_time, 0.0
         if self.trainer is None or self.status != "running":
             raise RuntimeError("step() called before reset() or after the episode ended")
         tr = self.trainer
@@ -211,8 +201,6 @@ class TrainingEnv(gym.Env):
             "val_f1": val.get("f1"),
             "reward": float(reward),
             "epoch_time_s": step_time,
-            "controller_time_s": controller_time,
-            "checkpoint_time_s": checkpoint_time,
             "grad_evals": tr.grad_evals,
             "opt_steps": tr.opt_steps,
             "grad_norm": stats.grad_norm,
@@ -221,13 +209,10 @@ class TrainingEnv(gym.Env):
         self.prev_action = row["action"]
         self.train_loss, self.grad_norm = stats.train_loss, stats.grad_norm
         prev_val, self.val = self.val, val
-        if self.recorder is not None:
-            self.recorder.on_step(row)
         if done:
             self.status = "diverged" if diverged else "completed"
             self.last_result = EpisodeResult(self.status, tr, self.best_state, self.best_epoch)
         self.last_obs = self._observe(val, prev_val)
-        self._last_return = time.perf_counter()
         return self.last_obs, float(reward), done, False, {"metrics": row}
 
     # -- what a subclass may change (the layer-wise env does) --------------------------------------

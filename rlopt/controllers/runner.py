@@ -1,0 +1,170 @@
+"""The runner: drives a controller through the environment and owns what the run writes.
+
+Every controller, fixed or learning, is stepped through `Runner.env`, a wrapper of the
+environment that records each step as it returns: the row in `info["metrics"]` goes to the
+current CSV (and, for `metrics.csv`, to every observer), the layer-wise env's
+`info["layer_rows"]` to `layer_lrs.csv`. The runner also adds what only the driver knows: the
+time the controller spent since the previous step (`controller_time_s`, which includes what the
+environment reports as `info["extra_time_s"]`, the layer-wise counterfactual) less the time spent
+writing checkpoints in between (`checkpoint_time_s`). Fixed controllers and frozen policies act
+in the runner's episode loop; agents learn inside their library's own loop (SB3's `learn()`),
+stepping the same wrapper, and call `Runner.save` where their state is consistent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol, runtime_checkable
+
+import gymnasium as gym
+
+from rlopt.checkpoint import Checkpointer, restore_rng
+from rlopt.env import TrainingEnv
+from rlopt.env.layerwise_env import LAYER_COLUMNS
+from rlopt.recorder import RunRecorder
+
+Observer = Callable[[dict], None]
+
+
+class Controller(Protocol):
+    """What the runner drives. Subclass it for the no-op defaults; only `act` is required."""
+
+    def setup(self, env: gym.Env, state: dict | None) -> None:
+        """Prepare to act in `env` (check it fits, seed, build); `state` is this controller's
+        `state_dict()` from the checkpoint being resumed, None for a fresh run."""
+
+    def act(self, obs):
+        """The action for observation `obs`."""
+        ...
+
+    def start_episode(self, env: TrainingEnv) -> None:
+        """Called after each episode's reset (or its restore, on resume), before the first step."""
+
+    def episode_options(self) -> dict | None:
+        """`options` for the reset of the controlled episode (e.g. its `run_seed`)."""
+        return None
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps of the controller; called only when one is written."""
+        return {}
+
+    def finish(self, env: TrainingEnv, run_dir) -> None:
+        """After the controlled episode: write what the controller leaves behind (a trained policy)."""
+
+
+@runtime_checkable
+class Agent(Controller, Protocol):
+    """A controller that learns in its library's own loop before (or while) it controls the run.
+
+    `episodes` = 0: it learns online while controlling the one recorded run (`metrics.csv`);
+    N > 0: it learns over N runs (`learning_metrics.csv`), then controls a final run."""
+
+    episodes: int
+
+    @property
+    def learned(self) -> bool:
+        """Whether learning is over (a run resumed in its final episode)."""
+        ...
+
+    def learn(self, env: gym.Env, save: Callable[[], None]) -> None:
+        """Learn until its learning episodes are done, stepping `env`; call `save()` wherever a
+        checkpoint may be written."""
+        ...
+
+
+class RecordedEnv(gym.Wrapper):
+    """The environment as controllers step it: every step is recorded by the runner."""
+
+    def __init__(self, env: TrainingEnv, runner: Runner):
+        super().__init__(env)
+        self.runner = runner
+
+    def reset(self, **kwargs):
+        result = self.env.reset(**kwargs)
+        self.runner.last_return = time.perf_counter()
+        return result
+
+    def step(self, action):
+        controller_time = self.runner.controller_time()
+        result = self.env.step(action)
+        self.runner.record(result[4], controller_time)
+        self.runner.last_return = time.perf_counter()
+        return result
+
+
+class Runner:
+    """Runs a controller on one environment: episodes, recording, checkpoints and their timing.
+
+    `observers` are called with every row written to `metrics.csv` (not `learning_metrics.csv`),
+    in order, right after it is written; what they raise ends the run like any other error."""
+
+    def __init__(self, env: TrainingEnv, recorder: RunRecorder, checkpointer: Checkpointer,
+                 observers: Iterable[Observer] = ()):
+        self.bare = env
+        self.env = RecordedEnv(env, self)
+        self.recorder, self.checkpointer = recorder, checkpointer
+        self.observers = list(observers)
+        self.last_return = time.perf_counter()
+        self.checkpoint_time = 0.0
+
+    # -- driving ----------------------------------------------------------------------------------
+    def run(self, controller: Controller, resume: dict | None = None) -> None:
+        """Set `controller` up (from the checkpoint `resume`, if given), let an agent learn, then control one
+        recorded episode, unless an online agent's learning already was that episode."""
+        controller.setup(self.env, resume["controller"] if resume is not None else None)
+        per_episode = self.bare.decisions_per_episode
+        self.last_return = time.perf_counter()
+        if isinstance(controller, Agent):
+            if not controller.learned:
+                online = controller.episodes == 0
+                self.recorder.start("metrics.csv" if online else "learning_metrics.csv",
+                                    per_episode * max(controller.episodes, 1))
+                if resume is not None:
+                    restore_rng(resume["rng"])
+                controller.learn(self.env, lambda: self.save(controller))
+                resume = None
+            if controller.episodes == 0:
+                controller.finish(self.bare, self.recorder.run_dir)
+                return
+        self.recorder.start("metrics.csv", per_episode)
+        self.episode(controller, resume)
+        controller.finish(self.bare, self.recorder.run_dir)
+
+    def episode(self, controller: Controller, resume: dict | None = None) -> None:
+        """Act with `controller` until the episode ends, offering a checkpoint after every step.
+
+        A fresh episode starts with a reset; a resumed one (`resume` = the loaded checkpoint, whose
+        environment state is already restored) continues from the last observation with the RNGs as
+        they were when that checkpoint was written."""
+        if resume is None:
+            obs, _ = self.env.reset(options=controller.episode_options())
+        else:
+            obs = self.bare.last_obs
+        controller.start_episode(self.bare)
+        if resume is not None:
+            restore_rng(resume["rng"])
+        while self.bare.status == "running":
+            obs, *_ = self.env.step(controller.act(obs))
+            self.save(controller)
+
+    def save(self, controller: Controller) -> None:
+        """Offer a checkpoint (the checkpointer writes every `checkpoint.every` offers); its time is
+        recorded apart on the next row, not charged to the controller."""
+        self.checkpoint_time += self.checkpointer.save(controller.state_dict)
+
+    # -- recording (called by RecordedEnv) ----------------------------------------------------------
+    def controller_time(self) -> float:
+        """Seconds since the environment last returned, less the checkpoints written since."""
+        return time.perf_counter() - self.last_return - self.checkpoint_time
+
+    def record(self, info: dict, controller_time: float) -> None:
+        row = info["metrics"]
+        row["controller_time_s"] = controller_time + info.get("extra_time_s", 0.0)
+        row["checkpoint_time_s"], self.checkpoint_time = self.checkpoint_time, 0.0
+        self.recorder.on_step(row)
+        if "layer_rows" in info:
+            self.recorder.on_table("layer_lrs", LAYER_COLUMNS, info["layer_rows"])
+        if self.recorder.filename == "metrics.csv":
+            for observer in self.observers:
+                observer(row)
