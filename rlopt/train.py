@@ -103,8 +103,6 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     recorder = RunRecorder(run_dir, progress=bool(cfg.trainer.progress), title=f"{cfg.dataset.name}/{cfg.controller.name}")
-    if observers:
-        observe_rows(recorder, observers)
     try:
         validate_train(cfg)
         controller = make_controller()  # its config errors surface before any data is read

@@ -87,7 +87,7 @@ def test_a_silent_worker_elsewhere_has_its_trial_failed_and_repeated(tmp_path):
     lost = study.ask({"controller.lr": FloatDistribution(1e-5, 1.0, log=True)})
     lost.set_user_attr("host", "another-node")  # its worker died there: only the heartbeat can tell
     storage.record_heartbeat(lost._trial_id)
-    time.sleep(2.5)
+    time.sleep(3.5)  # > grace + 1 s: SQLite keeps the heartbeat time in whole seconds
     tune(cfg, tmp_path)
     trials = _trials(tmp_path).set_index("number")
     assert trials.loc[0, "state"] == "failed" and trials.loc[1, "retry_of"] == 0 and trials.loc[1, "state"] == "complete"
