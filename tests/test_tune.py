@@ -25,22 +25,6 @@ def _trials(folder):
     return pd.read_csv(folder / "trials.csv")
 
 
-def test_observers_get_every_metrics_row_and_can_end_the_run(tmp_path):
-    cfg = make_cfg("controller=adam")
-    seen = []
-    train(cfg, tmp_path / "a", observers=[seen.append])
-    written = pd.read_csv(tmp_path / "a" / "metrics.csv")
-    assert [r["step"] for r in seen] == written["step"].tolist() and len(seen) == 2
-
-    def stop(row):
-        raise RuntimeError(f"stop at {row['step']}")
-
-    with pytest.raises(RuntimeError, match="stop at 1"):
-        train(cfg, tmp_path / "b", observers=[stop])
-    assert len(pd.read_csv(tmp_path / "b" / "metrics.csv")) == 1  # the row was written before the observer ran
-    assert json.loads((tmp_path / "b" / "summary.json").read_text())["status"] == "failed"
-
-
 def test_agent_total_grad_evals_counts_its_learning_runs(tmp_path):
     summary = train(make_cfg("controller=ppo_lr", "controller.episodes=1"), tmp_path)
     # one learning run and the final run, both Adam over the same budget
