@@ -12,6 +12,10 @@ import os
 import sys
 from pathlib import Path
 
+from hydra.errors import HydraException
+
+from rlopt.config import config_error_line
+
 COMMANDS = {
     "train": ("rlopt.train", "train one run (or a sweep with -m)"),
     "evaluate": ("rlopt.evaluate", "deploy a saved controller, frozen, on fresh training runs"),
@@ -69,7 +73,20 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     module = importlib.import_module(COMMANDS[command][0])
     sys.argv = [f"rlopt-{command}", *rest]
-    module.main()
+    full_error = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them over several lines
+    try:
+        module.main()
+    except HydraException as err:  # composition: a stray key, a wrong type, an unknown option, a bad override
+        if full_error == "1":
+            raise
+        print(f"rlopt {command}: error: {config_error_line(err)}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        if full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
 
 
 if __name__ == "__main__":

@@ -1,9 +1,31 @@
-"""Up-front checks of a composed config: every bad value fails before any training starts,
-with one line naming the key and what is allowed."""
+"""What the typed schemas (`rlopt.schema`) cannot say, in one place.
+
+- Value checks of a composed config: every bad value fails before any training starts, with one
+  line naming the key and what is allowed (types and stray keys already failed at composition).
+- `config_error_line`: a Hydra/OmegaConf composition error as that same one line.
+- `option` / `instantiate_node`: one group option's config, and building a `_target_` node, with
+  an unknown name or a failed build turned into one "available: ..." line.
+"""
 
 from __future__ import annotations
 
+import functools
+import re
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException, InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    OmegaConfBaseException,
+)
+
 from rlopt.errors import UserError
+from rlopt.paths import conf_dir
 
 
 def _positive_int(value, key: str, allow_null: bool = False) -> None:
@@ -19,29 +41,87 @@ def _positive(value, key: str) -> None:
         raise UserError(f"{key}={value} is not allowed: it must be a number > 0")
 
 
+def check_dataset(cfg) -> None:
+    """`dataset.*` subset sizes (val_size is checked against the data when it is read: `rlopt.data`)."""
+    _positive_int(cfg.train_subset, "dataset.train_subset", allow_null=True)
+    _positive_int(cfg.test_subset, "dataset.test_subset", allow_null=True)
+
+
+def check_optim(cfg) -> None:
+    """`optim.*`: learning rates and SAM's rho > 0, SGD momentum in [0, 1)."""
+    for name in ("sgd", "adam", "adadelta"):
+        _positive(cfg[name].lr, f"optim.{name}.lr")
+    _positive(cfg.sam.rho, "optim.sam.rho")
+    momentum = cfg.sgd.momentum
+    if not 0 <= momentum < 1:
+        raise UserError(f"optim.sgd.momentum={momentum} is not allowed: use a value in [0, 1)")
+
+
 def validate_train(cfg) -> None:
-    """Check the keys a training run depends on (dataset sizes are checked when the data is read)."""
+    """Check the keys a training run depends on (dataset sizes against the data when it is read)."""
     t = cfg.trainer
     _positive_int(t.epochs, "trainer.epochs")
     _positive_int(t.max_steps, "trainer.max_steps", allow_null=True)
     _positive_int(t.batch_size, "trainer.batch_size")
     _positive_int(t.eval_batch_size, "trainer.eval_batch_size")
     _positive_int(t.threads, "trainer.threads", allow_null=True)
-    if t.device not in ("auto", "cpu", "cuda"):
-        raise UserError(f"trainer.device={t.device} is not allowed: use auto, cpu or cuda")
     if t.amp not in ("auto", True, False):
         raise UserError(f"trainer.amp={t.amp} is not allowed: use auto, true or false")
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
+    if cfg.seed < 0:
         raise UserError(f"seed={cfg.seed} is not allowed: use a non-negative integer")
-    for name in ("sgd", "adam", "adadelta"):
-        _positive(cfg.optim[name].lr, f"optim.{name}.lr")
-    _positive(cfg.optim.sam.rho, "optim.sam.rho")
-    momentum = cfg.optim.sgd.momentum
-    if not 0 <= momentum < 1:
-        raise UserError(f"optim.sgd.momentum={momentum} is not allowed: use a value in [0, 1)")
+    check_optim(cfg.optim)
     _positive_int(cfg.env.steps_per_action, "env.steps_per_action", allow_null=True)
-    _positive_int(cfg.dataset.val_size, "dataset.val_size")
-    _positive_int(cfg.dataset.get("train_subset"), "dataset.train_subset", allow_null=True)
-    _positive_int(cfg.dataset.get("test_subset"), "dataset.test_subset", allow_null=True)
+    check_dataset(cfg.dataset)
     if cfg.env.divergence_penalty < 0:
         raise UserError(f"env.divergence_penalty={cfg.env.divergence_penalty} is not allowed: use a value >= 0")
+
+
+def config_error_line(err: Exception) -> str:
+    """A composition error (stray key, wrong type, unknown option, bad override) as one line naming the key."""
+    cause = err.__cause__
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):  # from a command-line override
+        reason = str(cause.msg).splitlines()[0]
+        if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+            return f"{cause.full_key} is not a known key ({reason})"
+        return f"{cause.full_key}={cause.value} is not allowed: {reason}"
+    text = str(err).split("Config search path")[0]
+    full_key = re.search(r"full_key: (\S+)", text)
+    source = re.match(r"In '([^']+)': \w+ raised while composing config:\n(.*)", text)
+    if full_key and source:  # from a config file (a preset setting a key the schema lacks, a value of the wrong type)
+        return f"{full_key.group(1)}: {source.group(2).strip()} (set in {source.group(1)}.yaml)"
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def options(group: str) -> list[str]:
+    """The options of a config group: its YAML files in conf/."""
+    return sorted(p.stem for p in Path(conf_dir(), group).glob("*.yaml"))
+
+
+@functools.lru_cache(maxsize=None)
+def option(group: str, name: str) -> DictConfig:
+    """The composed config of one option of a group (`option("model", "small_cnn")`), as `group=name` gives it."""
+    if name not in options(group):
+        raise UserError(f"{group}.name={name} is unknown; available: {', '.join(options(group))}")
+    if GlobalHydra.instance().is_initialized():
+        cfg = compose(config_name="train", overrides=[f"{group}={name}"])
+    else:
+        with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[f"{group}={name}"])
+    return cfg[group]
+
+
+def instantiate_node(cfg, group: str):
+    """Build the `_target_` of a group's config (its `name` only labels it); a failure is one line naming the group.
+
+    A node without `_target_` (an older run's saved config, a shorthand `{name: ...}`) is the
+    option `name` with the node's other keys on top.
+    """
+    if "_target_" not in cfg:
+        cfg = OmegaConf.merge(option(group, cfg.name), {k: v for k, v in cfg.items() if k != "defaults"})
+    spec = OmegaConf.to_container(cfg, resolve=True)
+    name = spec.pop("name", None)
+    try:
+        return instantiate(spec)
+    except (InstantiationException, HydraException) as err:
+        reason = str(err).splitlines()[0]
+        raise UserError(f"{group}={name} cannot be built ({reason}); available: {', '.join(options(group))}") from None

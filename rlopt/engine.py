@@ -26,13 +26,15 @@ from rlopt.optim import OptimizerBank
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when available; asking for CUDA without it is the user's mistake."""
+    """`auto` picks CUDA when available; asking for CUDA without it is the user's mistake.
+
+    `name` is one of the schema's `Device` values (auto | cpu | cuda), checked at composition.
+    """
+    name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("trainer.device=cuda is not allowed here: no CUDA device is available (use auto or cpu)")
-    if name not in ("cpu", "cuda"):
-        raise UserError(f"trainer.device={name} is not allowed: use auto, cpu or cuda")
     return torch.device(name)
 
 

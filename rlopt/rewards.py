@@ -1,4 +1,4 @@
-"""Reward functions, chosen by `reward.name` and shared by every controller.
+"""Reward functions, built from the reward config's `_target_` and shared by every controller.
 
 Each reward sees a `RewardContext`: the validation metrics before and after the decision
 step, the step's wall time, the best validation loss before it and the budget left.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlopt.errors import UserError
+from rlopt.config import instantiate_node
 
 
 @dataclass
@@ -69,21 +69,6 @@ class BestLoss:
         return self.gamma * (ctx.best_loss_before - ctx.loss) + self.lambda_ * ctx.epochs_left
 
 
-REWARDS = {"composite": Composite, "accuracy_delta": AccuracyDelta, "loss_delta": LossDelta, "best_loss": BestLoss}
-
-
 def build_reward(cfg):
-    params = {}
-    for key, value in cfg.items():
-        if key == "name":
-            continue
-        try:
-            params[key] = float(value)
-        except (TypeError, ValueError):
-            raise UserError(f"reward={cfg.name}: reward.{key}={value} is not allowed: it must be a number") from None
-    try:
-        return REWARDS[cfg.name](**params)
-    except KeyError:
-        raise UserError(f"reward.name={cfg.name} is unknown; available: {', '.join(REWARDS)}") from None
-    except TypeError as err:
-        raise UserError(f"reward={cfg.name}: bad parameters {sorted(params)} ({err})") from None
+    """The reward function `cfg` names by its `_target_` (a class above), built with the config's other keys."""
+    return instantiate_node(cfg, "reward")

@@ -52,7 +52,7 @@ def test_unknown_group_option_lists_the_available_ones(cli_inproc, tmp_path):
     ("trainer.device=tpu", "trainer.device=tpu"),
     ("trainer.amp=fp8", "trainer.amp=fp8"),
     ("env.features=[val_acc,banana]", "env.features"),
-    ("reward.w_acc=oops", "reward=composite"),
+    ("reward.w_acc=oops", "reward.w_acc=oops"),  # a wrong type: refused at composition by the schema
 ])
 def test_bad_values_fail_before_training_with_one_line(cli_inproc, tmp_path, override, key):
     result = cli_inproc("train", "controller=sgd", *TINY, override, "hydra.run.dir=run", cwd=tmp_path)

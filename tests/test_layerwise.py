@@ -198,7 +198,6 @@ def test_difference_reward_pays_the_gain_over_all_keep_and_leaves_the_run_untouc
     ("controller.actions.optimizer=sgd", "controller.actions.start_lr"),  # optim.sgd.lr=0.05 > high
     ("controller.features=[val_loss,layer_norm]", "controller.features"),
     ("controller.steps_per_action=0", "controller.steps_per_action=0"),
-    ("controller.per_layer=maybe", "controller.per_layer=maybe"),
     ("controller.actions.factors=[0.5,2.0]", "controller.difference_reward"),
 ])
 def test_bad_layerwise_settings_name_their_key(override, key):

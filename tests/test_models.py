@@ -14,7 +14,7 @@ from torch import nn
 
 from conftest import make_cfg
 from rlopt.errors import UserError
-from rlopt.models import AUTO_MODEL, build_model
+from rlopt.models import build_model
 from rlopt.paths import conf_dir
 
 # Input shape and outputs of every dataset the runner knows.
@@ -72,10 +72,11 @@ def test_model_builds_and_outputs_one_row_per_example(name, dataset):
 
 
 def test_auto_picks_the_datasets_usual_model():
-    assert AUTO_MODEL == {"digits": "digits_cnn", "mnist": "small_cnn", "fashion_mnist": "small_cnn",
-                          "cifar10": "resnet18", "cifar100": "resnet18", "polynomial": "maclaurin"}
+    defaults = {dataset: make_cfg(f"dataset={dataset}", tiny=False).dataset.default_model for dataset in DATASET_SHAPES}
+    assert defaults == {"digits": "digits_cnn", "mnist": "small_cnn", "fashion_mnist": "small_cnn",
+                        "cifar10": "resnet18", "cifar100": "resnet18", "polynomial": "maclaurin"}
     for dataset in SHAPE_DATASETS:
-        assert str(built("auto", dataset)) == str(built(AUTO_MODEL[dataset], dataset))
+        assert str(built("auto", dataset)) == str(built(defaults[dataset], dataset))
     assert built("auto", "cifar10").fc.out_features == 10
     assert model("auto", "cifar100").fc.out_features == 100
 

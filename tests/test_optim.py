@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import make_cfg
+from rlopt.config import check_optim
 from rlopt.data import DataBundle, Split
 from rlopt.data.transforms import DeviceTransform
 from rlopt.engine import Trainer
@@ -98,8 +99,8 @@ def test_non_positive_rho_is_rejected(rho):
     net, _, _ = tiny_regression()
     with pytest.raises(ValueError, match="rho"):
         SAM(net.parameters(), torch.optim.SGD, rho=rho, lr=0.1)
-    with pytest.raises(UserError, match=r"optim\.sam\.rho"):
-        build_optimizer("sam", net.parameters(), optim_cfg(f"optim.sam.rho={rho}"), CPU)
+    with pytest.raises(UserError, match=r"optim\.sam\.rho"):  # the user's value is checked once, up front
+        check_optim(optim_cfg(f"optim.sam.rho={rho}"))
 
 
 # ---------------------------------------------------------------- SAM inside the Trainer: BatchNorm

@@ -10,8 +10,9 @@ exponential), whatever `env.steps_per_action` is. `constant` attaches none.
 
 from __future__ import annotations
 
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from torch.optim.lr_scheduler import CosineAnnealingLR, ExponentialLR, OneCycleLR, StepLR
 
 from rlopt.controllers.runner import Controller
 from rlopt.errors import UserError
@@ -22,15 +23,15 @@ def _has_momentum(opt) -> bool:
     return "momentum" in opt.defaults or "betas" in opt.defaults
 
 
-# name -> (torch scheduler, when it steps, the arguments the run supplies from (optimizer, lr, budget in steps));
-# the rest come from `controller.<name>` and may override these.
+# name -> (when it steps, the arguments the run supplies from (optimizer, lr, budget in steps)); the scheduler
+# itself is `controller.<name>._target_` (a torch.optim.lr_scheduler class), built with the rest of
+# `controller.<name>`, which may override these.
 SCHEDULES = {
-    "step": (StepLR, "epoch", lambda opt, lr, budget: {}),
-    "exponential": (ExponentialLR, "epoch", lambda opt, lr, budget: {}),
-    "cosine": (CosineAnnealingLR, "step", lambda opt, lr, budget: {"T_max": budget}),
+    "step": ("epoch", lambda opt, lr, budget: {}),
+    "exponential": ("epoch", lambda opt, lr, budget: {}),
+    "cosine": ("step", lambda opt, lr, budget: {"T_max": budget}),
     # lr is the peak; momentum (SGD) or beta1 (Adam) cycles inversely where the optimizer has one (not Adadelta)
-    "onecycle": (OneCycleLR, "step", lambda opt, lr, budget: {"max_lr": lr, "total_steps": budget,
-                                                               "cycle_momentum": _has_momentum(opt)}),
+    "onecycle": ("step", lambda opt, lr, budget: {"max_lr": lr, "total_steps": budget, "cycle_momentum": _has_momentum(opt)}),
 }
 SCHEDULE_NAMES = ("constant", *SCHEDULES)
 
@@ -48,10 +49,7 @@ class ScheduleController(Controller):
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
             raise UserError(f"controller.lr={lr} is not allowed: it must be a number > 0")
         self.lr = float(lr)
-        params = cfg.get(self.schedule)
-        if params is not None and not OmegaConf.is_dict(params):
-            raise UserError(f"controller.{self.schedule}={params} is not allowed: give the scheduler's arguments as a mapping")
-        self.params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
+        self.params = OmegaConf.to_container(cfg[self.schedule], resolve=True) if self.schedule in SCHEDULES else {}
 
     def act(self, obs):
         return 0  # the one optimizer; the scheduler, not the action, moves the lr
@@ -61,10 +59,10 @@ class ScheduleController(Controller):
         env.bank.set_lr(self.lr)
         if self.schedule == "constant":
             return
-        cls, interval, supplied = SCHEDULES[self.schedule]
+        interval, supplied = SCHEDULES[self.schedule]
         opt = env.bank.current
         try:
-            scheduler = cls(opt, **{**supplied(opt, self.lr, env.budget_steps), **self.params})
-        except (TypeError, ValueError) as err:
-            raise UserError(f"controller.{self.schedule}={self.params} is not allowed for {cls.__name__}: {err}") from None
+            scheduler = instantiate({**supplied(opt, self.lr, env.budget_steps), **self.params}, opt)
+        except InstantiationException as err:
+            raise UserError(f"controller.{self.schedule}={self.params} is not allowed: {' '.join(str(err).split())}") from None
         env.attach_lr_scheduler(scheduler, interval)

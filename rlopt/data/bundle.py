@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rlopt.config import check_dataset
 from rlopt.data.sources import RawDataset, read_source
 from rlopt.data.transforms import DeviceTransform
 from rlopt.errors import UserError
@@ -46,9 +47,10 @@ def _take(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, device: torch.dev
 
 def load_dataset(cfg, seed: int, device: torch.device) -> DataBundle:
     """Load `cfg.name`, carve `cfg.val_size` validation examples from train with `seed`."""
+    check_dataset(cfg)
     raw: RawDataset = read_source(cfg)
     n_train = len(raw.train_y)
-    val_size = int(cfg.val_size)
+    val_size = cfg.val_size
     if val_size < 1 or val_size >= n_train:
         raise UserError(
             f"dataset.val_size={cfg.val_size} is not allowed: it must be between 1 and {n_train - 1} "
@@ -56,17 +58,11 @@ def load_dataset(cfg, seed: int, device: torch.device) -> DataBundle:
         )
     perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(int(seed)))
     val_idx, train_idx = perm[:val_size], perm[val_size:]
-    subset = cfg.get("train_subset")
-    if subset is not None:
-        if int(subset) < 1:
-            raise UserError(f"dataset.train_subset={subset} is not allowed: use null or a positive count")
-        train_idx = train_idx[: int(subset)]
+    if cfg.train_subset is not None:
+        train_idx = train_idx[: cfg.train_subset]
     test_idx = torch.arange(len(raw.test_y))
-    test_subset = cfg.get("test_subset")
-    if test_subset is not None:
-        if int(test_subset) < 1:
-            raise UserError(f"dataset.test_subset={test_subset} is not allowed: use null or a positive count")
-        test_idx = test_idx[: int(test_subset)]
+    if cfg.test_subset is not None:
+        test_idx = test_idx[: cfg.test_subset]
     return DataBundle(
         name=cfg.name,
         task=raw.task,
@@ -76,6 +72,6 @@ def load_dataset(cfg, seed: int, device: torch.device) -> DataBundle:
         num_outputs=raw.num_outputs,
         input_shape=tuple(raw.train_x.shape[1:]),
         transform=DeviceTransform(
-            mean=raw.mean, std=raw.std, scale=raw.scale, augment=bool(cfg.get("augment", False)), device=device
+            mean=raw.mean, std=raw.std, scale=raw.scale, augment=cfg.augment, device=device
         ),
     )

@@ -1,5 +1,5 @@
-"""Model builders, chosen by `model.name`; input channels and output size follow the dataset."""
+"""Model builders, named by each model config's `_target_`; input channels and output size follow the dataset."""
 
-from rlopt.models.zoo import AUTO_MODEL, build_model, model_name
+from rlopt.models.zoo import build_model, model_name
 
-__all__ = ["AUTO_MODEL", "build_model", "model_name"]
+__all__ = ["build_model", "model_name"]

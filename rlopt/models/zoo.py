@@ -11,17 +11,19 @@ import math
 import torch
 from torch import nn
 
+from rlopt.config import instantiate_node, option, options
 from rlopt.errors import UserError
 
-# model=auto resolves to the model that suits each dataset.
-AUTO_MODEL = {
-    "digits": "digits_cnn",
-    "mnist": "small_cnn",
-    "fashion_mnist": "small_cnn",
-    "cifar10": "resnet18",
-    "cifar100": "resnet18",
-    "polynomial": "maclaurin",
-}
+
+class ShapeMismatch(ValueError):
+    """A builder cannot serve this input shape; `build_model` names the model and the dataset."""
+
+
+def _images(shape, min_side: int = 1) -> None:
+    if len(shape) != 3:
+        raise ShapeMismatch("needs image inputs")
+    if min(shape[1:]) < min_side:
+        raise ShapeMismatch(f"needs images of at least {min_side}x{min_side}")
 
 
 def _resnet18(channels: int, outputs: int, cifar_stem: bool) -> nn.Module:
@@ -41,8 +43,23 @@ def _flat_size(features: nn.Module, shape) -> int:
         return features(torch.zeros(1, *shape)).flatten(1).shape[1]
 
 
-def _small_cnn(shape, outputs: int, dropout: bool = True) -> nn.Module:
+# The builders the model configs name as `_target_`: each takes (input_shape, outputs, **the config's other keys).
+
+def resnet18(shape, outputs: int) -> nn.Module:
+    """CIFAR layout: 3x3 stride-1 stem, no max-pool."""
+    _images(shape)
+    return _resnet18(shape[0], outputs, cifar_stem=True)
+
+
+def resnet18_imagenet(shape, outputs: int) -> nn.Module:
+    """torchvision's layout; only the stem's input channels follow the data."""
+    _images(shape)
+    return _resnet18(shape[0], outputs, cifar_stem=False)
+
+
+def small_cnn(shape, outputs: int, dropout: bool) -> nn.Module:
     """PyTorch examples' MNIST net; the first linear layer is sized for any input resolution."""
+    _images(shape, min_side=6)
     features = nn.Sequential(
         nn.Conv2d(shape[0], 32, 3, 1), nn.ReLU(),
         nn.Conv2d(32, 64, 3, 1), nn.ReLU(),
@@ -58,8 +75,9 @@ def _small_cnn(shape, outputs: int, dropout: bool = True) -> nn.Module:
     )
 
 
-def _digits_cnn(shape, outputs: int) -> nn.Module:
+def digits_cnn(shape, outputs: int) -> nn.Module:
     """Two padded 3x3 convolutions and one pool: keeps 8x8 digits at 4x4 before the classifier."""
+    _images(shape)
     features = nn.Sequential(
         nn.Conv2d(shape[0], 32, 3, padding=1), nn.ReLU(),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
@@ -69,7 +87,8 @@ def _digits_cnn(shape, outputs: int) -> nn.Module:
     return nn.Sequential(features, nn.Linear(_flat_size(features, shape), 128), nn.ReLU(), nn.Linear(128, outputs))
 
 
-def _mlp(shape, outputs: int, hidden) -> nn.Module:
+def mlp(shape, outputs: int, hidden) -> nn.Module:
+    """Fully connected ReLU layers of widths `hidden` on the flattened input."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(shape)
     for h in hidden:
@@ -80,26 +99,27 @@ def _mlp(shape, outputs: int, hidden) -> nn.Module:
 
 
 def model_name(name: str, dataset_name: str) -> str:
-    """The concrete model `name` stands for (`auto` picks the dataset's default)."""
-    return AUTO_MODEL.get(dataset_name, "mlp") if name == "auto" else name
+    """The model option `name` stands for: `auto` is the dataset config's `default_model` (stays `auto` for a
+    dataset without a config, so a failed run's record never fails itself)."""
+    if name != "auto" or dataset_name not in options("dataset"):
+        return name
+    return option("dataset", dataset_name).default_model
 
 
 def build_model(cfg, dataset_name: str, input_shape, outputs: int) -> nn.Module:
-    """Build `cfg.name` (or the dataset's default for `auto`) for this input shape and output size."""
+    """Build the model `cfg` describes (its `_target_`) for this input shape and output size.
+
+    `model=auto` builds the dataset's `default_model` option.
+    """
     name = model_name(cfg.name, dataset_name)
-    images = len(input_shape) == 3
-    if name in ("resnet18", "resnet18_imagenet", "small_cnn", "digits_cnn") and not images:
-        raise UserError(f"model={name} needs image inputs, but dataset={dataset_name} has feature vectors; use model=maclaurin or model=mlp")
-    if name == "resnet18":
-        return _resnet18(input_shape[0], outputs, cifar_stem=True)
-    if name == "resnet18_imagenet":
-        return _resnet18(input_shape[0], outputs, cifar_stem=False)
-    if name == "small_cnn":
-        if min(input_shape[1:]) < 6:
-            raise UserError(f"model=small_cnn needs images of at least 6x6, dataset={dataset_name} has {input_shape[1]}x{input_shape[2]}")
-        return _small_cnn(input_shape, outputs, bool(cfg.get("dropout", True)))
-    if name == "digits_cnn":
-        return _digits_cnn(input_shape, outputs)
-    if name in ("maclaurin", "mlp"):
-        return _mlp(input_shape, outputs, cfg.get("hidden", [32, 16]))
-    raise UserError(f"model.name={name} is unknown; available: auto, resnet18, resnet18_imagenet, small_cnn, digits_cnn, maclaurin, mlp")
+    if name == "auto":
+        raise UserError(f"model=auto needs a dataset config naming its default_model; dataset={dataset_name} has none: "
+                        f"choose a model ({', '.join(options('model'))})")
+    if name != cfg.name:
+        cfg = option("model", name)
+    try:
+        return instantiate_node(cfg, "model")(tuple(input_shape), outputs)
+    except ShapeMismatch as err:
+        has = "feature vectors" if len(input_shape) != 3 else "x".join(map(str, input_shape[1:])) + " images"
+        hint = "; use model=maclaurin or model=mlp" if len(input_shape) != 3 else ""
+        raise UserError(f"model={name} {err}, but dataset={dataset_name} has {has}{hint}") from None

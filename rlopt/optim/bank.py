@@ -32,8 +32,6 @@ def build_optimizer(name: str, params, cfg, device: torch.device) -> torch.optim
     if name == "sgd":
         opt = torch.optim.SGD(params, **_sgd_kwargs(cfg), **_fast_kwargs(device))
     elif name == "sam":
-        if not float(cfg.sam.rho) > 0:
-            raise UserError(f"optim.sam.rho={cfg.sam.rho} is not allowed: it must be a number > 0")
         opt = SAM(params, torch.optim.SGD, rho=float(cfg.sam.rho), **_sgd_kwargs(cfg), **_fast_kwargs(device))
     elif name == "adam":
         opt = torch.optim.Adam(params, lr=float(cfg.adam.lr), betas=tuple(cfg.adam.betas),

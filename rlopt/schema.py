@@ -1,0 +1,320 @@
+"""Typed schemas of every config group, registered in Hydra's ConfigStore under `schema/`.
+
+Each YAML in conf/ names its schema first in its defaults list (`- /schema/<group>/<kind>@_here_`),
+so Hydra checks it at composition: a key the schema lacks (a typo, or a preset setting
+`controller.episodes` on a fixed baseline) and a value of the wrong type (`trainer.epochs=abc`)
+fail before any rlopt code runs. Types and the set of keys live here; the values live in the
+YAML with their one-line descriptions. A field has a default here only where a YAML may leave it
+out (`controller.action`, `controller.exploration`, ...), so no default is written twice.
+`MISSING` (`???`) fields are those every YAML of that kind sets.
+
+Value checks a type cannot express (positive sizes, open intervals) are in `rlopt.config`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class Device(str, Enum):
+    """trainer.device: the closed set of devices a run may ask for."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# ---- the `rlopt train` config's own blocks (values: conf/train.yaml) ----
+
+@dataclass
+class CheckpointConfig:
+    every: int = MISSING
+    keep: bool = MISSING
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = MISSING
+    max_steps: Optional[int] = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: int = MISSING
+    device: Device = MISSING
+    threads: Optional[int] = MISSING
+    amp: Any = MISSING  # auto | true | false (OmegaConf has no str-or-bool type: checked in rlopt.config)
+    channels_last: bool = MISSING
+    compile: bool = MISSING
+    converged_tolerance: float = MISSING
+    progress: bool = MISSING
+    plots: bool = MISSING
+
+
+@dataclass
+class SGDConfig:
+    lr: float = MISSING
+    momentum: float = MISSING
+    weight_decay: float = MISSING
+    nesterov: bool = MISSING
+
+
+@dataclass
+class SAMConfig:
+    rho: float = MISSING
+
+
+@dataclass
+class AdamConfig:
+    lr: float = MISSING
+    betas: List[float] = MISSING
+    weight_decay: float = MISSING
+
+
+@dataclass
+class AdadeltaConfig:
+    lr: float = MISSING
+    rho: float = MISSING
+    weight_decay: float = MISSING
+
+
+@dataclass
+class OptimConfig:
+    sgd: SGDConfig = field(default_factory=SGDConfig)
+    sam: SAMConfig = field(default_factory=SAMConfig)
+    adam: AdamConfig = field(default_factory=AdamConfig)
+    adadelta: AdadeltaConfig = field(default_factory=AdadeltaConfig)
+
+
+@dataclass
+class EnvConfig:
+    steps_per_action: Optional[int] = MISSING
+    features: List[str] = MISSING
+    divergence_penalty: float = MISSING
+
+
+@dataclass
+class TrainConfig:
+    """`rlopt train`: the four groups (each typed by its own schema below) plus the run's own blocks."""
+
+    dataset: Any = MISSING
+    model: Any = MISSING
+    controller: Any = MISSING
+    reward: Any = MISSING
+    seed: int = MISSING
+    label: Optional[str] = MISSING
+    resume: Optional[str] = MISSING
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+
+
+@dataclass
+class EvaluateConfig(TrainConfig):
+    policy: str = MISSING
+    runs: int = MISSING
+
+
+@dataclass
+class ReportConfig:
+    dirs: List[str] = MISSING
+    sweep: Optional[str] = MISSING
+    out: str = MISSING
+
+
+# ---- dataset ----
+
+@dataclass
+class DatasetConfig:
+    """Every dataset; `default_model` is the model option `model=auto` builds for it."""
+
+    name: str = MISSING
+    default_model: str = MISSING
+    root: Optional[str] = MISSING
+    download: bool = MISSING
+    train_subset: Optional[int] = MISSING
+    val_size: int = MISSING
+    test_subset: Optional[int] = MISSING
+    augment: bool = MISSING
+
+
+@dataclass
+class FixedSplitDatasetConfig(DatasetConfig):
+    """A dataset without a published test split: a fixed one of `test_size` examples is carved out."""
+
+    test_size: int = MISSING
+
+
+@dataclass
+class PolynomialDatasetConfig(FixedSplitDatasetConfig):
+    n_polynomials: int = MISSING
+    scales: List[float] = MISSING
+    n_points: int = MISSING
+    x_min: float = MISSING
+    x_max: float = MISSING
+
+
+# ---- model: `_target_` is the builder, called with (input_shape, outputs) ----
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    _target_: str = MISSING
+    _partial_: bool = True
+
+
+@dataclass
+class AutoModelConfig:
+    """model=auto: no builder of its own; the dataset's `default_model` option is built instead."""
+
+    name: str = "auto"
+
+
+@dataclass
+class ResNet18Config(ModelConfig):
+    _target_: str = "rlopt.models.zoo.resnet18"
+
+
+@dataclass
+class ResNet18ImagenetConfig(ModelConfig):
+    _target_: str = "rlopt.models.zoo.resnet18_imagenet"
+
+
+@dataclass
+class SmallCNNConfig(ModelConfig):
+    _target_: str = "rlopt.models.zoo.small_cnn"
+    dropout: bool = MISSING
+
+
+@dataclass
+class DigitsCNNConfig(ModelConfig):
+    _target_: str = "rlopt.models.zoo.digits_cnn"
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    _target_: str = "rlopt.models.zoo.mlp"
+    hidden: List[int] = MISSING
+
+
+# ---- reward: `_target_` is the reward class, built with the remaining keys ----
+
+@dataclass
+class RewardConfig:
+    name: str = MISSING
+    _target_: str = MISSING
+
+
+@dataclass
+class CompositeRewardConfig(RewardConfig):
+    _target_: str = "rlopt.rewards.Composite"
+    w_acc: float = MISSING
+    w_loss: float = MISSING
+    w_time: float = MISSING
+    w_final: float = MISSING
+
+
+@dataclass
+class BestLossRewardConfig(RewardConfig):
+    _target_: str = "rlopt.rewards.BestLoss"
+    gamma: float = MISSING
+    lambda_: float = MISSING
+
+
+@dataclass
+class AccuracyDeltaRewardConfig(RewardConfig):
+    _target_: str = "rlopt.rewards.AccuracyDelta"
+
+
+@dataclass
+class LossDeltaRewardConfig(RewardConfig):
+    _target_: str = "rlopt.rewards.LossDelta"
+
+
+# ---- controller: one schema per kind (`type` selects the controller class) ----
+
+@dataclass
+class ControllerConfig:
+    name: str = MISSING
+    type: str = MISSING
+    actions: Dict[str, Any] = MISSING  # its keys depend on actions.kind (checked by the action space)
+
+
+@dataclass
+class FixedControllerConfig(ControllerConfig):
+    type: str = "fixed"
+    action: int = 0  # the action index the baseline always takes
+
+
+@dataclass
+class RandomControllerConfig(ControllerConfig):
+    type: str = "random"
+
+
+@dataclass
+class ScheduleControllerConfig(ControllerConfig):
+    type: str = "schedule"
+    optimizer: str = MISSING
+    lr: float = MISSING
+    schedule: str = MISSING
+    # each schedule's own arguments, torch's names (any torch accepts): checked when the scheduler is built
+    step: Dict[str, Any] = MISSING
+    exponential: Dict[str, Any] = MISSING
+    cosine: Dict[str, Any] = MISSING
+    onecycle: Dict[str, Any] = MISSING
+
+
+@dataclass
+class SB3ControllerConfig(ControllerConfig):
+    type: str = "sb3"
+    algo: str = MISSING
+    episodes: int = 0  # 0 = online: learn while controlling this one run; N = learn over N runs, then a final run
+    save_policy: bool = True  # write policy.zip (+ policy.json) into the run folder
+    hyperparams: Dict[str, Any] = MISSING  # the SB3 algorithm's own keyword arguments
+
+
+@dataclass
+class DQNControllerConfig(SB3ControllerConfig):
+    algo: str = "dqn"
+    exploration: str = "linear"  # linear (SB3's own) | exponential epsilon decay
+
+
+@dataclass
+class PPOControllerConfig(SB3ControllerConfig):
+    algo: str = "ppo"
+
+
+@dataclass
+class LayerwiseControllerConfig(PPOControllerConfig):
+    features: List[str] = MISSING
+    steps_per_action: Optional[int] = MISSING
+    per_layer: bool = MISSING
+    difference_reward: bool = MISSING
+
+
+SCHEMAS = {
+    "schema": {"train": TrainConfig, "evaluate": EvaluateConfig, "report": ReportConfig},
+    "schema/dataset": {"base": DatasetConfig, "fixed_split": FixedSplitDatasetConfig,
+                       "polynomial": PolynomialDatasetConfig},
+    "schema/model": {"auto": AutoModelConfig, "resnet18": ResNet18Config, "resnet18_imagenet": ResNet18ImagenetConfig,
+                     "small_cnn": SmallCNNConfig, "digits_cnn": DigitsCNNConfig, "mlp": MLPConfig},
+    "schema/reward": {"composite": CompositeRewardConfig, "best_loss": BestLossRewardConfig,
+                      "accuracy_delta": AccuracyDeltaRewardConfig, "loss_delta": LossDeltaRewardConfig},
+    "schema/controller": {"fixed": FixedControllerConfig, "random": RandomControllerConfig,
+                          "schedule": ScheduleControllerConfig, "dqn": DQNControllerConfig,
+                          "ppo": PPOControllerConfig, "layerwise": LayerwiseControllerConfig},
+}
+
+
+def register() -> None:
+    """Store every schema in Hydra's ConfigStore (idempotent: storing again replaces)."""
+    store = ConfigStore.instance()
+    for group, schemas in SCHEMAS.items():
+        for name, node in schemas.items():
+            store.store(group=group, name=name, node=node)
