@@ -82,6 +82,7 @@ class Trainer:
         self.grad_evals = 0
         self.lr_scheduler: LRScheduler | None = None
         self.lr_scheduler_interval = "step"
+        self.bn_stale = False  # BatchNorm statistics gathered at a schedule-free optimizer's y, not at x
 
     def set_lr_scheduler(self, scheduler: LRScheduler, interval: str) -> None:
         """Step `scheduler` after every optimizer step (`step`) or at the end of every epoch (`epoch`),
@@ -154,32 +155,56 @@ class Trainer:
         evals = self.bank.grad_evals_per_step
         next_lr = self.bank.lr  # read again only when a scheduler moves it: no per-step Python work otherwise
         lr = next_lr
-        for _ in range(n_steps):
-            x, y = self._next_batch()
-            lr = next_lr  # what this step uses
-            opt.zero_grad(set_to_none=True)
-            loss = self._loss(x, y)
-            loss.backward()
-            if evals == 2:
-                def closure():
-                    with self._frozen_batchnorm():
-                        second = self._loss(x, y)
-                        second.backward()
-                    return second
-                opt.step(closure)
-            else:
-                opt.step()
-            total += loss.detach()
-            if self.lr_scheduler is not None and (
-                    self.lr_scheduler_interval == "step" or self.batch_in_epoch == self.batches_per_epoch):
-                self.lr_scheduler.step()
-                next_lr = self.bank.lr
+        with self.bank.training():  # a schedule-free optimizer steps at y and leaves the weights at x
+            for _ in range(n_steps):
+                x, y = self._next_batch()
+                lr = next_lr  # what this step uses
+                opt.zero_grad(set_to_none=True)
+                loss = self._loss(x, y)
+                loss.backward()
+                if evals == 2:
+                    def closure():
+                        with self._frozen_batchnorm():
+                            second = self._loss(x, y)
+                            second.backward()
+                        return second
+                    opt.step(closure)
+                else:
+                    opt.step()
+                total += loss.detach()
+                if self.lr_scheduler is not None and (
+                        self.lr_scheduler_interval == "step" or self.batch_in_epoch == self.batches_per_epoch):
+                    self.lr_scheduler.step()
+                    next_lr = self.bank.lr
+        self.bn_stale = self.bn_stale or (n_steps > 0 and self.bank.bn_recompute_batches > 0 and bool(self.batchnorms))
         grads = [p.grad for p in self.params if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else total * 0
         mean_loss, grad_norm_v = torch.stack([total / max(n_steps, 1), grad_norm]).tolist()
         self.opt_steps += n_steps
         self.grad_evals += n_steps * evals
         return TrainStats(mean_loss, grad_norm_v, float(lr))
+
+    @torch.no_grad()
+    def recompute_batchnorm(self, n_batches: int) -> None:
+        """BatchNorm running statistics recomputed at the current weights, as the schedulefree package's
+        README asks before evaluating its x: the running averages were gathered at y during training.
+        A cumulative average (momentum None) over the first `n_batches` training batches in stored order,
+        untransformed: no random stream is drawn, so runs stay reproducible. Only BatchNorm layers run in
+        train mode (dropout stays off); this is forward passes only, not gradient evaluations."""
+        self.model.eval()
+        momenta = [m.momentum for m in self.batchnorms]
+        for m in self.batchnorms:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+        train = self.data.train
+        for start in range(0, min(n_batches, self.batches_per_epoch) * self.batch_size, self.batch_size):
+            with self.autocast:
+                self.model(self.data.transform(train.x[start:start + self.batch_size], train=False))
+        for m, momentum in zip(self.batchnorms, momenta):
+            m.momentum = momentum
+        self.model.eval()
+        self.bn_stale = False
 
     def snapshot(self) -> dict:
         """Everything `train` changes (weights, BatchNorm statistics, optimizer states, the batch order and
@@ -212,7 +237,10 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: Split) -> dict:
-        """Loss (and for classification: accuracy, macro precision/recall/F1) on a split."""
+        """Loss (and for classification: accuracy, macro precision/recall/F1) on a split, at the weights the
+        bank evaluates (a schedule-free optimizer's x, with BatchNorm statistics recomputed there)."""
+        if self.bn_stale:
+            self.recompute_batchnorm(self.bank.bn_recompute_batches)
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         preds = []

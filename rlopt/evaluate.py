@@ -21,13 +21,18 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlopt.controllers.sb3 import FrozenPolicy, load_policy
 from rlopt.env.layer_actions import LAYER_KIND
+from rlopt.errors import UserError
 from rlopt.hydra_app import hydra_entry, save_run_config
 from rlopt.paths import conf_dir
 from rlopt.train import run_experiment
 
 
 def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
-    """`cfg` with the saved policy's controller (and observation features) in place of the composed ones."""
+    """`cfg` with the saved policy's controller (and observation features) in place of the composed ones.
+    A `portfolio` given on the command line must be the optimizer list the policy was trained on."""
+    portfolio, trained_on = cfg.get("portfolio"), meta["actions"].get("choices")
+    if portfolio is not None and list(portfolio) != trained_on:
+        raise UserError(f"portfolio={list(portfolio)} does not match policy={cfg.policy}, which chooses among {trained_on}")
     controller = {"name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"]}
     layerwise = meta["actions"].get("kind") == LAYER_KIND
     if layerwise:  # the layer-wise env reads its features and decision interval from the controller

@@ -83,12 +83,75 @@ class AdadeltaConfig:
     weight_decay: float = MISSING
 
 
+# The package optimizers (rlopt.optim.bank): each block's keys are that package's keyword arguments
+# (schedule-free also `bn_batches`, rlopt's own), so the schema lists exactly what each accepts.
+@dataclass
+class ProdigyConfig:
+    lr: float = MISSING
+    betas: List[float] = MISSING
+    beta3: Optional[float] = MISSING
+    weight_decay: float = MISSING
+    decouple: bool = MISSING
+    use_bias_correction: bool = MISSING
+    safeguard_warmup: bool = MISSING
+    d0: float = MISSING
+    d_coef: float = MISSING
+    growth_rate: float = MISSING
+
+
+@dataclass
+class DAdaptAdamConfig:
+    lr: float = MISSING
+    betas: List[float] = MISSING
+    weight_decay: float = MISSING
+    decouple: bool = MISSING
+    use_bias_correction: bool = MISSING
+    d0: float = MISSING
+    growth_rate: float = MISSING
+
+
+@dataclass
+class DAdaptSGDConfig:
+    lr: float = MISSING
+    momentum: float = MISSING
+    weight_decay: float = MISSING
+    d0: float = MISSING
+    growth_rate: float = MISSING
+
+
+@dataclass
+class ScheduleFreeAdamWConfig:
+    lr: float = MISSING
+    betas: List[float] = MISSING
+    weight_decay: float = MISSING
+    warmup_steps: int = MISSING
+    r: float = MISSING
+    weight_lr_power: float = MISSING
+    bn_batches: int = MISSING
+
+
+@dataclass
+class ScheduleFreeSGDConfig:
+    lr: float = MISSING
+    momentum: float = MISSING
+    weight_decay: float = MISSING
+    warmup_steps: int = MISSING
+    r: float = MISSING
+    weight_lr_power: float = MISSING
+    bn_batches: int = MISSING
+
+
 @dataclass
 class OptimConfig:
     sgd: SGDConfig = field(default_factory=SGDConfig)
     sam: SAMConfig = field(default_factory=SAMConfig)
     adam: AdamConfig = field(default_factory=AdamConfig)
     adadelta: AdadeltaConfig = field(default_factory=AdadeltaConfig)
+    prodigy: ProdigyConfig = field(default_factory=ProdigyConfig)
+    dadapt_adam: DAdaptAdamConfig = field(default_factory=DAdaptAdamConfig)
+    dadapt_sgd: DAdaptSGDConfig = field(default_factory=DAdaptSGDConfig)
+    schedulefree_adamw: ScheduleFreeAdamWConfig = field(default_factory=ScheduleFreeAdamWConfig)
+    schedulefree_sgd: ScheduleFreeSGDConfig = field(default_factory=ScheduleFreeSGDConfig)
 
 
 @dataclass
@@ -128,6 +191,7 @@ class TrainConfig:
 class EvaluateConfig(TrainConfig):
     policy: str = MISSING
     runs: int = MISSING
+    portfolio: Optional[List[str]] = MISSING
 
 
 @dataclass
@@ -312,6 +376,7 @@ class ScheduleControllerConfig(ControllerConfig):
     exponential: Dict[str, Any] = MISSING
     cosine: Dict[str, Any] = MISSING
     onecycle: Dict[str, Any] = MISSING
+    cosine_restarts: Dict[str, Any] = MISSING
 
 
 @dataclass

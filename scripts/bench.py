@@ -3,6 +3,7 @@
     python scripts/bench.py                       # CPU: small_cnn on MNIST (real data if found, else MNIST-shaped)
     python scripts/bench.py --case resnet18_cifar # GPU: ResNet-18 on CIFAR-shaped random data
     python scripts/bench.py --write BENCHMARKS.md # also append the results as a section there
+    python scripts/bench.py --optimizers          # every optimizer of the bank: epoch time / Adam's, state bytes
 
 Each case measures, with the same model, batch size and optimizer:
   1. rlopt's training epoch vs. a plain-PyTorch reference (torchvision Dataset + DataLoader +
@@ -16,6 +17,9 @@ Each case measures, with the same model, batch size and optimizer:
      `sgd` controller (share of wall time spent in predict + learn, and the wall-time ratio),
      one pair of runs per round, the median round reported;
   4. peak memory of each (CUDA: max allocated; CPU: the child process's peak RSS).
+With `--optimizers` it measures instead, for each optimizer of the bank on the same model and batch, the
+training epoch time relative to Adam's (paired within a round) and the optimizer's state in bytes per
+parameter (everything it keeps in `optimizer.state`: moments, z, Prodigy's p0 and s, ...).
 Every measurement runs in a fresh child process (spawn) so peak memory is per measurement.
 Epoch times are medians over `--repeats` epochs after one warm-up epoch, best of `--rounds`
 interleaved rounds. Ratios are taken within each round, where both sides ran minutes apart, and
@@ -68,6 +72,17 @@ class Timer:
             self.seconds = self.start.elapsed_time(self.end) / 1000
         else:
             self.seconds = time.perf_counter() - self.t0
+
+
+class CpuTimer:
+    """This process's CPU time over a block (user + system): on a shared CPU, what the work itself costs."""
+
+    def __enter__(self):
+        self.t0 = time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.process_time() - self.t0
 
 
 def _raw_images(case: dict, data_root: Path | None):
@@ -147,6 +162,14 @@ def measure_rlopt(case, device_name, optimizer, repeats, data_root, compile_, am
     queue.put({"train_s": statistics.median(train_times), "eval_s": statistics.median(eval_times),
                "images": len(data.train), "peak_mib": _peak_memory(device), "source": source,
                "precision": "bf16 autocast" if trainer.bf16 else "fp32"})
+
+
+def _state_bytes(opt: torch.optim.Optimizer) -> float:
+    """Bytes the optimizer keeps per trainable parameter (its per-parameter state tensors; SAM: its base's)."""
+    opt = getattr(opt, "base", opt)
+    n = sum(p.numel() for group in opt.param_groups for p in group["params"])
+    kept = sum(v.numel() * v.element_size() for state in opt.state.values() for v in state.values() if torch.is_tensor(v))
+    return kept / n
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -239,6 +262,81 @@ def machine() -> str:
     return f"{platform.node()}: {mp.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__}"
 
 
+def measure_optimizers(case, device_name, names, cycles, data_root, queue):
+    """Child process: one model per optimizer (same initial weights), their training epochs interleaved
+    (adam, sgd, ..., adam, sgd, ...) so that load drifting on a shared machine hits all alike. On CPU it
+    runs on one thread and measures that process's CPU time, which other processes' load barely moves."""
+    from omegaconf import OmegaConf
+
+    from rlopt.cpu_memory import keep_freed_memory
+    from rlopt.engine import Trainer
+    from rlopt.optim import OptimizerBank
+
+    device = torch.device(device_name)
+    if device.type == "cpu":
+        keep_freed_memory()
+        torch.set_num_threads(1)
+    x, y, source = _raw_images(case, data_root)
+    data = _bundle(case, x, y, device)
+    optim_cfg = OmegaConf.load(REPO / "conf" / "train.yaml").optim
+    trainers = {}
+    for name in names:
+        model = _model(case, device, False)
+        trainers[name] = Trainer(model, data, OptimizerBank(model.parameters, [name], optim_cfg, device), device,
+                                 case["batch"], 1024, amp="auto", seed=0)
+        trainers[name].train(trainers[name].batches_per_epoch)  # warm-up epoch
+    timer = Timer(device) if device.type == "cuda" else CpuTimer()
+    times = {name: [] for name in names}
+    for _ in range(cycles):
+        for name, trainer in trainers.items():
+            with timer:
+                trainer.train(trainer.batches_per_epoch)
+            times[name].append(timer.seconds)
+    step_times = {name: [] for name in names if name != "sam"}  # SAM's step re-evaluates the gradient: not isolable
+    for trainer in trainers.values():  # one gradient per model, kept for the isolated steps below
+        trainer.bank.current.zero_grad()
+        trainer._loss(*trainer._next_batch()).backward()
+    for _ in range(cycles):
+        for name in step_times:
+            bank = trainers[name].bank
+            with bank.training(), timer:
+                for _ in range(20):
+                    bank.current.step()
+            step_times[name].append(timer.seconds / 20)
+    clock = "CUDA events" if device.type == "cuda" else "CPU time, 1 thread"
+    state = {n: _state_bytes(t.bank.current) for n, t in trainers.items()}
+    queue.put({"times": times, "step_times": step_times, "clock": clock, "state": state,
+               "images": len(data.train), "source": source, "precision": "bf16 autocast" if trainers[names[0]].bf16 else "fp32"})
+
+
+def optimizer_section(args, case, root) -> str:
+    """Each optimizer of the bank on the same model and batch: epoch time relative to Adam's (each cycle of
+    interleaved epochs gives one ratio; their median and spread) and optimizer state bytes per parameter."""
+    from rlopt.optim import OPTIMIZERS
+
+    m = in_child(measure_optimizers, case, args.device, list(OPTIMIZERS), args.repeats * args.rounds, root)
+    adam = m["times"]["adam"]
+    lines = ["| optimizer | epoch time (median) | epoch / Adam's: median [min, max] | optimizer.step() alone | "
+             "step / Adam's: median [min, max] | state bytes / parameter |", "|---|---|---|---|---|---|"]
+
+    def ratio(values, reference):
+        r = [v / a for v, a in zip(values, reference)]
+        return f"{statistics.median(r):.2f} [{min(r):.2f}, {max(r):.2f}]"
+
+    for name in OPTIMIZERS:
+        steps = m["step_times"].get(name)
+        step_cols = (f"{statistics.median(steps) * 1e3:.2f} ms | {ratio(steps, m['step_times']['adam'])}" if steps
+                     else "n/a (its step evaluates a second gradient) | n/a")
+        lines.append(f"| {name} | {statistics.median(m['times'][name]):.3f} s | {ratio(m['times'][name], adam)} | "
+                     f"{step_cols} | {m['state'][name]:.1f} |")
+    command = " ".join(["python scripts/bench.py", *sys.argv[1:]])
+    return "\n".join([f"## Optimizers of the bank: {args.case} on {args.device} ({date.today()})", "",
+                      f"Machine: {machine()}.  ", f"Data: {m['source']}, {m['images']} training images, batch "
+                      f"{case['batch']}, {m['precision']}; {len(adam)} interleaved cycles of one epoch per optimizer; "
+                      f"{m['clock']}.  ",
+                      f"Command: `{command}`", "", *lines, ""])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", choices=CASES, default="small_cnn_mnist")
@@ -250,11 +348,19 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--compile", action="store_true", help="also time rlopt with torch.compile")
     parser.add_argument("--write", type=Path, help="append the results as a section of this markdown file")
+    parser.add_argument("--optimizers", action="store_true", help="time every optimizer of the bank against Adam instead")
     args = parser.parse_args()
     case = dict(CASES[args.case])
     if args.images:
         case["n"] = args.images
     root = args.data_root if args.data_root.is_dir() else None
+    if args.optimizers:
+        text = optimizer_section(args, case, root)
+        print(text)
+        if args.write:
+            with open(args.write, "a") as f:
+                f.write("\n" + text)
+        return
 
     # Interleaved rounds (ref, sgd, fp32, sam, ref, ...) so drifting machine load hits all alike. Times
     # are the fastest round; each ratio is also computed within every round (paired measurements),

@@ -5,7 +5,12 @@
 same environment and loop as the agents, so budgets, metrics and outputs are directly comparable.
 The scheduler is attached to the episode's `Trainer`, which steps it after every optimizer step
 (cosine, onecycle: both span the whole optimizer-step budget) or at every epoch end (step,
-exponential), whatever `env.steps_per_action` is. `constant` attaches none.
+exponential), whatever `env.steps_per_action` is. `constant` attaches none. `cosine_restarts` is SGDR
+(CosineAnnealingWarmRestarts), stepped per optimizer step, its period `T_0` given in epochs.
+
+Over Prodigy and D-Adaptation a schedule moves the multiplier of their estimated step size (their
+packages recommend the usual schedule on top, from lr 1.0), so `controller.lr` is that multiplier.
+Schedule-free optimizers replace the schedule: only `constant` is allowed (warmup: their `warmup_steps`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from omegaconf import OmegaConf
 
 from rlopt.controllers.runner import Controller
 from rlopt.errors import UserError
-from rlopt.optim import OPTIMIZERS
+from rlopt.optim import MULTIPLIER_LR, OPTIMIZERS, SCHEDULE_FREE
 
 
 def _has_momentum(opt) -> bool:
@@ -32,7 +37,10 @@ SCHEDULES = {
     "cosine": ("step", lambda opt, lr, budget: {"T_max": budget}),
     # lr is the peak; momentum (SGD) or beta1 (Adam) cycles inversely where the optimizer has one (not Adadelta)
     "onecycle": ("step", lambda opt, lr, budget: {"max_lr": lr, "total_steps": budget, "cycle_momentum": _has_momentum(opt)}),
+    # SGDR (CosineAnnealingWarmRestarts): the first period is controller.cosine_restarts.T_0 epochs, in steps to torch
+    "cosine_restarts": ("step", lambda opt, lr, budget: {}),
 }
+EPOCH_ARGS = {"cosine_restarts": ("T_0",)}  # arguments given in epochs in the config, in optimizer steps to torch
 SCHEDULE_NAMES = ("constant", *SCHEDULES)
 
 
@@ -45,9 +53,15 @@ class ScheduleController(Controller):
             raise UserError(f"controller.schedule={self.schedule} is unknown; available: {', '.join(SCHEDULE_NAMES)}")
         if cfg.optimizer not in OPTIMIZERS:
             raise UserError(f"controller.optimizer={cfg.optimizer} is not allowed: use one of {', '.join(OPTIMIZERS)}")
+        if cfg.optimizer in SCHEDULE_FREE and self.schedule != "constant":
+            raise UserError(f"controller.schedule={self.schedule} is not allowed with {cfg.optimizer}: a schedule-free "
+                            f"optimizer replaces the schedule; use constant (warmup: optim.{cfg.optimizer}.warmup_steps)")
         lr = cfg.lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
             raise UserError(f"controller.lr={lr} is not allowed: it must be a number > 0")
+        if cfg.optimizer in MULTIPLIER_LR and not 0.1 <= lr <= 10:
+            raise UserError(f"controller.lr={lr} is not allowed with {cfg.optimizer}: it multiplies the step size "
+                            f"{cfg.optimizer} estimates (1.0 = as estimated, the package default); use 0.1..10")
         self.lr = float(lr)
         self.params = OmegaConf.to_container(cfg[self.schedule], resolve=True) if self.schedule in SCHEDULES else {}
 
@@ -61,8 +75,10 @@ class ScheduleController(Controller):
             return
         interval, supplied = SCHEDULES[self.schedule]
         opt = env.bank.current
+        params = {k: round(v * env.batches_per_epoch) if k in EPOCH_ARGS.get(self.schedule, ()) else v
+                  for k, v in self.params.items()}
         try:
-            scheduler = instantiate({**supplied(opt, self.lr, env.budget_steps), **self.params}, opt)
+            scheduler = instantiate({**supplied(opt, self.lr, env.budget_steps), **params}, opt)
         except InstantiationException as err:
             raise UserError(f"controller.{self.schedule}={self.params} is not allowed: {' '.join(str(err).split())}") from None
         env.attach_lr_scheduler(scheduler, interval)

@@ -6,7 +6,9 @@
 - `lr_grid_index`: jump to any point of the log grid (Discrete(n)), for DQN.
 - `lr_absolute`: set log10(lr) directly in [log_low, log_high] (Box, normalised to [-1, 1]), for PPO.
 
-Learning-rate actions change `lr` in the optimizer's param groups and never touch its state.
+Learning-rate actions change `lr` in the optimizer's param groups and never touch its state. For
+Prodigy and D-Adaptation that `lr` is a multiplier of the step size they estimate (1.0 = as estimated),
+so their range must contain 1.0; for the schedule-free optimizers it is their learning rate.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlopt.errors import UserError
-from rlopt.optim import OPTIMIZERS
+from rlopt.optim import MULTIPLIER_LR, OPTIMIZERS
 
 
 class StateInBank:
@@ -67,6 +69,12 @@ class _LearningRate(StateInBank):
             raise UserError(f"controller.actions.optimizer={self.optimizer} is not allowed: use one of {', '.join(OPTIMIZERS)}")
         self.optimizers = [self.optimizer]
 
+    def check_range(self, low: float, high: float, keys: str, shown: str) -> None:
+        """Refuse a range that leaves out 1.0 for an optimizer whose lr multiplies its own estimate."""
+        if self.optimizer in MULTIPLIER_LR and not low <= 1.0 <= high:
+            raise UserError(f"controller.actions.{keys}={shown} is not allowed with {self.optimizer}: its lr multiplies "
+                            f"the step size it estimates (1.0 = as estimated), so the range must contain 1.0")
+
     def reset(self, bank) -> None:
         bank.select(self.optimizer)
         bank.set_lr(self.initial_lr)
@@ -81,6 +89,7 @@ class _OnGrid(_LearningRate):
         self.low, self.high = float(cfg.get("low", 1e-5)), float(cfg.get("high", 1e-2))
         if not 0 < self.low < self.high:
             raise UserError(f"controller.actions.low/high=({self.low}, {self.high}) are not allowed: need 0 < low < high")
+        self.check_range(self.low, self.high, "low/high", f"({self.low}, {self.high})")
         self.n_points = int(cfg.get("n", 12))
         if self.n_points < 2:
             raise UserError(f"controller.actions.n={self.n_points} is not allowed: the grid needs at least 2 points")
@@ -170,6 +179,7 @@ class LrAbsolute(_LearningRate):
         if not self.log_low < self.log_high:
             raise UserError(f"controller.actions.log_low/log_high=({self.log_low}, {self.log_high}) are not allowed: "
                             "need log_low < log_high")
+        self.check_range(10 ** self.log_low, 10 ** self.log_high, "log_low/log_high", f"({self.log_low}, {self.log_high})")
         self.space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.n_discrete = 0
         self.initial_lr = self.lr_of(0.0)

@@ -10,7 +10,7 @@ closure, which knows the model.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
