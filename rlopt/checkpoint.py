@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from rlopt.errors import UserError
-from rlopt.metrics import atomic_path
+from rlopt.files import atomic_path
 
 FILENAME = "checkpoint.pt"
 

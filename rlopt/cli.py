@@ -28,10 +28,24 @@ USAGE = "usage: rlopt {train,evaluate,report,tune} [hydra overrides and flags]\n
 ) + "\n\nExamples:\n  rlopt train\n  rlopt train controller=ppo_3opt dataset=cifar10\n  rlopt train -m controller=sgd,sam,ppo_2opt seed=0,1,2\n  rlopt report outputs/sweeps/<folder>\n  rlopt tune tune.n_trials=20 final=true\n"
 
 
+# Hydra's flags that take the next argument as their value (`--cfg job`, `-cn report`): that value
+# is not a folder. Flags given as `--flag=value` are one argument and need no entry here.
+# `--info` takes a value only when one of its choices follows (`rlopt report --info DIR` is `--info all`).
+HYDRA_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp",
+                     "--config-dir", "-cd", "--experimental-rerun"}
+INFO_FLAGS, INFO_CHOICES = {"--info", "-i"}, {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def _is_flag_value(args: list[str], i: int) -> bool:
+    before = args[i - 1] if i > 0 else ""
+    return before in HYDRA_VALUE_FLAGS or (before in INFO_FLAGS and args[i] in INFO_CHOICES)
+
+
 def _report_args(args: list[str]) -> list[str]:
-    """Positional folders -> one `dirs=[...]` override; everything else passes through."""
-    dirs = [a for a in args if "=" not in a and not a.startswith("-")]
-    rest = [a for a in args if a not in dirs]
+    """Positional folders -> one `dirs=[...]` override; flags, their values and overrides pass through."""
+    dirs, rest = [], []
+    for i, arg in enumerate(args):
+        (dirs if "=" not in arg and not arg.startswith("-") and not _is_flag_value(args, i) else rest).append(arg)
     if dirs:
         quoted = ",".join("'" + d.replace("\\", "\\\\").replace("'", "\\'") + "'" for d in dirs)
         rest.append(f"dirs=[{quoted}]")

@@ -76,6 +76,13 @@ def validate_train(cfg) -> None:
         raise UserError(f"env.divergence_penalty={cfg.env.divergence_penalty} is not allowed: use a value >= 0")
 
 
+def validate_report(cfg) -> None:
+    """`report.bootstrap.*`: at least one resample, a non-negative seed."""
+    _positive_int(cfg.report.bootstrap.reps, "report.bootstrap.reps")
+    if cfg.report.bootstrap.seed < 0:
+        raise UserError(f"report.bootstrap.seed={cfg.report.bootstrap.seed} is not allowed: use a non-negative integer")
+
+
 def config_error_line(err: Exception) -> str:
     """A composition error (stray key, wrong type, unknown option, bad override) as one line naming the key."""
     cause = err.__cause__

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from rlopt.metrics import write_json
+from rlopt.files import write_json
 from rlopt.models import model_name
 
 

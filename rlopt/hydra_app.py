@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlopt.errors import UserError
 from rlopt.failures import write_failure
-from rlopt.metrics import atomic_path
+from rlopt.files import atomic_path
 
 log = logging.getLogger("rlopt")
 

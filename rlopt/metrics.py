@@ -1,51 +1,25 @@
-"""Per-step metric rows, the run summary, and atomic file writes.
+"""Per-step metric rows and the run summary.
 
 `metrics.csv` gets one row per decision step, flushed as it goes, so a crash loses at most
-the step in flight. `summary.json` and every other whole-file output is written to a temporary
-file and renamed into place: it is either complete or absent.
+the step in flight. The summary is written whole and strict by `rlopt.files.write_json`.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import os
-import tempfile
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from rlopt.files import atomic_path
 
 COLUMNS = [
     "episode", "epoch", "step", "action", "optimizer", "lr", "train_loss", "val_loss", "val_acc",
     "val_precision", "val_recall", "val_f1", "reward", "epoch_time_s", "controller_time_s", "checkpoint_time_s", "grad_evals",
     "opt_steps", "grad_norm", "diverged",
 ]
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-@contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path next to `path`; rename it over `path` only if the block succeeds."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
 
 
 class MetricsWriter:
@@ -79,9 +53,11 @@ class MetricsWriter:
     @staticmethod
     def read(path: Path) -> list[dict]:
         """The rows of a CSV this class wrote, with the values `write` was given (ints, floats incl. nan,
-        bools, strings; empty cells as None)."""
-        with open(path, newline="") as f:
-            return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        bools, strings; empty cells as None). pandas reads `nan` and an empty cell alike as NaN, so a
+        second, text-only read tells which cells were empty."""
+        rows = pd.read_csv(path)
+        empty = pd.read_csv(path, dtype=str, keep_default_na=False).eq("")
+        return rows.astype(object).where(~empty, None).to_dict("records")
 
     def write(self, row: dict) -> None:
         self.rows.append(row)
@@ -90,19 +66,6 @@ class MetricsWriter:
 
     def close(self) -> None:
         self._file.close()
-
-
-def _parse_cell(cell: str):
-    if cell == "":
-        return None
-    if cell in ("True", "False"):
-        return cell == "True"
-    for kind in (int, float):
-        try:
-            return kind(cell)
-        except ValueError:
-            pass
-    return cell
 
 
 def converged_epoch(rows: list[dict], tolerance_points: float) -> float | None:

@@ -3,7 +3,10 @@
 Runs are gathered first (every run folder at or under the folders given), then tabled and
 plotted into the report's own folder (`out`). Only the run folders are read. Failed and
 incomplete runs are counted in the tables, listed under them and in `problems.csv`, never
-silently dropped. The same runs give byte-identical files on every call.
+silently dropped. Statistics are the IQM with stratified-bootstrap intervals, probability of
+improvement and performance profiles (rlopt/reporting/stats.py); the bootstrap's resamples and
+seed are settings, recorded in `report.json`, so the same runs and settings give byte-identical
+files on every call.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ import hydra
 import pandas as pd
 from omegaconf import DictConfig
 
+from rlopt.config import validate_report
 from rlopt.errors import UserError
+from rlopt.files import atomic_path, write_json
 from rlopt.hydra_app import hydra_entry
-from rlopt.metrics import atomic_path
 from rlopt.paths import conf_dir
-from rlopt.report_figures import plot_report
-from rlopt.report_tables import METRICS, latex, loss_table, markdown, readable_loss, readable_summary, summary_table
-from rlopt.runs import FINISHED, find_runs, identity, method_labels, read_status
+from rlopt.reporting import compare, tables
+from rlopt.reporting.figures import plot_report
+from rlopt.reporting.runs import FINISHED, find_runs, identity, method_labels, read_status
+from rlopt.reporting.stats import CONFIDENCE, MIN_RUNS
+from rlopt.reporting.tables import METRICS, few_note
 
-RUN_COLUMNS = ["dataset", "method", "seed", "status", "controller", "run", *METRICS, "final_val_loss",
-               "epoch_time_min", "epoch_time_max", "overrides", "error"]
+RUN_COLUMNS = ["dataset", "method", "seed", "status", "controller", "controller_type", "run", *METRICS,
+               "final_val_loss", "epoch_time_min", "epoch_time_max", "overrides", "error"]
 
 
 def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
@@ -32,7 +38,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
     for run_dir in run_dirs:
         status, error, summary = read_status(run_dir)
         times = summary.get("epoch_time_s") or {}
-        records.append({**identity(run_dir, summary), "status": status, "error": error,
+        records.append({**identity(run_dir), "status": status, "error": error,
                         **{key: summary.get(key) for key in [*METRICS, "final_val_loss"]},
                         "epoch_time_min": times.get("min"), "epoch_time_max": times.get("max")})
     for record, method in zip(records, method_labels(records)):
@@ -51,34 +57,70 @@ def _problem_lines(problems: pd.DataFrame) -> list[str]:
     return [f"{p.status} run {p.run} ({p.method}, seed {p.seed}): {p.error}" for p in problems.itertuples()]
 
 
-def write_tables(runs: pd.DataFrame, out: Path) -> None:
+def _write_table(out: Path, name: str, table: pd.DataFrame, cells: pd.DataFrame, text: str) -> None:
+    """`name`.csv (raw numbers), .md and .tex (text cells, with `text` as the caption)."""
+    _write_text(out / f"{name}.csv", table.to_csv(index=False))
+    _write_text(out / f"{name}.md", tables.markdown(cells, text))
+    _write_text(out / f"{name}.tex", tables.latex(cells, text))
+
+
+def write_tables(runs: pd.DataFrame, out: Path, stat: str, reps: int, seed: int) -> None:
     """runs.csv, problems.csv, table.{csv,md,tex} and loss_table.{csv,md,tex}."""
     _write_text(out / "runs.csv", runs.to_csv(index=False))
     problems = runs[~runs["status"].isin(FINISHED)]
     _write_text(out / "problems.csv", problems[["run", "dataset", "method", "seed", "status", "error"]].to_csv(index=False))
     listing = "".join(f"\n- {line}" for line in _problem_lines(problems))
-    footer = f"\nNot in the statistics (failed or incomplete):\n{listing}\n" if listing else ""
-    for name, table, readable in (("table", summary_table(runs), readable_summary),
-                                  ("loss_table", loss_table(runs), readable_loss)):
-        _write_text(out / f"{name}.csv", table.to_csv(index=False))
-        headers, cells = readable(table)
-        _write_text(out / f"{name}.md", markdown(headers, cells) + footer)
-        _write_text(out / f"{name}.tex", latex(headers, cells))
+    footer = f"\nNot in the statistics (failed or incomplete):\n{listing}" if listing else ""
+    table = tables.summary_table(runs, reps, seed)
+    cells = tables.readable_summary(table, stat)
+    _write_table(out, "table", table, cells, tables.caption(stat, reps, seed) + few_note(cells) + footer)
+    loss = tables.loss_table(runs)
+    _write_table(out, "loss_table", loss, tables.readable_loss(loss),
+                 "best and average final validation loss of the runs that did not diverge." + footer)
+
+
+def write_comparison(runs: pd.DataFrame, out: Path, settings: DictConfig) -> dict:
+    """improvement.{csv,md,tex} and, over several datasets, aggregate.{csv,md,tex}; returns what the figures need."""
+    reps, seed = settings.bootstrap.reps, settings.bootstrap.seed
+    scored, names = compare.scores(runs)
+    refs = compare.references(scored, settings.reference) if len(scored) else {}
+    improvement = compare.improvement_table(scored, refs, reps, seed)
+    normalised, how = compare.normalise(scored, refs, settings.low)
+    aggregate = compare.aggregate_table(normalised, scored, refs, reps, seed)
+    if len(improvement):
+        cells = compare.readable_improvement(improvement)
+        _write_table(out, "improvement", improvement, cells,
+                     compare.improvement_caption(names, refs, settings.reference, reps, seed) + few_note(cells))
+    if len(aggregate):
+        cells = compare.readable_aggregate(aggregate)
+        _write_table(out, "aggregate", aggregate, cells, compare.aggregate_caption(how, settings.low) + few_note(cells))
+    return {"scores": scored, "names": names, "references": refs, "improvement": improvement,
+            "normalised": normalised, "normalisation": how, "aggregate": aggregate}
 
 
 def report(cfg: DictConfig, out_dir: Path) -> dict:
     dirs = list(cfg.dirs or []) + ([cfg.sweep] if cfg.sweep else [])
     if not dirs:
         raise UserError("give at least one run or sweep folder (rlopt report DIR... or sweep=DIR)")
+    validate_report(cfg)
+    settings = cfg.report
     run_dirs = find_runs(dirs)
     if not run_dirs:
         raise UserError(f"no runs under {', '.join(map(str, dirs))} (a run folder holds .hydra/config.yaml)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(run_dirs)
-    write_tables(runs, out)
-    figures = plot_report(runs, out)
+    reps, seed = settings.bootstrap.reps, settings.bootstrap.seed
+    write_tables(runs, out, str(settings.stat), reps, seed)
+    comparison = write_comparison(runs, out, settings)
+    figures = plot_report(runs, comparison, out, reps, seed)
     problems = runs[~runs["status"].isin(FINISHED)]
+    write_json(out / "report.json", {
+        "stat": str(settings.stat), "confidence": CONFIDENCE, "min_runs_for_interval": MIN_RUNS,
+        "bootstrap": {"reps": reps, "seed": seed, "interval": "percentile",
+                      "resampling": "runs, with replacement, within each dataset (stratified); methods independently"},
+        "reference": comparison["references"], "reference_rule": compare.reference_rule(settings.reference),
+        "normalisation": comparison["normalisation"], "runs": len(runs), "problems": len(problems)})
     for line in _problem_lines(problems):
         print(f"rlopt report: {line}")
     print(f"rlopt report: {len(runs) - len(problems)} finished runs, {len(problems)} failed or incomplete -> {out}")

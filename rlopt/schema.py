@@ -194,6 +194,30 @@ class EvaluateConfig(TrainConfig):
     portfolio: Optional[List[str]] = MISSING
 
 
+class Stat(str, Enum):
+    """report.stat: what a table cell shows."""
+
+    iqm = "iqm"
+    mean_std = "mean_std"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class BootstrapConfig:
+    reps: int = MISSING
+    seed: int = MISSING
+
+
+@dataclass
+class ReportSettings:
+    stat: Stat = MISSING
+    reference: Optional[str] = MISSING
+    low: Optional[str] = MISSING
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+
+
 @dataclass
 class TunePrunerConfig:
     min_resource: int = MISSING
@@ -234,6 +258,7 @@ class ReportConfig:
     dirs: List[str] = MISSING
     sweep: Optional[str] = MISSING
     out: str = MISSING
+    report: ReportSettings = field(default_factory=ReportSettings)
 
 
 # ---- dataset ----

@@ -30,12 +30,13 @@ from rlopt.engine import resolve_device
 from rlopt.env import TrainingEnv, make_env
 from rlopt.errors import UserError
 from rlopt.failures import write_failure
+from rlopt.files import write_json
 from rlopt.hydra_app import hydra_entry
-from rlopt.metrics import build_summary, write_json
+from rlopt.metrics import build_summary
 from rlopt.models import model_name
 from rlopt.paths import conf_dir
-from rlopt.plots import plot_layer_lrs, plot_run
 from rlopt.recorder import RunRecorder
+from rlopt.reporting.plots import plot_layer_lrs, plot_run
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ best config on the evaluation seeds, its summaries carrying the tuning compute.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -50,10 +49,10 @@ from sqlalchemy.exc import ArgumentError, IntegrityError
 from rlopt.config import validate_train
 from rlopt.env import make_env
 from rlopt.errors import UserError
+from rlopt.files import atomic_path, read_json, write_json
 from rlopt.hydra_app import hydra_entry
-from rlopt.metrics import atomic_path, write_json
 from rlopt.paths import conf_dir
-from rlopt.runs import read_status
+from rlopt.reporting.runs import read_status
 from rlopt.train import train
 
 log = logging.getLogger(__name__)
@@ -217,7 +216,7 @@ def base_overrides(folder: Path, overrides, choices: dict, space: dict) -> list[
     (not tune's own keys, the session's or a tuned key's). Kept in the tune folder for the best override line."""
     path = folder / "overrides.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        return read_json(path)
     given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
     keep = [f"{group}={option}" for group, option in choices.items() if group not in given and option is not None]
     for override in overrides:
@@ -378,7 +377,7 @@ def make_objective(cfg: DictConfig, folder: Path, space: dict, max_resource: int
             train(run_cfg, run_dir, observers=[observe])
         except optuna.TrialPruned:
             summary = run_dir / "summary.json"
-            write_json(summary, {**json.loads(summary.read_text()), "status": "pruned"})
+            write_json(summary, {**read_json(summary), "status": "pruned"})
             raise
         except KeyboardInterrupt:
             repeat_trial(trial.study, trial)  # an interrupted trial is run again on resume

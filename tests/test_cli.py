@@ -101,3 +101,14 @@ def test_evaluate_saves_the_config_it_runs(cli_inproc, tmp_path):
     trained = OmegaConf.load(tmp_path / "run" / ".hydra" / "config.yaml")
     assert saved.controller.name == json.loads((tmp_path / "ev" / "summary.json").read_text())["controller"] == "ppo_2opt_frozen"
     assert list(saved.env.features) == list(trained.env.features), "the features the policy was trained on"
+
+
+def test_report_flag_values_are_not_folders(cli_inproc, tmp_path):
+    from rlopt.cli import _report_args
+
+    assert _report_args(["--cfg", "job", "runs", "-cn", "report", "--info", "sweep"]) == \
+        ["--cfg", "job", "-cn", "report", "--info", "dirs=['runs','sweep']"]
+    assert _report_args(["-i", "defaults", "out=x"]) == ["-i", "defaults", "out=x"]
+    result = cli_inproc("report", "--cfg", "job", "sweep=somewhere", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "sweep: somewhere" in result.stdout and "dirs: []" in result.stdout

@@ -8,54 +8,64 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
+from scipy.stats import trim_mean
 
 from rlopt.errors import UserError
+from rlopt.files import write_json
 from rlopt.metrics import COLUMNS
+from rlopt.paths import conf_dir
 from rlopt.report import report
-from rlopt.runs import find_runs, method_labels
+from rlopt.reporting.runs import find_runs, method_labels
 
 
 def make_run(root: Path, name: str, controller: str = "sgd", seed: int = 0, status: str | None = "completed",
              overrides: tuple[str, ...] = (), label: str | None = None, dataset: str = "digits",
-             acc: float = 0.9, final_loss: float = 0.3, epochs: int = 3, optimizers=("sgd",)) -> Path:
-    """A run folder as `rlopt train` leaves it; status None = stopped before summary.json."""
+             acc: float | None = 0.9, final_loss: float = 0.3, epochs: int = 3, optimizers=("sgd",)) -> Path:
+    """A run folder as `rlopt train` leaves it; status None = stopped before summary.json; acc None = a
+    regression task (no accuracy, precision, recall or F1)."""
     run = root / name
     (run / ".hydra").mkdir(parents=True)
-    config = {"seed": seed, "label": label, "dataset": {"name": dataset}, "controller": {"name": controller}}
+    kind = "random" if controller == "random" else "sb3" if controller.startswith(("ppo", "dqn")) else "fixed"
+    config = {"seed": seed, "label": label, "dataset": {"name": dataset}, "controller": {"name": controller, "type": kind}}
     (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     (run / ".hydra" / "overrides.yaml").write_text(
         yaml.safe_dump([f"controller={controller}", f"seed={seed}", *overrides]))
     per_step = 2 if controller == "sam" else 1
     rows = [{"episode": 0, "epoch": e, "step": e, "action": 0, "optimizer": optimizers[(e - 1) % len(optimizers)],
-             "lr": 0.05 / e, "train_loss": 1.0 / e, "val_loss": final_loss * epochs / e, "val_acc": acc * e / epochs,
-             "val_precision": acc, "val_recall": acc, "val_f1": acc, "reward": 0.1 * e, "epoch_time_s": 0.5,
+             "lr": 0.05 / e, "train_loss": 1.0 / e, "val_loss": final_loss * epochs / e,
+             "val_acc": None if acc is None else acc * e / epochs, "val_precision": acc, "val_recall": acc, "val_f1": acc,
+             "reward": 0.1 * e, "epoch_time_s": 0.5,
              "controller_time_s": 0.01, "grad_evals": 10 * per_step * e, "opt_steps": 10 * e, "grad_norm": 1.0,
              "diverged": False} for e in range(1, epochs + 1)]
     pd.DataFrame(rows, columns=COLUMNS).to_csv(run / "metrics.csv", index=False)
     if status == "failed":
-        (run / "summary.json").write_text(json.dumps({"status": "failed", "error": "RuntimeError: boom at epoch 2"}))
+        write_json(run / "summary.json", {"status": "failed", "error": "RuntimeError: boom at epoch 2"})
     elif status is not None:
-        (run / "summary.json").write_text(json.dumps({
-            "status": status, "controller": controller, "test_acc": acc, "test_f1": acc - 0.01,
-            "test_precision": acc - 0.02, "test_recall": acc - 0.03, "test_loss": final_loss + 0.1,
+        scores = {"test_acc": acc, "test_f1": acc - 0.01, "test_precision": acc - 0.02, "test_recall": acc - 0.03} \
+            if acc is not None else {}
+        write_json(run / "summary.json", {
+            "status": status, "controller": controller, **scores, "test_loss": final_loss + 0.1,
             "converged_epoch": float(epochs - seed % 2), "grad_evals": rows[-1]["grad_evals"],
             "wall_time_s": 1.5 + seed, "final_val_loss": math.inf if status == "diverged" else final_loss,
             "epoch_time_s": {"min": 0.4 + 0.1 * seed, "median": 0.5, "max": 0.6 + 0.1 * seed},
-        }))
+        })
     return run
 
 
-@pytest.fixture
-def study(tmp_path):
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
     """sgd (3 seeds), sam (2 finished + 1 diverged + 1 failed), adam (only an incomplete run)."""
-    sweep = tmp_path / "sweep"
+    sweep = tmp_path_factory.mktemp("study") / "sweep"
     for seed, acc in enumerate([0.90, 0.86, 0.95]):
         make_run(sweep, f"{seed}_sgd", "sgd", seed, acc=acc, final_loss=0.2 + 0.1 * seed)
     make_run(sweep, "3_sam", "sam", 0, acc=0.92, final_loss=0.25, optimizers=("sam",))
@@ -66,13 +76,30 @@ def study(tmp_path):
     return sweep
 
 
-def _report(dirs, out: Path) -> dict:
-    return report(OmegaConf.create({"dirs": [str(d) for d in dirs], "sweep": None, "out": str(out)}), out)
+def md_rows(path: Path) -> list[list[str]]:
+    """The cells of a Markdown pipe table's body rows, stripped of their padding."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("|")][2:]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
 
 
-def test_table_numbers_are_the_statistics_of_the_summaries(study, tmp_path):
-    _report([study], tmp_path / "rep")
-    table = pd.read_csv(tmp_path / "rep" / "table.csv").set_index("method")
+@pytest.fixture(scope="module")
+def study_report(study, tmp_path_factory) -> Path:
+    """The study's report with the default settings, made once for the tests that only read it."""
+    out = tmp_path_factory.mktemp("study_report")
+    _report([study], out)
+    return out
+
+
+def _report(dirs, out: Path, *overrides: str) -> dict:
+    """`rlopt report DIRS out=OUT OVERRIDES`, in this process, with the composed report config."""
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        cfg = compose(config_name="report", overrides=[f"out={out}", *overrides])
+    cfg.dirs = [str(d) for d in dirs]
+    return report(cfg, out)
+
+
+def test_table_numbers_are_the_statistics_of_the_summaries(study, study_report):
+    table = pd.read_csv(study_report / "table.csv").set_index("method")
     assert list(table.index) == ["adam", "sam", "sgd"]
     for method, runs in {"sgd": ["0_sgd", "1_sgd", "2_sgd"], "sam": ["3_sam", "4_sam", "5_sam"]}.items():
         summaries = [json.loads((study / r / "summary.json").read_text()) for r in runs]
@@ -89,12 +116,12 @@ def test_table_numbers_are_the_statistics_of_the_summaries(study, tmp_path):
 
 
 def test_readable_tables_show_mean_std_and_flag_failures(study, tmp_path):
-    result = _report([study], tmp_path / "rep")
+    result = _report([study], tmp_path / "rep", "report.stat=mean_std")
     md = (tmp_path / "rep" / "table.md").read_text()
-    sgd_row = next(line for line in md.splitlines() if "| sgd |" in line)
+    rows = {row[1]: row for row in md_rows(tmp_path / "rep" / "table.md")}
     accs = np.array([0.90, 0.86, 0.95])
-    assert f"{100 * accs.mean():.2f} ± {100 * accs.std(ddof=1):.2f}" in sgd_row and "| 3 |" in sgd_row
-    assert "1 diverged, 1 failed" in md and "| adam | 0 |" in md and md.count("1 incomplete") == 1
+    assert rows["sgd"][2:4] == ["3", f"{100 * accs.mean():.2f} ± {100 * accs.std(ddof=1):.2f}"]
+    assert rows["sam"][-1] == "1 diverged, 1 failed" and rows["adam"][2] == "0" and md.count("1 incomplete") == 1
     assert "failed run" in md and "6_sam" in md and "RuntimeError: boom at epoch 2" in md
     assert "incomplete run" in md and "7_adam" in md
     tex = (tmp_path / "rep" / "table.tex").read_text()
@@ -103,27 +130,28 @@ def test_readable_tables_show_mean_std_and_flag_failures(study, tmp_path):
     assert sorted(problems["status"]) == ["failed", "incomplete"] and result["problems"] == 2
 
 
-def test_loss_table_for_learning_rate_studies(study, tmp_path):
-    _report([study], tmp_path / "rep")
-    loss = pd.read_csv(tmp_path / "rep" / "loss_table.csv").set_index("method")
+def test_loss_table_for_learning_rate_studies(study_report):
+    loss = pd.read_csv(study_report / "loss_table.csv").set_index("method")
     assert loss.loc["sgd", "best_final_loss"] == pytest.approx(0.2)
     assert loss.loc["sgd", "avg_final_loss"] == pytest.approx(0.3)
     assert not loss.loc["sgd", "divergent_case"]
     # the diverged run's infinite loss is flagged, not averaged
     assert loss.loc["sam", "avg_final_loss"] == pytest.approx(0.2) and loss.loc["sam", "divergent_case"]
-    assert "| sam | 3 | 0.15 | 0.2 | yes |" in (tmp_path / "rep" / "loss_table.md").read_text()
+    assert ["digits", "sam", "3", "0.15", "0.2", "yes"] in [row[:6] for row in md_rows(study_report / "loss_table.md")]
 
 
 def test_figures_and_tables_are_byte_identical_on_a_second_call(study, tmp_path):
     first = _report([study], tmp_path / "a")
     _report([study], tmp_path / "b")
     names = sorted(p.name for p in (tmp_path / "a").iterdir() if p.is_file())
-    assert {f"digits_{k}.png" for k in ("accuracy", "loss", "reward", "precision_f1", "lr", "actions", "compute")} <= set(names)
-    assert {"table.csv", "table.md", "table.tex", "loss_table.csv", "runs.csv", "problems.csv"} <= set(names)
-    assert len(first["figures"]) == 7
+    stems = ("accuracy", "loss", "reward", "precision_f1", "lr", "actions", "compute", "profile")
+    figures = {f"digits_{stem}.{fmt}" for stem in stems for fmt in ("png", "pdf")} | {"improvement.png", "improvement.pdf"}
+    assert figures == {Path(f).name for f in first["figures"]} and figures <= set(names)
+    tables = {f"{t}.{fmt}" for t in ("table", "loss_table", "improvement") for fmt in ("csv", "md", "tex")}
+    assert tables | {"runs.csv", "problems.csv", "report.json"} <= set(names)
     for name in names:
-        if name.endswith((".png", ".csv", ".md", ".tex")):
-            assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert json.loads((tmp_path / "a" / "report.json").read_text())["bootstrap"]["reps"] == 2000
 
 
 def test_method_names_come_from_the_overrides_that_vary(tmp_path):
@@ -152,9 +180,135 @@ def test_an_explicit_label_names_the_method(tmp_path):
 
 
 def test_report_folders_and_missing_folders(study, tmp_path):
+    study = Path(shutil.copytree(study, tmp_path / "sweep"))
     # a report written inside the sweep holds .hydra/config.yaml too, but is not a run
     (study / "report_inside" / ".hydra").mkdir(parents=True)
     (study / "report_inside" / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"dirs": [], "out": "x"}))
     assert len(find_runs([study])) == 8 and len(find_runs([study, study / "3_sam"])) == 8
     with pytest.raises(UserError, match="nowhere is not a folder"):
         _report([tmp_path / "nowhere"], tmp_path / "rep")
+
+
+# digits: four fixed baselines or agents with 5-6 seeds, one agent with 3; ppo_3opt beats every run of sam, the
+# best fixed baseline. polynomial (regression, lower loss wins): sgd, sam and random with 5 seeds.
+WIDE = {"sgd": (0.90, 6), "sam": (0.92, 6), "adam": (0.88, 6), "ppo_3opt": (0.98, 6), "random": (0.50, 5),
+        "dqn_2opt": (0.93, 3)}
+POLY = {"sgd": 0.30, "sam": 0.20, "random": 0.90}
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory) -> tuple[Path, Path]:
+    """(sweep, its report with the default settings)."""
+    sweep = tmp_path_factory.mktemp("wide") / "sweep"
+    for controller, (acc, seeds) in WIDE.items():
+        for seed in range(seeds):
+            spread = 0.0 if controller == "ppo_3opt" else 0.01 * seed
+            make_run(sweep, f"digits_{controller}_{seed}", controller, seed, acc=acc + spread)
+    for controller, loss in POLY.items():
+        for seed in range(5):
+            make_run(sweep, f"poly_{controller}_{seed}", controller, seed, dataset="polynomial", acc=None,
+                     final_loss=loss + 0.01 * seed)
+    out = tmp_path_factory.mktemp("wide_report")
+    _report([sweep], out)
+    return sweep, out
+
+
+def test_iqm_cells_with_intervals_and_the_few_seeds_marker(wide):
+    _, out = wide
+    table = pd.read_csv(out / "table.csv").query("dataset == 'digits'").set_index("method")
+    cells = {row[1]: row for row in md_rows(out / "table.md") if row[0] == "digits"}
+    accs = np.array([0.90 + 0.01 * seed for seed in range(6)])
+    sgd = table.loc["sgd"]
+    assert sgd["test_acc_iqm"] == pytest.approx(trim_mean(accs, 0.25), abs=1e-12)
+    assert sgd["test_acc_ci_low"] <= sgd["test_acc_iqm"] <= sgd["test_acc_ci_high"]
+    assert sgd["test_acc_ci_low"] < sgd["test_acc_ci_high"]
+    assert cells["sgd"][3] == f"{100 * sgd['test_acc_iqm']:.2f} [{100 * sgd['test_acc_ci_low']:.2f}, " \
+                              f"{100 * sgd['test_acc_ci_high']:.2f}]"
+    # three seeds: the IQM and the marker, no interval from three numbers; the caption says why
+    assert math.isnan(table.loc["dqn_2opt", "test_acc_ci_low"]) and table.loc["dqn_2opt", "n"] == 3
+    assert cells["dqn_2opt"][3] == f"{100 * trim_mean([0.93, 0.94, 0.95], 0.25):.2f} †"
+    md = (out / "table.md").read_text()
+    assert "† fewer than 5 runs" in md and "2000 resamples, seed 0" in md
+    assert "†" not in cells["sgd"][3] and "†" not in "".join(cells["random"])
+
+
+def test_probability_of_improvement_over_the_best_fixed_baseline(wide):
+    _, out = wide
+    improvement = pd.read_csv(out / "improvement.csv").set_index(["dataset", "method"])
+    assert set(improvement["reference"]) == {"sam"}  # ppo_3opt is better, but sam is the best fixed baseline
+    assert improvement.loc[("digits", "ppo_3opt"), ["p_improvement", "ci_low", "ci_high"]].tolist() == [1.0, 1.0, 1.0]
+    assert improvement.loc[("digits", "random"), "p_improvement"] == 0.0
+    itself = improvement.loc[("digits", "sam")]
+    assert itself["p_improvement"] == 0.5 and itself["ci_low"] < 0.5 < itself["ci_high"]
+    assert math.isnan(improvement.loc[("digits", "dqn_2opt"), "ci_low"])
+    # regression: the lower loss wins
+    assert improvement.loc[("polynomial", "sgd"), "p_improvement"] == 0.0
+    assert improvement.loc[("polynomial", "random"), "p_improvement"] == 0.0
+    md = (out / "improvement.md").read_text()
+    assert "polynomial: test loss (lower is better)" in md and "the fixed baseline with the highest IQM" in md
+
+
+def test_aggregate_over_datasets_is_normalised_and_says_how(wide):
+    _, out = wide
+    aggregate = pd.read_csv(out / "aggregate.csv").set_index("method")
+    assert aggregate.loc["sam", "datasets"] == 2 and aggregate.loc["ppo_3opt", "datasets"] == 1
+    assert aggregate.loc["random", "normalised_iqm"] == pytest.approx(0.0, abs=0.05)
+    assert aggregate.loc["sam", "normalised_iqm"] == pytest.approx(1.0, abs=0.05)
+    record = json.loads((out / "report.json").read_text())
+    assert record["reference"] == {"digits": "sam", "polynomial": "sam"}
+    assert record["normalisation"]["polynomial"]["low_from"] == "IQM of random"
+    assert "0 = IQM of random" in (out / "aggregate.md").read_text()
+    assert {"all_profile.png", "all_profile.pdf", "polynomial_profile.pdf"} <= {p.name for p in out.iterdir()}
+
+
+def test_latex_tables_are_booktabs_tabulars(wide):
+    _, out = wide
+    for name in ("table", "improvement", "aggregate", "loss_table"):
+        tex = (out / f"{name}.tex").read_text()
+        body = [line for line in tex.splitlines() if not line.startswith("%")]
+        assert body[0].startswith(r"\begin{tabular}{") and body[-1] == r"\end{tabular}"
+        assert body[1] == r"\toprule" and r"\midrule" in body and body[-2] == r"\bottomrule"
+        width = len(md_rows(out / f"{name}.md")[0])
+        rows = body[2:body.index(r"\midrule")] + body[body.index(r"\midrule") + 1:-2]
+        assert all(row.endswith(r"\\") and len(re.findall(r"(?<!\\)&", row)) == width - 1 for row in rows), name
+        assert "†" not in tex and "±" not in tex
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (the structure test still runs)")
+def test_latex_tables_compile(wide, tmp_path):
+    _, out = wide
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n"
+                                      + "".join(f"\\input{{{out / n}.tex}}\n" for n in ("table", "improvement", "aggregate"))
+                                      + "\\end{document}\n")
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "doc.tex"], cwd=tmp_path, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_settings_are_recorded_and_a_named_reference_is_used(wide, tmp_path):
+    sweep, out = wide
+    _report([sweep], tmp_path / "rep", "report.reference=sgd", "report.bootstrap.seed=1", "report.bootstrap.reps=500")
+    record = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert record["bootstrap"]["seed"] == 1 and record["bootstrap"]["reps"] == 500
+    assert set(pd.read_csv(tmp_path / "rep" / "improvement.csv")["reference"]) == {"sgd"}
+    before, after = (pd.read_csv(d / "table.csv").set_index(["dataset", "method"]) for d in (out, tmp_path / "rep"))
+    assert before["test_acc_iqm"].equals(after["test_acc_iqm"])  # the estimate does not depend on the bootstrap
+    assert not before["test_acc_ci_low"].equals(after["test_acc_ci_low"])  # its interval does, through seed and reps
+    assert "500 resamples, seed 1" in (tmp_path / "rep" / "table.md").read_text()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("report.reference=nope", "report.reference=nope: no finished runs of that method; available: adam, dqn_2opt"),
+    ("report.bootstrap.reps=0", "report.bootstrap.reps=0 is not allowed: use a positive integer"),
+    ("report.bootstrap.seed=-1", "report.bootstrap.seed=-1 is not allowed: use a non-negative integer"),
+])
+def test_bad_report_settings_are_one_line(wide, tmp_path, override, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        _report([wide[0]], tmp_path / "rep", override)
+
+
+def test_an_unknown_statistic_fails_at_composition(cli_inproc, tmp_path):
+    result = cli_inproc("report", str(tmp_path), "report.stat=median", cwd=tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("rlopt report: error: report.stat=median is not allowed"), lines[0]

@@ -28,7 +28,7 @@ from rlopt.controllers.exploration import configure_exploration
 from rlopt.controllers.runner import Controller
 from rlopt.controllers.sb3_env import agent_env
 from rlopt.errors import UserError
-from rlopt.metrics import atomic_path, write_json
+from rlopt.files import atomic_path, write_json
 
 ALGOS = {"ppo": PPO, "dqn": DQN}
 # The agent's Adam settings SB3 picks when given none (ActorCriticPolicy: eps 1e-5; DQN: torch's), kept

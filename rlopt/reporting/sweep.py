@@ -15,8 +15,8 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from rlopt.metrics import write_json
-from rlopt.runs import FINISHED, find_runs, read_status
+from rlopt.files import write_json
+from rlopt.reporting.runs import FINISHED, find_runs, read_status
 
 
 def collect_jobs(sweep_dir: Path) -> list[dict]:

@@ -13,14 +13,13 @@ thus gives `sgd optim.sgd.lr=0.1` and `sgd optim.sgd.lr=0.01`, while a plain
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from rlopt.errors import UserError
-from rlopt.metrics import write_json
+from rlopt.files import read_json
 
 FINISHED = ("completed", "diverged")
 
@@ -62,16 +61,8 @@ def read_status(run_dir: Path) -> tuple[str, str | None, dict]:
     summary_file = Path(run_dir) / "summary.json"
     if not summary_file.is_file():
         return "incomplete", "no summary.json: the run stopped before finishing, or is still running", {}
-    summary = json.loads(summary_file.read_text())
+    summary = read_json(summary_file)
     return summary.get("status", "unknown"), summary.get("error"), summary
-
-
-def mark_failed(run_dir: Path, err: BaseException) -> None:
-    """Give a job that failed before it could record anything a `failed` summary.json saying why."""
-    summary_file = Path(run_dir) / "summary.json"
-    if not summary_file.exists():
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        write_json(summary_file, {"status": "failed", "error": f"{type(err).__name__}: {err}"})
 
 
 def overrides(run_dir: Path) -> dict[str, str]:
@@ -82,14 +73,16 @@ def overrides(run_dir: Path) -> dict[str, str]:
             if not o.is_delete() and not o.key_or_group.startswith("hydra")}
 
 
-def identity(run_dir: Path, summary: dict) -> dict:
-    """What a run is: dataset, controller, seed, label and overrides (the method comes later)."""
+def identity(run_dir: Path) -> dict:
+    """What a run is: dataset, controller and its type, seed, label and overrides (the method comes later).
+    `.hydra/config.yaml` is the config the run ran (`rlopt evaluate` saves its frozen controller there)."""
     cfg = _config(run_dir)
     return {
         "run": str(run_dir),
         "dataset": str(OmegaConf.select(cfg, "dataset.name")),
-        # `rlopt evaluate` swaps the controller in after .hydra/ is written; its summary has the real one
-        "controller": str(summary.get("controller") or OmegaConf.select(cfg, "controller.name")),
+        "controller": str(OmegaConf.select(cfg, "controller.name")),
+        # fixed | schedule | random | sb3 | frozen: the reports compare against the fixed baselines
+        "controller_type": OmegaConf.select(cfg, "controller.type"),
         "seed": OmegaConf.select(cfg, "seed"),
         "label": OmegaConf.select(cfg, "label", default=None),
         "overrides": overrides(run_dir),

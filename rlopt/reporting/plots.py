@@ -10,15 +10,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rlopt.metrics import atomic_path  # noqa: E402
+from rlopt.files import atomic_path  # noqa: E402
+
+# per format: the metadata that names the software or the date, left out so the same data gives the same bytes
+UNDATED = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
 
 
-def save_figure(fig, path: Path, dpi: int = 110) -> Path:
-    """Write `fig` as a PNG atomically, without version metadata (the same data gives the same bytes)."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+def save_figure(fig, path: Path, dpi: int = 110, formats: tuple[str, ...] = ("png",)) -> list[Path]:
+    """Write `fig` atomically once per format (`path` with that suffix), then close it; returns the paths."""
+    written = []
+    for fmt in formats:
+        target = Path(path).with_suffix(f".{fmt}")
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=UNDATED[fmt])
+        written.append(target)
     plt.close(fig)
-    return path
+    return written
 
 
 def _line(df: pd.DataFrame, columns: dict[str, str], ylabel: str, title: str, path: Path) -> None:
