@@ -1,10 +1,11 @@
 """Checkpoints: everything a run needs to continue exactly where it stopped.
 
 `checkpoint.pt` in the run folder holds the environment (model, every optimizer's state, batch
-order, bests), the recorder (how many metric rows each CSV had committed), the controller (SB3
-agent, replay buffer, episode counters) and the python/numpy/torch RNG states. It is written to
-a temporary file and renamed, so after `kill -9` at any moment the folder holds either the
-previous checkpoint or the new one, never half of one.
+order, bests), the recorder (rows, bytes and hash each CSV had committed), the controller (SB3
+agent, replay buffer, its random state, episode counters), the python/numpy/torch RNG states and
+the run's config (resolved), by which a rerun into the folder is recognised as the same run. It is
+written to a temporary file and renamed, so after `kill -9` at any moment the folder holds either
+the previous checkpoint or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlopt.errors import UserError
+from rlopt import killpoints
+from rlopt.errors import RunRefused
 from rlopt.files import atomic_path
 
 FILENAME = "checkpoint.pt"
@@ -38,9 +40,9 @@ def restore_rng(states: dict) -> None:
 class Checkpointer:
     """Saves the run's state every `every` calls of `save` (0 = never); loads it back for `resume`."""
 
-    def __init__(self, run_dir: Path, env, recorder, every: int = 1):
+    def __init__(self, run_dir: Path, env, recorder, config: dict, every: int = 1):
         self.path = Path(run_dir) / FILENAME
-        self.env, self.recorder, self.every = env, recorder, int(every)
+        self.env, self.recorder, self.config, self.every = env, recorder, config, int(every)
         self.calls = 0
 
     def save(self, controller_state: Callable[[], dict] = dict) -> float:
@@ -53,9 +55,10 @@ class Checkpointer:
             return 0.0
         started = time.perf_counter()
         state = {"env": self.env.state_dict(), "recorder": self.recorder.state_dict(),
-                 "controller": controller_state(), "rng": rng_states()}
+                 "controller": controller_state(), "rng": rng_states(), "config": self.config}
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
+            killpoints.reach("checkpoint")
         return time.perf_counter() - started
 
     def remove(self) -> None:
@@ -67,4 +70,4 @@ def load_checkpoint(run_dir: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        raise UserError(f"resume: {path} is unreadable ({type(err).__name__}: {err}); the run cannot be resumed") from None
+        raise RunRefused(f"resume: {path} is unreadable ({type(err).__name__}: {err}); the run cannot be resumed") from None

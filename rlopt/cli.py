@@ -15,6 +15,7 @@ from pathlib import Path
 from hydra.errors import HydraException
 
 from rlopt.config import config_error_line
+from rlopt.errors import UserError
 
 COMMANDS = {
     "train": ("rlopt.train", "train one run (or a sweep with -m)"),
@@ -26,6 +27,11 @@ COMMANDS = {
 USAGE = "usage: rlopt {train,evaluate,report,tune} [hydra overrides and flags]\n\n" + "\n".join(
     f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()
 ) + "\n\nExamples:\n  rlopt train\n  rlopt train controller=ppo_3opt dataset=cifar10\n  rlopt train -m controller=sgd,sam,ppo_2opt seed=0,1,2\n  rlopt report outputs/sweeps/<folder>\n  rlopt tune tune.n_trials=20 final=true\n"
+
+
+def _quote(value: str) -> str:
+    """`value` as a quoted string in Hydra's override grammar."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 # Hydra's flags that take the next argument as their value (`--cfg job`, `-cn report`): that value
@@ -47,9 +53,20 @@ def _report_args(args: list[str]) -> list[str]:
     for i, arg in enumerate(args):
         (dirs if "=" not in arg and not arg.startswith("-") and not _is_flag_value(args, i) else rest).append(arg)
     if dirs:
-        quoted = ",".join("'" + d.replace("\\", "\\\\").replace("'", "\\'") + "'" for d in dirs)
-        rest.append(f"dirs=[{quoted}]")
+        rest.append(f"dirs=[{','.join(_quote(d) for d in dirs)}]")
     return rest
+
+
+def _resume_args(args: list[str]) -> list[str]:
+    """`resume=DIR`: checked here, and Hydra's run folder becomes DIR itself, before Hydra starts. Hydra would
+    otherwise create a folder named from the default config (a phantom run) and log the continuation there."""
+    values = [a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == "resume"]
+    if not values or values[-1] in ("", "null") or "-m" in args or "--multirun" in args:
+        return args
+    from rlopt.train import resume_target
+
+    resume_target(values[-1])
+    return [*args, f"hydra.run.dir={_quote(values[-1])}"]
 
 
 def _unwritable_output(args: list[str]) -> str | None:
@@ -81,6 +98,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     if command == "report":
         rest = _report_args(rest)
+    if command == "train":
+        try:
+            rest = _resume_args(rest)
+        except UserError as err:
+            print(f"rlopt train: error: {err}", file=sys.stderr)
+            sys.exit(2)
     bad_output = None if "--help" in rest or "--cfg" in rest else _unwritable_output(rest)
     if bad_output:
         print(f"rlopt {command}: error: cannot write the output folder {bad_output}", file=sys.stderr)
@@ -94,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     except HydraException as err:  # composition: a stray key, a wrong type, an unknown option, a bad override
         if full_error == "1":
             raise
-        print(f"rlopt {command}: error: {config_error_line(err)}", file=sys.stderr)
+        print(f"rlopt {command}: error: {config_error_line(err, command)}", file=sys.stderr)
         sys.exit(2)
     finally:
         if full_error is None:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from pathlib import Path
@@ -26,6 +27,9 @@ from omegaconf.errors import (
 
 from rlopt.errors import UserError
 from rlopt.paths import conf_dir
+from rlopt.schema import SCHEMAS
+
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding, which SB3's set_random_seed uses, takes no larger seed
 
 
 def _positive_int(value, key: str, allow_null: bool = False) -> None:
@@ -67,8 +71,8 @@ def validate_train(cfg) -> None:
     _positive_int(t.threads, "trainer.threads", allow_null=True)
     if t.amp not in ("auto", True, False):
         raise UserError(f"trainer.amp={t.amp} is not allowed: use auto, true or false")
-    if cfg.seed < 0:
-        raise UserError(f"seed={cfg.seed} is not allowed: use a non-negative integer")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise UserError(f"seed={cfg.seed} is not allowed: use an integer from 0 to {MAX_SEED} (numpy's and SB3's range)")
     check_optim(cfg.optim)
     _positive_int(cfg.env.steps_per_action, "env.steps_per_action", allow_null=True)
     check_dataset(cfg.dataset)
@@ -83,15 +87,32 @@ def validate_report(cfg) -> None:
         raise UserError(f"report.bootstrap.seed={cfg.report.bootstrap.seed} is not allowed: use a non-negative integer")
 
 
-def config_error_line(err: Exception) -> str:
-    """A composition error (stray key, wrong type, unknown option, bad override) as one line naming the key."""
+def _keys(node_type) -> str:
+    """The keys a schema dataclass allows, comma-separated (Hydra's own `_target_`-style keys left out)."""
+    names = [f.name for f in dataclasses.fields(node_type) if not f.name.startswith("_")]
+    return ", ".join(names)
+
+
+def config_error_line(err: Exception, command: str | None = None) -> str:
+    """A composition error (stray key, wrong type, unknown option, bad override) as one line naming the key
+    and what is allowed there. `command`: the rlopt command whose config was composed (train, evaluate, report)."""
     cause = err.__cause__
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):  # from a command-line override
         reason = str(cause.msg).splitlines()[0]
         if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+            parent = cause.full_key.rpartition(".")[0]
+            if dataclasses.is_dataclass(cause.object_type):
+                return f"{cause.full_key} is not a known key; {parent or 'the config'} has: {_keys(cause.object_type)}"
             return f"{cause.full_key} is not a known key ({reason})"
         return f"{cause.full_key}={cause.value} is not allowed: {reason}"
     text = str(err).split("Config search path")[0]
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'\s*Available options in '[^']+':(.*)", text, re.DOTALL)
+    if missing:  # group=option naming no file of the group
+        group, name, available = missing.groups()
+        return f"{group}={name} is unknown; available: {', '.join(available.split())}"
+    no_group = re.match(r"Could not override '([^']+)'\. No match in the defaults list", text)
+    if no_group and command in SCHEMAS["schema"]:  # group=option where the command's config has no such group
+        return f"{no_group.group(1)} is not a key of rlopt {command}; it has: {_keys(SCHEMAS['schema'][command])}"
     full_key = re.search(r"full_key: (\S+)", text)
     source = re.match(r"In '([^']+)': \w+ raised while composing config:\n(.*)", text)
     if full_key and source:  # from a config file (a preset setting a key the schema lacks, a value of the wrong type)

@@ -10,6 +10,7 @@ classification also runs under bf16 autocast (about 1.3x faster convolutions on 
 from __future__ import annotations
 
 import copy
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -55,10 +56,42 @@ def use_bf16(amp, device: torch.device, classification: bool) -> bool:
     return bool(amp)
 
 
+def _fp32_forward(forward, x):
+    with torch.autocast("cpu", enabled=False):
+        return forward(x.float())
+
+
+@torch.no_grad()
+def _strided_1x1_convs_in_fp32(model: nn.Module, data: DataBundle) -> None:
+    """Run in float32 every strided convolution that sees a 1x1 feature map (found by one probe forward).
+
+    CPU bf16 convolution's weight gradient is wrong there (oneDNN; cf. pytorch/pytorch#169688): the
+    taps that only see padding get whatever memory held, run to run (up to 1e35, or inf), although
+    they must be 0. Those taps never touch the output, so the losses stay finite, but the garbage
+    reaches the weights, the gradient norm, SAM's ascent step and momentum. resnet18_imagenet on
+    8x8 digits has such convolutions in layer3 and layer4 (its stem leaves 1x1 maps by layer2).
+    """
+    found, hooks = [], []
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and max(module.stride) > 1:
+            hooks.append(module.register_forward_hook(
+                lambda m, inputs, _: found.append(m) if all(s == 1 for s in inputs[0].shape[2:]) else None))
+    was_training = model.training
+    model.eval()
+    try:
+        model(data.transform(data.val.x[:1], train=False))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    for module in found:
+        module.forward = functools.partial(_fp32_forward, module.forward)
+
+
 @dataclass
 class TrainStats:
     train_loss: float
-    grad_norm: float
+    grad_norm: float  # the last step's gradient norm (float64: finite exactly when every gradient is)
     lr: float  # learning rate of the last optimizer step (median over param groups): what the step used
 
 
@@ -72,6 +105,8 @@ class Trainer:
         self.loss_fn = F.cross_entropy if data.is_classification else F.mse_loss
         self.bf16 = use_bf16(amp, device, data.is_classification)
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        if self.bf16 and device.type == "cpu":
+            _strided_1x1_convs_in_fp32(model, data)
         self.generator = torch.Generator(device=device).manual_seed(int(seed))
         self.batchnorms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -177,9 +212,7 @@ class Trainer:
                     self.lr_scheduler.step()
                     next_lr = self.bank.lr
         self.bn_stale = self.bn_stale or (n_steps > 0 and self.bank.bn_recompute_batches > 0 and bool(self.batchnorms))
-        grads = [p.grad for p in self.params if p.grad is not None]
-        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else total * 0
-        mean_loss, grad_norm_v = torch.stack([total / max(n_steps, 1), grad_norm]).tolist()
+        mean_loss, grad_norm_v = torch.stack([(total / max(n_steps, 1)).double(), self._grad_norm()]).tolist()
         self.opt_steps += n_steps
         self.grad_evals += n_steps * evals
         return TrainStats(mean_loss, grad_norm_v, float(lr))
@@ -232,8 +265,19 @@ class Trainer:
         self.perm, self.batch_in_epoch = snap["perm"], snap["batch_in_epoch"]
         self.opt_steps, self.grad_evals = snap["opt_steps"], snap["grad_evals"]
 
+    def _grad_norm(self) -> torch.Tensor:
+        """The last step's gradient L2 norm, in float64: squares of float32 gradients cannot overflow there, so
+        it is finite exactly when every gradient is (a float32 norm is inf from |g| ~ 1e19 on)."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if not grads:
+            return torch.zeros((), dtype=torch.float64, device=self.device)
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float64)))
+
     def weights_finite(self) -> bool:
-        return bool(torch.stack(torch._foreach_norm(self.params)).isfinite().all())
+        """Whether every weight is finite. Each tensor's largest |w| is finite exactly when all its elements are
+        (NaN propagates through the max); an L2 norm in float32 is not: it overflows to inf on finite weights
+        from ~1e19 on, which flagged resnet18_imagenet on digits (weights up to 7e23 after one bf16 epoch) diverged."""
+        return bool(torch.stack(torch._foreach_norm(self.params, float("inf"))).isfinite().all())
 
     @torch.no_grad()
     def evaluate(self, split: Split) -> dict:

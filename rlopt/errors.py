@@ -7,3 +7,18 @@ with status 2; everything else is a bug or an environment failure and keeps its 
 
 class UserError(Exception):
     """A bad config value, a missing file, or another problem the user can fix."""
+
+
+class RunRefused(UserError):
+    """A run folder that this process must leave as it is: held by another process, or holding an
+    interrupted run that this config or its files do not match. Nothing is written into it, not even
+    a failed summary."""
+
+
+class RunInterrupted(BaseException):
+    """SIGINT or SIGTERM arrived during a run (raised by `rlopt.interrupts`); a BaseException, like
+    KeyboardInterrupt, so that no `except Exception` swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

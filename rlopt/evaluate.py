@@ -7,8 +7,8 @@ with one clear line. A layer-wise policy (actions.kind=layer_lr) acts once per l
 on a model of any depth; it also keeps the decision interval it was trained with unless
 env.steps_per_action is given.
 
-The run's `.hydra/config.yaml` is rewritten with the config actually run (the policy's
-controller and features), so the run folder describes the run like any `rlopt train` folder.
+The run's `.hydra/config.yaml` holds the config actually run (the policy's controller and
+features; `run_experiment` writes it), so the run folder describes the run like any `rlopt train` folder.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rlopt.controllers.sb3 import FrozenPolicy, load_policy
 from rlopt.env.layer_actions import LAYER_KIND
 from rlopt.errors import UserError
-from rlopt.hydra_app import hydra_entry, save_run_config
+from rlopt.hydra_app import hydra_entry
 from rlopt.paths import conf_dir
 from rlopt.train import run_experiment
 
@@ -35,8 +35,9 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
         raise UserError(f"portfolio={list(portfolio)} does not match policy={cfg.policy}, which chooses among {trained_on}")
     controller = {"name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"]}
     layerwise = meta["actions"].get("kind") == LAYER_KIND
-    if layerwise:  # the layer-wise env reads its features and decision interval from the controller
-        controller.update(features=meta["features"], steps_per_action=meta.get("steps_per_action"))
+    if layerwise:  # the layer-wise env reads these from the controller (the keys of its schema)
+        controller.update(features=meta["features"], steps_per_action=meta.get("steps_per_action"),
+                          per_layer=True, difference_reward=False)  # a frozen policy is paid nothing: no counterfactual
     run_cfg = copy.deepcopy(cfg)
     with open_dict(run_cfg):
         run_cfg.controller = OmegaConf.create(controller)
@@ -46,9 +47,10 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
 
 
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
+    if OmegaConf.is_missing(cfg, "policy"):
+        raise UserError("policy is required: add policy=PATH, the policy.zip a `rlopt train` run wrote")
     model, meta = load_policy(cfg.policy)
     run_cfg = evaluation_config(cfg, meta)
-    save_run_config(run_cfg, run_dir)
     return run_experiment(run_cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))
 
 

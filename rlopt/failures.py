@@ -28,17 +28,19 @@ def _identity(cfg) -> dict:
     return {key: value for key, value in found.items() if value is not None}
 
 
-def write_failure(run_dir: Path, err: BaseException, cfg=None, keep_existing: bool = False) -> None:
+def write_failure(run_dir: Path, err: BaseException, cfg=None, keep_existing: bool = False,
+                  status: str = "failed", error: str | None = None) -> None:
     """Write a `failed` summary.json into `run_dir` next to whatever the run already wrote (nothing is
     deleted). `keep_existing`: leave a summary.json that is already there (the command recorded the
-    failure itself, with more to say)."""
+    failure itself, with more to say). `status="interrupted"` (with its `error` line, no traceback):
+    a run stopped by a signal, which `resume=` continues."""
     summary_file = Path(run_dir) / "summary.json"
     if keep_existing and summary_file.exists():
         return
     summary_file.parent.mkdir(parents=True, exist_ok=True)
     write_json(summary_file, {
-        "status": "failed",
-        "error": f"{type(err).__name__}: {err}",
-        "traceback": traceback.format_exc(limit=20),
+        "status": status,
+        "error": error or f"{type(err).__name__}: {err}",
+        **({"traceback": traceback.format_exc(limit=20)} if status == "failed" else {}),
         **_identity(cfg),
     })

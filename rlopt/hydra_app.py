@@ -1,6 +1,7 @@
 """What every `@hydra.main` wrapper shares: run-folder lookup, multirun behaviour, error reporting.
 
-A `UserError` becomes one line on stderr and exit status 2 (in a single run). Under multirun a
+A `UserError` becomes one line on stderr and exit status 2 (in a single run); a run stopped by
+SIGINT/SIGTERM one line saying how to continue it, and exit status 130/143. Under multirun a
 failing job is logged and its failure recorded in its own folder's summary.json (by the command
 itself, or here when it failed before it could), and the sweep goes on; the `SweepSummary`
 callback lists the failures at the end.
@@ -9,19 +10,29 @@ callback lists the failures at the end.
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from rlopt.errors import UserError
+from rlopt.errors import RunInterrupted, RunRefused, UserError
 from rlopt.failures import write_failure
-from rlopt.files import atomic_path
+from rlopt.run_folder import CONFIG_DIR, write_run_config
 
 log = logging.getLogger("rlopt")
+
+
+def interrupted_line(command: str, err: RunInterrupted) -> str:
+    run_dir = getattr(err, "run_dir", None)
+    if run_dir is None:
+        return f"rlopt {command}: interrupted before the run started"
+    folder = shlex.quote(str(run_dir))
+    again = f"rlopt train resume={folder}" if command == "train" else f"the same command with hydra.run.dir={folder}"
+    return f"rlopt {command}: interrupted at step {err.step}; continue with: {again}"
 
 
 def hydra_entry(command: str, cfg: DictConfig, fn: Callable[[DictConfig, Path], object]):
@@ -33,30 +44,32 @@ def hydra_entry(command: str, cfg: DictConfig, fn: Callable[[DictConfig, Path], 
     out_dir = Path(hc.runtime.output_dir)
     try:
         return fn(cfg, out_dir)
+    except RunInterrupted as err:  # status `interrupted` is in summary.json already; the whole command stops
+        print(interrupted_line(command, err), file=sys.stderr)
+        sys.exit(128 + err.signum)
+    except RunRefused as err:  # the folder is another run's: not a line of it changes, not even its train.log
+        print(f"rlopt {command}: error: {err}", file=sys.stderr)
+        if multirun:
+            return None
+        sys.exit(2)
     except UserError as err:
         if multirun:
             log.error("rlopt %s: error: %s", command, err)
-            write_failure(out_dir, err, cfg, keep_existing=True)
+            _record_job_failure(out_dir, err, cfg)
             return None
         print(f"rlopt {command}: error: {err}", file=sys.stderr)
         sys.exit(2)
     except Exception as err:
         if multirun:
             log.exception("rlopt %s: job failed", command)
-            write_failure(out_dir, err, cfg, keep_existing=True)
+            _record_job_failure(out_dir, err, cfg)
             return None
         raise
 
 
-def save_run_config(cfg: DictConfig, run_dir: Path) -> None:
-    """Replace the config Hydra saved in `run_dir` (`<hydra.output_subdir>/config.yaml`) with `cfg`, for a
-    command that runs a config other than the composed one (`evaluate` takes the policy's controller).
-
-    Only a file Hydra wrote is replaced: a call outside Hydra, or with `hydra.output_subdir=null`, has none.
-    """
-    if not HydraConfig.initialized() or HydraConfig.get().output_subdir is None:
-        return
-    saved = Path(run_dir) / HydraConfig.get().output_subdir / "config.yaml"
-    if saved.is_file():
-        with atomic_path(saved) as tmp:
-            OmegaConf.save(cfg, tmp)
+def _record_job_failure(out_dir: Path, err: BaseException, cfg: DictConfig) -> None:
+    """A failed job's summary.json, and its config if it failed before the run wrote one (the sweep finds its
+    jobs by `.hydra/config.yaml`, so the failure is listed)."""
+    if not (out_dir / CONFIG_DIR / "config.yaml").is_file():
+        write_run_config(cfg, out_dir / CONFIG_DIR)
+    write_failure(out_dir, err, cfg, keep_existing=True)

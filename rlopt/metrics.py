@@ -7,13 +7,13 @@ the step in flight. The summary is written whole and strict by `rlopt.files.writ
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from rlopt.files import atomic_path
 
 COLUMNS = [
     "episode", "epoch", "step", "action", "optimizer", "lr", "train_loss", "val_loss", "val_acc",
@@ -26,29 +26,26 @@ class MetricsWriter:
     """Writes rows to a CSV with a fixed header (`COLUMNS` unless told), flushing after every row.
 
     `rows=None` starts the file afresh; a list of rows continues a file that already holds them
-    (a resumed run), appending after them.
+    (a resumed run), appending after them. It keeps the size and SHA-256 of the bytes written so
+    far (`committed`), so a checkpoint can record exactly which prefix of the file it covers.
     """
 
     def __init__(self, path: Path, rows: list[dict] | None = None, columns=COLUMNS):
         self.path = Path(path)
         self.rows: list[dict] = list(rows or [])
-        self._file = open(self.path, "a" if rows is not None else "w", newline="")
         self.columns = list(columns)
-        self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore")
+        self._hash = hashlib.sha256()
+        self.size = 0
+        if rows is not None:
+            existing = self.path.read_bytes()
+            self._hash.update(existing)
+            self.size = len(existing)
+        self._file = open(self.path, "ab" if rows is not None else "wb")
+        self._buffer = io.StringIO(newline="")
+        self._writer = csv.DictWriter(self._buffer, fieldnames=self.columns, extrasaction="ignore")
         if rows is None:
             self._writer.writeheader()
-            self._file.flush()
-
-    @staticmethod
-    def truncate(path: Path, n_rows: int, columns=COLUMNS) -> None:
-        """Keep the header and the first `n_rows` rows of `path` (drops rows written after a checkpoint)."""
-        lines = []
-        if Path(path).exists():
-            with open(path, newline="") as f:  # keep csv's \r\n line ends as they are
-                lines = f.read().splitlines(keepends=True)
-        kept = lines[: n_rows + 1] if lines else [",".join(columns) + "\r\n"]
-        with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
-            f.write("".join(kept))
+            self._emit()
 
     @staticmethod
     def read(path: Path) -> list[dict]:
@@ -62,7 +59,24 @@ class MetricsWriter:
     def write(self, row: dict) -> None:
         self.rows.append(row)
         self._writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        self._emit()
+
+    def _emit(self) -> None:
+        data = self._buffer.getvalue().encode("utf-8")
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._file.write(data)
         self._file.flush()
+        self._hash.update(data)
+        self.size += len(data)
+
+    def committed(self) -> dict:
+        """What is on disk: row count, byte size and SHA-256 of those bytes (see `rlopt.recorder`)."""
+        return {"rows": len(self.rows), "bytes": self.size, "sha256": self._hash.hexdigest()}
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
 
     def close(self) -> None:
         self._file.close()

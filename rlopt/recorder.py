@@ -1,12 +1,21 @@
-"""Where the metric rows the runner collects go: the run's CSV files and a progress bar."""
+"""Where the metric rows the runner collects go: the run's CSV files and a progress bar.
+
+A checkpoint records, for every CSV the run has written so far, how many rows it had committed
+and the size and SHA-256 of those bytes. A resume first checks that every such file still starts
+with exactly those bytes (a missing, short or edited file is refused with one line: the run would
+silently differ otherwise), then cuts each file back to them and appends after them.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rlopt.metrics import MetricsWriter
+from rlopt.errors import RunRefused
+from rlopt.files import atomic_path
+from rlopt.metrics import COLUMNS, MetricsWriter
 
 
 class RunRecorder:
@@ -24,37 +33,67 @@ class RunRecorder:
         self.tables: dict[str, MetricsWriter] = {}
         self.prefix = ""
         self.bar = None
-        self._resumed: dict | None = None
-        self._resumed_rows: list[dict] = []
+        self.closed: dict[str, dict] = {}  # files this run finished writing: what they committed
+        self.resumed: dict[str, dict] = {}  # files the resumed checkpoint committed, until they are continued
 
     def start(self, filename: str, total_steps: int) -> None:
         """Begin writing `filename` afresh, or continue it if the run was resumed inside it."""
         self.close()
-        resumed = self._resumed if self._resumed and self._resumed["file"] == filename else None
-        self.writer = MetricsWriter(self.run_dir / filename, rows=self._resumed_rows if resumed else None)
+        self.writer = self._open(filename, COLUMNS, read_rows=True)
         self.filename = filename
         self.prefix = filename.removesuffix("metrics.csv")
         if self.progress:
             self.bar = tqdm(total=total_steps, desc=f"{self.title} {filename}", unit="step", leave=True,
                             initial=len(self.writer.rows))
 
+    def _open(self, name: str, columns, read_rows: bool = False) -> MetricsWriter:
+        """A writer for `name`: continuing the rows a resumed checkpoint committed to it, else a fresh file."""
+        path = self.run_dir / name
+        if name not in self.resumed:
+            return MetricsWriter(path, columns=columns)
+        committed = self.resumed.pop(name)
+        rows = MetricsWriter.read(path) if read_rows else [{}] * committed["rows"]  # placeholders count a table's rows
+        return MetricsWriter(path, rows, columns)
+
     def state_dict(self) -> dict:
-        """Row counts only: the rows themselves are on disk, flushed before any checkpoint is written, so a
-        checkpoint stays the same size however long the run (holding them made each one O(steps))."""
-        return {"file": self.filename, "committed_rows": len(self.rows),
-                "tables": {name: (t.columns, len(t.rows)) for name, t in self.tables.items()}}
+        """What every CSV had committed (rows, bytes, hash), not the rows: they are on disk, flushed before any
+        checkpoint is written, so a checkpoint stays the same size however long the run."""
+        files = {**self.closed, **self.resumed}
+        for writer in [self.writer, *self.tables.values()]:
+            if writer is not None:
+                files[writer.path.name] = writer.committed()
+        return {"file": self.filename, "files": files}
+
+    def check(self, state: dict) -> None:
+        """Refuse (`RunRefused`) unless every file the checkpoint `state` committed starts with those bytes.
+        Changes nothing; `load_state_dict` then cuts the files back."""
+        for name, committed in state["files"].items():
+            path = self.run_dir / name
+            if not path.is_file():
+                raise RunRefused(f"{path} is missing, but checkpoint.pt says {committed['rows']} rows of it were "
+                                 "written; the run cannot resume exactly")
+            with open(path, "rb") as f:
+                data = f.read(committed["bytes"])
+            if len(data) < committed["bytes"]:
+                rows = max(data.count(b"\n") - 1, 0)
+                raise RunRefused(f"{path} is shorter ({rows} rows) than checkpoint.pt recorded "
+                                 f"({committed['rows']} rows); the run cannot resume exactly")
+            if hashlib.sha256(data).hexdigest() != committed["sha256"]:
+                raise RunRefused(f"{path}: its first {committed['rows']} rows differ from what checkpoint.pt "
+                                 "recorded; the run cannot resume exactly")
 
     def load_state_dict(self, state: dict) -> None:
-        """Cut the CSVs back to the rows the checkpoint committed and read those back; `start`/`on_table`
-        then append after them."""
-        self._resumed = state
-        if state["file"] is not None:
-            path = self.run_dir / state["file"]
-            MetricsWriter.truncate(path, state["committed_rows"])
-            self._resumed_rows = MetricsWriter.read(path)
+        """Cut every CSV back to the bytes the (checked) checkpoint committed; `start`/`on_table` append after them."""
+        for name, committed in state["files"].items():
+            path = self.run_dir / name
+            if path.stat().st_size > committed["bytes"]:
+                with open(path, "rb") as f:
+                    data = f.read(committed["bytes"])
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(data)
+        self.resumed = dict(state["files"])
+        self.filename = state["file"]
         self.prefix = state["file"].removesuffix("metrics.csv") if state["file"] else ""
-        for name, (columns, count) in state["tables"].items():
-            MetricsWriter.truncate(self.run_dir / f"{self.prefix}{name}.csv", count, columns)
 
     @property
     def rows(self) -> list[dict]:
@@ -72,19 +111,16 @@ class RunRecorder:
     def on_table(self, name: str, columns, rows) -> None:
         """Append `rows` to the extra table `name` (created with `columns` on first use)."""
         if name not in self.tables:
-            resumed = (self._resumed or {}).get("tables", {}).get(name)
-            # after a resume: continue the truncated table (placeholders stand for its committed rows)
-            kept = [{}] * resumed[1] if resumed and self._resumed["file"] == self.filename else None
-            self.tables[name] = MetricsWriter(self.run_dir / f"{self.prefix}{name}.csv", kept, columns)
+            self.tables[name] = self._open(f"{self.prefix}{name}.csv", columns)
         for row in rows:
             self.tables[name].write(row)
 
     def close(self) -> None:
-        for table in self.tables.values():
-            table.close()
+        for writer in [self.writer, *self.tables.values()]:
+            if writer is not None and not writer.closed:
+                self.closed[writer.path.name] = writer.committed()
+                writer.close()
         self.tables = {}
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        if self.writer is not None:
-            self.writer.close()

@@ -32,6 +32,16 @@ class Device(str, Enum):
         return self.value
 
 
+class Cost(str, Enum):
+    """reward.cost: how the composite reward charges a step's compute (see `rlopt.rewards.Composite`)."""
+
+    grad_evals = "grad_evals"
+    wall_time = "wall_time"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 # ---- the `rlopt train` config's own blocks (values: conf/train.yaml) ----
 
 @dataclass
@@ -351,6 +361,8 @@ class CompositeRewardConfig(RewardConfig):
     w_loss: float = MISSING
     w_time: float = MISSING
     w_final: float = MISSING
+    cost: Cost = MISSING
+    epoch_seconds: float = MISSING
 
 
 @dataclass

@@ -10,7 +10,7 @@ class FixedController(Controller):
     """Always the same action: `sgd`, `sam`, `adam`, `adadelta` are this with one choice."""
 
     def __init__(self, cfg, seed: int):
-        self.action = int(cfg.get("action", 0))
+        self.action = int(cfg.action)
 
     def setup(self, env, state: dict | None) -> None:
         if not env.action_space.contains(self.action):

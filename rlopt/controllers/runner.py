@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 
 import gymnasium as gym
 
+from rlopt import killpoints
 from rlopt.checkpoint import Checkpointer, restore_rng
 from rlopt.env import TrainingEnv
 from rlopt.env.layerwise_env import LAYER_COLUMNS
@@ -125,11 +126,15 @@ class Runner:
                 controller.learn(self.env, lambda: self.save(controller))
                 resume = None
             if controller.episodes == 0:
-                controller.finish(self.bare, self.recorder.run_dir)
+                self.finish(controller)
                 return
         self.recorder.start("metrics.csv", per_episode)
         self.episode(controller, resume)
+        self.finish(controller)
+
+    def finish(self, controller: Controller) -> None:
         controller.finish(self.bare, self.recorder.run_dir)
+        killpoints.reach("policy")
 
     def episode(self, controller: Controller, resume: dict | None = None) -> None:
         """Act with `controller` until the episode ends, offering a checkpoint after every step.
@@ -168,3 +173,4 @@ class Runner:
         if self.recorder.filename == "metrics.csv":
             for observer in self.observers:
                 observer(row)
+        killpoints.reach("row")

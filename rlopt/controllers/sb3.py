@@ -25,6 +25,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from rlopt.controllers.exploration import configure_exploration
+from rlopt.controllers.hyperparams import check_hyperparams
 from rlopt.controllers.runner import Controller
 from rlopt.controllers.sb3_env import agent_env
 from rlopt.errors import UserError
@@ -88,6 +89,7 @@ class SB3Controller(Controller):
     def __init__(self, cfg, seed: int):
         if cfg.algo not in ALGOS:
             raise UserError(f"controller.algo={cfg.algo} is unknown; available: {', '.join(ALGOS)}")
+        check_hyperparams(ALGOS[cfg.algo], cfg.algo, cfg.hyperparams)  # before any data is read
         self.cfg, self.seed = cfg, seed
         self.episodes = int(cfg.get("episodes", 0))
         if self.episodes < 0:
@@ -110,6 +112,7 @@ class SB3Controller(Controller):
         self.resumed = state is not None
         if state is not None:
             self.phase, self.finished = state["phase"], state["finished"]
+            restore_agent_random_state(self.model, state["random"])
 
     def learn(self, env, save) -> None:
         """Learn over `max(episodes, 1)` runs of `env`, in which the model built by `setup` acts (as `agent_env(env)`)."""
@@ -156,7 +159,23 @@ class SB3Controller(Controller):
             buffer_bytes = io.BytesIO()
             self.model.save_replay_buffer(buffer_bytes)
             buffer = buffer_bytes.getvalue()
-        return {"phase": phase, "finished": finished, "model": model_bytes.getvalue(), "replay_buffer": buffer}
+        return {"phase": phase, "finished": finished, "model": model_bytes.getvalue(), "replay_buffer": buffer,
+                "random": agent_random_state(self.model)}
+
+
+# -- the agent's own random state (resume) ---------------------------------------------------------------------------
+def agent_random_state(model) -> dict:
+    """What SB3 draws from besides the global RNGs (which the checkpoint keeps): the action space's generator, from
+    which DQN takes its epsilon-random and warm-up actions."""
+    return {"action_space": model.action_space.np_random.bit_generator.state}
+
+
+def restore_agent_random_state(model, state: dict) -> None:
+    """Undo what SB3's `load` did to a checkpointed agent's randomness: it calls `set_random_seed(seed)`, which
+    reseeds the action space (a resumed DQN would replay its random actions from the first) and arms the env's
+    next reset with the run seed (a resumed `episodes>0` run would train its next episode on the first's seed)."""
+    model.action_space.np_random.bit_generator.state = state["action_space"]
+    model.get_env()._reset_seeds()
 
 
 def save_policy(model, cfg, env, run_dir: Path) -> None:

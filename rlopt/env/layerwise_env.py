@@ -62,12 +62,12 @@ def group_norms(groups: list[list[torch.Tensor]]) -> list[float]:
 class LayerwiseTrainingEnv(TrainingEnv):
     def __init__(self, cfg, data, device):
         super().__init__(cfg, data, device)
-        interval = cfg.env.steps_per_action if cfg.env.steps_per_action is not None else cfg.controller.get("steps_per_action")
+        interval = cfg.env.steps_per_action if cfg.env.steps_per_action is not None else cfg.controller.steps_per_action
         if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
             raise UserError(f"controller.steps_per_action={interval} is not allowed: use a positive integer "
                             "(env.steps_per_action, when set, takes its place)")
         self.steps_per_action = interval
-        self.difference_reward = bool(cfg.controller.get("difference_reward", False))
+        self.difference_reward = bool(cfg.controller.difference_reward)
         if self.difference_reward and self.actions.keep is None:
             raise UserError(f"controller.difference_reward=true needs a keep action: controller.actions.factors="
                             f"{self.actions.factors} must hold 1.0")
@@ -79,13 +79,13 @@ class LayerwiseTrainingEnv(TrainingEnv):
 
     def _build_spaces(self, cfg):
         # The layer count fixes the spaces, so build the model once to count its layers.
-        self.per_layer = cfg.controller.get("per_layer", True)
+        self.per_layer = cfg.controller.per_layer
         if not isinstance(self.per_layer, bool):
             raise UserError(f"controller.per_layer={self.per_layer} is not allowed: use true or false")
         probe = build_model(cfg.model, self.data.name, self.data.input_shape, self.data.num_outputs)
         self.layer_names = [layer.name for layer in layer_groups(probe, self.per_layer)]
         return (LayerLrActions(cfg.controller.actions, cfg.optim, self.n_layers),
-                LayerFeatureSet(cfg.controller.get("features"), self.n_layers))
+                LayerFeatureSet(cfg.controller.features, self.n_layers))
 
     def _param_groups(self, model):
         return layer_param_groups(model, self.per_layer)

@@ -90,8 +90,12 @@ class TrainingEnv(gym.Env):
     # -- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        # A seeded reset is reproducible (gymnasium's contract); otherwise episode k trains with seed + k.
-        default = int(seed) if seed is not None else int(self.cfg.seed) + self.episodes_started
+        # A seeded reset trains with that seed, an unseeded one with the previous episode's + 1 (the first with
+        # cfg.seed: episode k trains with seed + k), so what follows a seeded reset repeats (gymnasium's contract).
+        if seed is not None:
+            default = int(seed)
+        else:
+            default = int(self.cfg.seed) if self.episodes_started == 0 else self.run_seed + 1
         run_seed = int((options or {}).get("run_seed", default))
         self.episodes_started += 1
         self._build(run_seed)
@@ -170,10 +174,13 @@ class TrainingEnv(gym.Env):
         tr = self.trainer
         self.actions.apply(action, self.bank)
         chunk = int(self.steps_per_action) if self.steps_per_action is not None else tr.steps_left_in_epoch()
+        evals_before = tr.grad_evals
         stats = tr.train(min(chunk, self.budget_steps - tr.opt_steps))
         val = tr.evaluate(self.data.val)
         step_time = time.perf_counter() - started
-        diverged = not (_finite(stats.train_loss) and _finite(val["loss"]) and tr.weights_finite())
+        # diverged: a non-finite loss, gradient or weight (each checked exactly: see the Trainer)
+        diverged = not (_finite(stats.train_loss) and _finite(stats.grad_norm) and _finite(val["loss"])
+                        and tr.weights_finite())
         done = diverged or tr.opt_steps >= self.budget_steps
         epochs_left = (self.budget_steps - tr.opt_steps) / self.batches_per_epoch
         if diverged:
@@ -181,7 +188,9 @@ class TrainingEnv(gym.Env):
         else:
             reward = self.reward_fn(RewardContext(
                 prev_loss=self.val["loss"], loss=val["loss"], prev_acc=self.val.get("acc"), acc=val.get("acc"),
-                step_time=step_time, best_loss_before=self.best_loss, epochs_left=epochs_left, last=done,
+                step_time=step_time, step_grad_evals=tr.grad_evals - evals_before,
+                batches_per_epoch=self.batches_per_epoch, best_loss_before=self.best_loss, epochs_left=epochs_left,
+                last=done,
             ))
         self.decision += 1
         if not diverged:

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from rlopt.files import atomic_path  # noqa: E402
@@ -30,12 +31,14 @@ def save_figure(fig, path: Path, dpi: int = 110, formats: tuple[str, ...] = ("pn
 
 def _line(df: pd.DataFrame, columns: dict[str, str], ylabel: str, title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for col, label in columns.items():
-        if col in df and df[col].notna().any():
-            ax.plot(df["epoch"], df[col], marker="o", ms=3, label=label)
+    for col, label in (item for item in columns.items() if item[0] in df):
+        values = df[col].replace([np.inf, -np.inf], np.nan)  # a diverged run's non-finite values: gaps
+        if values.notna().any():
+            ax.plot(df["epoch"], values, marker="o", ms=3, label=label)
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # nothing finite to plot: an empty frame, no legend
+        ax.legend()
     save_figure(fig, path)
 
 
