@@ -172,6 +172,14 @@ class EnvConfig:
 
 
 @dataclass
+class TuningConfig:
+    """Compute spent choosing this config (`rlopt tune` writes it into its best override line)."""
+
+    grad_evals: int = MISSING
+    trials: int = MISSING
+
+
+@dataclass
 class TrainConfig:
     """`rlopt train`: the four groups (each typed by its own schema below) plus the run's own blocks."""
 
@@ -182,6 +190,7 @@ class TrainConfig:
     seed: int = MISSING
     label: Optional[str] = MISSING
     resume: Optional[str] = MISSING
+    tuning: TuningConfig = field(default_factory=TuningConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -217,6 +226,41 @@ class ReportSettings:
     reference: Optional[str] = MISSING
     low: Optional[str] = MISSING
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+
+
+@dataclass
+class TunePrunerConfig:
+    min_resource: int = MISSING
+    reduction_factor: int = MISSING
+
+
+@dataclass
+class TuneHeartbeatConfig:
+    interval: int = MISSING
+    grace: int = MISSING
+
+
+@dataclass
+class TuneSettings:
+    """`tune.*`; the values (metric, space, storage) are checked by `rlopt.tune.validate_tune`."""
+
+    n_trials: int = MISSING
+    metric: str = MISSING
+    space: Dict[str, Any] = MISSING  # config key (nested) -> {low, high, log} or {choices}
+    seed: int = MISSING
+    worker: int = MISSING
+    dir: Optional[str] = MISSING
+    storage: Optional[str] = MISSING
+    study_name: str = MISSING
+    pruner: TunePrunerConfig = field(default_factory=TunePrunerConfig)
+    heartbeat: TuneHeartbeatConfig = field(default_factory=TuneHeartbeatConfig)
+    final_seeds: List[int] = MISSING
+
+
+@dataclass
+class TuneConfig(TrainConfig):
+    final: bool = MISSING
+    tune: TuneSettings = field(default_factory=TuneSettings)
 
 
 @dataclass
@@ -401,7 +445,7 @@ class LayerwiseControllerConfig(PPOControllerConfig):
 
 
 SCHEMAS = {
-    "schema": {"train": TrainConfig, "evaluate": EvaluateConfig, "report": ReportConfig},
+    "schema": {"train": TrainConfig, "evaluate": EvaluateConfig, "report": ReportConfig, "tune": TuneConfig},
     "schema/dataset": {"base": DatasetConfig, "fixed_split": FixedSplitDatasetConfig,
                        "polynomial": PolynomialDatasetConfig},
     "schema/model": {"auto": AutoModelConfig, "resnet18": ResNet18Config, "resnet18_imagenet": ResNet18ImagenetConfig,

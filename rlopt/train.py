@@ -59,6 +59,15 @@ def action_names(env) -> list[str] | None:
     return list(labels) if labels is not None else None
 
 
+def learning_grad_evals(run_dir: Path) -> int:
+    """Gradient evaluations an agent spent in its learning runs (learning_metrics.csv; cumulative per episode)."""
+    path = run_dir / "learning_metrics.csv"
+    if not path.is_file():
+        return 0
+    rows = pd.read_csv(path, usecols=["episode", "grad_evals"])
+    return int(rows.groupby("episode")["grad_evals"].max().sum())
+
+
 def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, started: float) -> dict:
     """Test the best checkpoint, write the plots, then summary.json: its status is the last thing a run
     writes (after policy and plots), so a folder that says `completed` has all its files, and a run killed
@@ -68,13 +77,17 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
         raise RuntimeError("the controller returned before an episode finished")
     test = result.evaluate_test()
     recorder.close()
+    grad_evals = recorder.rows[-1]["grad_evals"] if recorder.rows else 0
+    tuning = cfg.get("tuning") or {}
     summary = build_summary(
         recorder.rows, result.status, test, result.best_epoch, time.perf_counter() - started,
         float(cfg.trainer.converged_tolerance), action_names(env),
         extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name),
                "controller": cfg.controller.name,
                "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device),
-               "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy")},
+               "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy"),
+               "tuning_grad_evals": int(tuning.get("grad_evals", 0)), "tuning_trials": int(tuning.get("trials", 0)),
+               "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(tuning.get("grad_evals", 0))},
     )
     if cfg.trainer.plots:
         plot_run(pd.read_csv(run_dir / "metrics.csv"), run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")

@@ -36,7 +36,7 @@ import rlopt.train  # noqa: E402,F401
 from rlopt.cli import main as rlopt_main  # noqa: E402
 from rlopt.killpoints import VARIABLE  # noqa: E402
 
-COMMON = ["+debug=tiny", "reward=loss_delta", "trainer.threads=1", "trainer.epochs=4", "dataset.train_subset=128"]
+COMMON = ["+debug=tiny", "trainer.threads=1", "trainer.epochs=4", "dataset.train_subset=128"]
 PPO_SMALL = ["controller.hyperparams.n_steps=2", "controller.hyperparams.batch_size=2"]
 FAMILIES = {
     "fixed": ["controller=sam", "trainer.plots=true"],

@@ -36,9 +36,10 @@ def _config(run_dir: Path):
 
 
 def is_run(run_dir: Path) -> bool:
-    """A training or evaluation run (a report's own folder also holds .hydra/, but no controller)."""
+    """A training or evaluation run (a report's own folder also holds .hydra/, but no controller; a tune
+    folder or tune worker has one, and its runs are the trials and final/ inside)."""
     cfg = _config(run_dir)
-    return "controller" in cfg and "dataset" in cfg
+    return "controller" in cfg and "dataset" in cfg and "tune" not in cfg
 
 
 def find_runs(dirs) -> list[Path]:
