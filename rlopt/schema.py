@@ -21,25 +21,28 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 
-class Device(str, Enum):
+class Choice(str, Enum):
+    """A closed set of string values: OmegaConf checks them at composition, and the value prints as itself."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Device(Choice):
     """trainer.device: the closed set of devices a run may ask for."""
 
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
 
-    def __str__(self) -> str:
-        return self.value
 
 
-class Cost(str, Enum):
+class Cost(Choice):
     """reward.cost: how the composite reward charges a step's compute (see `rlopt.rewards.Composite`)."""
 
     grad_evals = "grad_evals"
     wall_time = "wall_time"
 
-    def __str__(self) -> str:
-        return self.value
 
 
 # ---- the `rlopt train` config's own blocks (values: conf/train.yaml) ----
@@ -204,14 +207,12 @@ class EvaluateConfig(TrainConfig):
     portfolio: list[str] | None = MISSING
 
 
-class Stat(str, Enum):
+class Stat(Choice):
     """report.stat: what a table cell shows."""
 
     iqm = "iqm"
     mean_std = "mean_std"
 
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass
