@@ -96,7 +96,8 @@ class SB3Controller(Controller):
             raise UserError(f"controller.episodes={self.episodes} is not allowed: use 0 (online) or a positive count")
         choices = cfg.actions.get("choices") if cfg.actions.kind == "optimizer" else None
         if choices is not None and len(choices) < 2:
-            raise UserError(f"controller.actions.choices={list(choices)} is not allowed for an agent: list at least two optimizers")
+            raise UserError(f"controller.actions.choices={list(choices)} is not allowed for an agent: "
+                            "list at least two optimizers")
         self.model = None
         self.phase, self.finished = "learn", 0
         self.stop: StopAfterEpisodes | None = None

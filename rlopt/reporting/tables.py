@@ -30,7 +30,8 @@ METRICS = {
     "total_grad_evals": ("total grad evals", 1, ",.0f"),
     "wall_time_s": ("wall time (s)", 1, ".1f"),
 }
-HEADLINE = ["test_acc", "test_f1", "test_loss", "converged_epoch", "grad_evals", "total_grad_evals", "wall_time_s"]  # the readable tables
+# the readable tables' columns
+HEADLINE = ["test_acc", "test_f1", "test_loss", "converged_epoch", "grad_evals", "total_grad_evals", "wall_time_s"]
 FEW = "†"  # marks an IQM over fewer than MIN_RUNS runs
 
 
