@@ -21,11 +21,21 @@ COMMANDS = {
     "train": ("rlopt.train", "train one run (or a sweep with -m)"),
     "evaluate": ("rlopt.evaluate", "deploy a saved controller, frozen, on fresh training runs"),
     "report": ("rlopt.report", "tables and figures from finished runs"),
+    "tune": ("rlopt.tune", "tune a baseline's hyperparameters (Optuna, Hyperband pruning)"),
 }
 
-USAGE = "usage: rlopt {train,evaluate,report} [hydra overrides and flags]\n\n" + "\n".join(
-    f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()
-) + "\n\nExamples:\n  rlopt train\n  rlopt train controller=ppo_3opt dataset=cifar10\n  rlopt train -m controller=sgd,sam,ppo_2opt seed=0,1,2\n  rlopt report outputs/sweeps/<folder>\n"
+EXAMPLES = [
+    "rlopt train",
+    "rlopt train controller=ppo_3opt dataset=cifar10",
+    "rlopt train -m controller=sgd,sam,ppo_2opt seed=0,1,2",
+    "rlopt report outputs/sweeps/<folder>",
+    "rlopt tune tune.n_trials=20 final=true",
+]
+USAGE = (
+    "usage: rlopt {train,evaluate,report,tune} [hydra overrides and flags]\n\n"
+    + "\n".join(f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items())
+    + "\n\nExamples:\n" + "".join(f"  {example}\n" for example in EXAMPLES)
+)
 
 
 def _quote(value: str) -> str:

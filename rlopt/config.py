@@ -125,7 +125,7 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in Path(conf_dir(), group).glob("*.yaml"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def option(group: str, name: str) -> DictConfig:
     """The composed config of one option of a group (`option("model", "small_cnn")`), as `group=name` gives it."""
     if name not in options(group):

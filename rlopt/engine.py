@@ -159,6 +159,13 @@ class Trainer:
         x = self.data.transform(self.data.train.x[idx], train=True, generator=self.generator)
         return x, self.data.train.y[idx]
 
+    def _second_pass(self, x, y):
+        """SAM's closure: the loss and gradients at the perturbed weights, BatchNorm buffers untouched."""
+        with self._frozen_batchnorm():
+            loss = self._loss(x, y)
+            loss.backward()
+        return loss
+
     @contextmanager
     def _frozen_batchnorm(self):
         """Leave BatchNorm buffers alone in SAM's second pass: it normalises with the batch's own
@@ -198,12 +205,7 @@ class Trainer:
                 loss = self._loss(x, y)
                 loss.backward()
                 if evals == 2:
-                    def closure():
-                        with self._frozen_batchnorm():
-                            second = self._loss(x, y)
-                            second.backward()
-                        return second
-                    opt.step(closure)
+                    opt.step(functools.partial(self._second_pass, x, y))
                 else:
                     opt.step()
                 total += loss.detach()

@@ -15,31 +15,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 
-class Device(str, Enum):
+class Choice(str, Enum):
+    """A closed set of string values: OmegaConf checks them at composition, and the value prints as itself."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Device(Choice):
     """trainer.device: the closed set of devices a run may ask for."""
 
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
 
-    def __str__(self) -> str:
-        return self.value
 
 
-class Cost(str, Enum):
+class Cost(Choice):
     """reward.cost: how the composite reward charges a step's compute (see `rlopt.rewards.Composite`)."""
 
     grad_evals = "grad_evals"
     wall_time = "wall_time"
 
-    def __str__(self) -> str:
-        return self.value
 
 
 # ---- the `rlopt train` config's own blocks (values: conf/train.yaml) ----
@@ -53,11 +56,11 @@ class CheckpointConfig:
 @dataclass
 class TrainerConfig:
     epochs: int = MISSING
-    max_steps: Optional[int] = MISSING
+    max_steps: int | None = MISSING
     batch_size: int = MISSING
     eval_batch_size: int = MISSING
     device: Device = MISSING
-    threads: Optional[int] = MISSING
+    threads: int | None = MISSING
     amp: Any = MISSING  # auto | true | false (OmegaConf has no str-or-bool type: checked in rlopt.config)
     channels_last: bool = MISSING
     compile: bool = MISSING
@@ -83,7 +86,7 @@ class SAMConfig:
 @dataclass
 class AdamConfig:
     lr: float = MISSING
-    betas: List[float] = MISSING
+    betas: list[float] = MISSING
     weight_decay: float = MISSING
 
 
@@ -99,8 +102,8 @@ class AdadeltaConfig:
 @dataclass
 class ProdigyConfig:
     lr: float = MISSING
-    betas: List[float] = MISSING
-    beta3: Optional[float] = MISSING
+    betas: list[float] = MISSING
+    beta3: float | None = MISSING
     weight_decay: float = MISSING
     decouple: bool = MISSING
     use_bias_correction: bool = MISSING
@@ -113,7 +116,7 @@ class ProdigyConfig:
 @dataclass
 class DAdaptAdamConfig:
     lr: float = MISSING
-    betas: List[float] = MISSING
+    betas: list[float] = MISSING
     weight_decay: float = MISSING
     decouple: bool = MISSING
     use_bias_correction: bool = MISSING
@@ -133,7 +136,7 @@ class DAdaptSGDConfig:
 @dataclass
 class ScheduleFreeAdamWConfig:
     lr: float = MISSING
-    betas: List[float] = MISSING
+    betas: list[float] = MISSING
     weight_decay: float = MISSING
     warmup_steps: int = MISSING
     r: float = MISSING
@@ -167,9 +170,17 @@ class OptimConfig:
 
 @dataclass
 class EnvConfig:
-    steps_per_action: Optional[int] = MISSING
-    features: List[str] = MISSING
+    steps_per_action: int | None = MISSING
+    features: list[str] = MISSING
     divergence_penalty: float = MISSING
+
+
+@dataclass
+class TuningConfig:
+    """Compute spent choosing this config (`rlopt tune` writes it into its best override line)."""
+
+    grad_evals: int = MISSING
+    trials: int = MISSING
 
 
 @dataclass
@@ -181,8 +192,9 @@ class TrainConfig:
     controller: Any = MISSING
     reward: Any = MISSING
     seed: int = MISSING
-    label: Optional[str] = MISSING
-    resume: Optional[str] = MISSING
+    label: str | None = MISSING
+    resume: str | None = MISSING
+    tuning: TuningConfig = field(default_factory=TuningConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -193,17 +205,15 @@ class TrainConfig:
 class EvaluateConfig(TrainConfig):
     policy: str = MISSING
     runs: int = MISSING
-    portfolio: Optional[List[str]] = MISSING
+    portfolio: list[str] | None = MISSING
 
 
-class Stat(str, Enum):
+class Stat(Choice):
     """report.stat: what a table cell shows."""
 
     iqm = "iqm"
     mean_std = "mean_std"
 
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass
@@ -215,15 +225,50 @@ class BootstrapConfig:
 @dataclass
 class ReportSettings:
     stat: Stat = MISSING
-    reference: Optional[str] = MISSING
-    low: Optional[str] = MISSING
+    reference: str | None = MISSING
+    low: str | None = MISSING
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
 
 
 @dataclass
+class TunePrunerConfig:
+    min_resource: int = MISSING
+    reduction_factor: int = MISSING
+
+
+@dataclass
+class TuneHeartbeatConfig:
+    interval: int = MISSING
+    grace: int = MISSING
+
+
+@dataclass
+class TuneSettings:
+    """`tune.*`; the values (metric, space, storage) are checked by `rlopt.tune.validate_tune`."""
+
+    n_trials: int = MISSING
+    metric: str = MISSING
+    space: dict[str, Any] = MISSING  # config key (nested) -> {low, high, log} or {choices}
+    seed: int = MISSING
+    worker: int = MISSING
+    dir: str | None = MISSING
+    storage: str | None = MISSING
+    study_name: str = MISSING
+    pruner: TunePrunerConfig = field(default_factory=TunePrunerConfig)
+    heartbeat: TuneHeartbeatConfig = field(default_factory=TuneHeartbeatConfig)
+    final_seeds: list[int] = MISSING
+
+
+@dataclass
+class TuneConfig(TrainConfig):
+    final: bool = MISSING
+    tune: TuneSettings = field(default_factory=TuneSettings)
+
+
+@dataclass
 class ReportConfig:
-    dirs: List[str] = MISSING
-    sweep: Optional[str] = MISSING
+    dirs: list[str] = MISSING
+    sweep: str | None = MISSING
     out: str = MISSING
     report: ReportSettings = field(default_factory=ReportSettings)
 
@@ -236,11 +281,11 @@ class DatasetConfig:
 
     name: str = MISSING
     default_model: str = MISSING
-    root: Optional[str] = MISSING
+    root: str | None = MISSING
     download: bool = MISSING
-    train_subset: Optional[int] = MISSING
+    train_subset: int | None = MISSING
     val_size: int = MISSING
-    test_subset: Optional[int] = MISSING
+    test_subset: int | None = MISSING
     augment: bool = MISSING
 
 
@@ -254,7 +299,7 @@ class FixedSplitDatasetConfig(DatasetConfig):
 @dataclass
 class PolynomialDatasetConfig(FixedSplitDatasetConfig):
     n_polynomials: int = MISSING
-    scales: List[float] = MISSING
+    scales: list[float] = MISSING
     n_points: int = MISSING
     x_min: float = MISSING
     x_max: float = MISSING
@@ -300,7 +345,7 @@ class DigitsCNNConfig(ModelConfig):
 @dataclass
 class MLPConfig(ModelConfig):
     _target_: str = "rlopt.models.zoo.mlp"
-    hidden: List[int] = MISSING
+    hidden: list[int] = MISSING
 
 
 # ---- reward: `_target_` is the reward class, built with the remaining keys ----
@@ -345,7 +390,7 @@ class LossDeltaRewardConfig(RewardConfig):
 class ControllerConfig:
     name: str = MISSING
     type: str = MISSING
-    actions: Dict[str, Any] = MISSING  # its keys depend on actions.kind (checked by the action space)
+    actions: dict[str, Any] = MISSING  # its keys depend on actions.kind (checked by the action space)
 
 
 @dataclass
@@ -366,11 +411,11 @@ class ScheduleControllerConfig(ControllerConfig):
     lr: float = MISSING
     schedule: str = MISSING
     # each schedule's own arguments, torch's names (any torch accepts): checked when the scheduler is built
-    step: Dict[str, Any] = MISSING
-    exponential: Dict[str, Any] = MISSING
-    cosine: Dict[str, Any] = MISSING
-    onecycle: Dict[str, Any] = MISSING
-    cosine_restarts: Dict[str, Any] = MISSING
+    step: dict[str, Any] = MISSING
+    exponential: dict[str, Any] = MISSING
+    cosine: dict[str, Any] = MISSING
+    onecycle: dict[str, Any] = MISSING
+    cosine_restarts: dict[str, Any] = MISSING
 
 
 @dataclass
@@ -380,7 +425,7 @@ class SB3ControllerConfig(ControllerConfig):
     episodes: int = 0  # 0 = online: learn while controlling this one run; N = learn over N runs, then a final run
     n_envs: int = 1  # K > 1: learn from K training runs at once, one process each (episodes: a multiple of K)
     save_policy: bool = True  # write policy.zip (+ policy.json) into the run folder
-    hyperparams: Dict[str, Any] = MISSING  # the SB3 algorithm's own keyword arguments
+    hyperparams: dict[str, Any] = MISSING  # the SB3 algorithm's own keyword arguments
 
 
 @dataclass
@@ -396,14 +441,14 @@ class PPOControllerConfig(SB3ControllerConfig):
 
 @dataclass
 class LayerwiseControllerConfig(PPOControllerConfig):
-    features: List[str] = MISSING
-    steps_per_action: Optional[int] = MISSING
+    features: list[str] = MISSING
+    steps_per_action: int | None = MISSING
     per_layer: bool = MISSING
     difference_reward: bool = MISSING
 
 
 SCHEMAS = {
-    "schema": {"train": TrainConfig, "evaluate": EvaluateConfig, "report": ReportConfig},
+    "schema": {"train": TrainConfig, "evaluate": EvaluateConfig, "report": ReportConfig, "tune": TuneConfig},
     "schema/dataset": {"base": DatasetConfig, "fixed_split": FixedSplitDatasetConfig,
                        "polynomial": PolynomialDatasetConfig},
     "schema/model": {"auto": AutoModelConfig, "resnet18": ResNet18Config, "resnet18_imagenet": ResNet18ImagenetConfig,

@@ -21,9 +21,6 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rlopt import killpoints
-from rlopt.checkpoint import FILENAME as CHECKPOINT
-from rlopt.checkpoint import Checkpointer, load_checkpoint
 from rlopt.config import validate_train
 from rlopt.controllers import build_controller
 from rlopt.controllers.runner import Observer, Runner
@@ -32,18 +29,21 @@ from rlopt.data import load_dataset
 from rlopt.engine import resolve_device
 from rlopt.env import TrainingEnv, make_env
 from rlopt.errors import RunInterrupted, RunRefused, UserError
-from rlopt.failures import write_failure
 from rlopt.files import write_json
 from rlopt.hydra_app import hydra_entry
-from rlopt.interrupts import raise_on_interrupt
 from rlopt.metrics import build_summary
 from rlopt.models import model_name
 from rlopt.paths import conf_dir
-from rlopt.recorder import RunRecorder
 from rlopt.reporting.plots import plot_layer_lrs, plot_run
 from rlopt.reporting.runs import FINISHED
 from rlopt.resources import peak_gpu_memory_mb
-from rlopt.run_folder import RunFolder, config_values, pin_data_root, same_config
+from rlopt.run import killpoints
+from rlopt.run.checkpoint import FILENAME as CHECKPOINT
+from rlopt.run.checkpoint import Checkpointer, load_checkpoint
+from rlopt.run.failures import write_failure
+from rlopt.run.folder import RunFolder, config_values, pin_data_root, same_config
+from rlopt.run.interrupts import raise_on_interrupt
+from rlopt.run.recorder import RunRecorder
 from rlopt.tensorboard_log import tensorboard_rows
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,15 @@ def action_names(env) -> list[str] | None:
     return list(labels) if labels is not None else None
 
 
+def learning_grad_evals(run_dir: Path) -> int:
+    """Gradient evaluations an agent spent in its learning runs (learning_metrics.csv; cumulative per episode)."""
+    path = run_dir / "learning_metrics.csv"
+    if not path.is_file():
+        return 0
+    rows = pd.read_csv(path, usecols=["episode", "grad_evals"])
+    return int(rows.groupby("episode")["grad_evals"].max().sum())
+
+
 def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, started: float,
                extra: dict | None = None) -> dict:
     """Test the best checkpoint, write the plots, then summary.json (with the controller's `extra` keys): its
@@ -71,6 +80,8 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
         raise RuntimeError("the controller returned before an episode finished")
     test = result.evaluate_test()
     recorder.close()
+    grad_evals = recorder.rows[-1]["grad_evals"] if recorder.rows else 0
+    tuning = cfg.get("tuning") or {}
     summary = build_summary(
         recorder.rows, result.status, test, result.best_epoch, time.perf_counter() - started,
         float(cfg.trainer.converged_tolerance), action_names(env),
@@ -78,6 +89,8 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
                "controller": cfg.controller.name,
                "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device),
                "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy"),
+               "tuning_grad_evals": int(tuning.get("grad_evals", 0)), "tuning_trials": int(tuning.get("trials", 0)),
+               "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(tuning.get("grad_evals", 0)),
                "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device), **(extra or {})},
     )
     if cfg.trainer.plots:

@@ -267,17 +267,17 @@ def measure_n_envs(device_name, n_envs, episodes, epochs, threads, dataset, queu
                  *([f"trainer.threads={threads}"] if threads else [])]
     with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
-    import rlopt.recorder
+    import rlopt.run.recorder
 
     first_row, learning_rows = {}, []
-    on_step = rlopt.recorder.RunRecorder.on_step
+    on_step = rlopt.run.recorder.RunRecorder.on_step
 
     def timed(recorder, row):  # when each learning row reached the main process
         on_step(recorder, row)
         if recorder.filename == "learning_metrics.csv":
             learning_rows.append(time.perf_counter())
 
-    rlopt.recorder.RunRecorder.on_step = timed
+    rlopt.run.recorder.RunRecorder.on_step = timed
 
     def observer(row):
         if not first_row:

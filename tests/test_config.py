@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import make_cfg
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from conftest import make_cfg
 from rlopt.config import instantiate_node, option, options
 from rlopt.controllers import CONTROLLERS, build_controller
 from rlopt.errors import UserError

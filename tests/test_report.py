@@ -56,6 +56,8 @@ def make_run(root: Path, name: str, controller: str = "sgd", seed: int = 0, stat
         write_json(run / "summary.json", {
             "status": status, "controller": controller, **scores, "test_loss": final_loss + 0.1,
             "converged_epoch": float(epochs - seed % 2), "grad_evals": rows[-1]["grad_evals"],
+            # what producing the run cost: a tuned baseline's trials or an agent's learning runs on top
+            "total_grad_evals": rows[-1]["grad_evals"] * (1 + seed),
             "wall_time_s": 1.5 + seed, "final_val_loss": math.inf if status == "diverged" else final_loss,
             "epoch_time_s": {"min": 0.4 + 0.1 * seed, "median": 0.5, "max": 0.6 + 0.1 * seed},
         })
@@ -103,7 +105,8 @@ def test_table_numbers_are_the_statistics_of_the_summaries(study, study_report):
     assert list(table.index) == ["adam", "sam", "sgd"]
     for method, runs in {"sgd": ["0_sgd", "1_sgd", "2_sgd"], "sam": ["3_sam", "4_sam", "5_sam"]}.items():
         summaries = [json.loads((study / r / "summary.json").read_text()) for r in runs]
-        for metric in ("test_acc", "test_f1", "test_precision", "test_recall", "converged_epoch", "grad_evals"):
+        for metric in ("test_acc", "test_f1", "test_precision", "test_recall", "converged_epoch", "grad_evals",
+                       "total_grad_evals"):
             values = np.array([s[metric] for s in summaries], dtype=float)
             assert table.loc[method, f"{metric}_mean"] == pytest.approx(values.mean(), rel=1e-12)
             assert table.loc[method, f"{metric}_std"] == pytest.approx(values.std(ddof=1), rel=1e-12)

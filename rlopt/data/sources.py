@@ -8,9 +8,9 @@ torchvision datasets are read through torchvision itself (so a user's existing c
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
