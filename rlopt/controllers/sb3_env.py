@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 
-from rlopt.run.checkpoint import restore_rng, rng_states
 from rlopt.env.layerwise_env import LayerwiseTrainingEnv
 from rlopt.resources import cpu_count, peak_gpu_memory_mb
+from rlopt.run.checkpoint import restore_rng, rng_states
 
 
 def agent_env(env: gym.Env) -> VecEnv:
