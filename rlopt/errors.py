@@ -15,6 +15,11 @@ class RunRefused(UserError):
     a failed summary."""
 
 
+class RunsFailed(Exception):
+    """Some of a command's several runs failed (e.g. `rlopt evaluate runs=K`): each one's summary.json holds its
+    error and traceback already, so the command says how many and where in one line and exits with status 1."""
+
+
 class RunInterrupted(BaseException):
     """SIGINT or SIGTERM arrived during a run (raised by `rlopt.run.interrupts`); a BaseException, like
     KeyboardInterrupt, so that no `except Exception` swallows it."""

@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlopt.controllers.sb3 import FrozenPolicy, load_policy
 from rlopt.env.layer_actions import LAYER_KIND
-from rlopt.errors import UserError
+from rlopt.errors import RunsFailed, UserError
 from rlopt.files import atomic_path
 from rlopt.hydra_app import hydra_entry
 from rlopt.paths import conf_dir
@@ -95,8 +95,8 @@ def evaluate_parallel(cfg: DictConfig, run_dir: Path, runs: int) -> list[dict]:
     failed = [f"{folder.name}: {type(out).__name__}: {out}" for folder, out in outcomes if isinstance(out, BaseException)]
     log.info("rlopt evaluate: %d/%d runs finished", runs - len(failed), runs)
     if failed:
-        raise RuntimeError(f"{len(failed)} of {runs} evaluation runs failed (their summary.json says why): "
-                           + "; ".join(failed))
+        raise RunsFailed(f"{len(failed)} of {runs} evaluation runs failed (their summary.json says why): "
+                         + "; ".join(failed))
     return [out for _, out in outcomes]
 
 

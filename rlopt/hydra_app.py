@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from rlopt.errors import RunInterrupted, RunRefused, UserError
+from rlopt.errors import RunInterrupted, RunRefused, RunsFailed, UserError
 from rlopt.run.failures import write_failure
 from rlopt.run.folder import CONFIG_DIR, write_run_config
 
@@ -52,6 +52,12 @@ def hydra_entry(command: str, cfg: DictConfig, fn: Callable[[DictConfig, Path], 
         if multirun:
             return None
         sys.exit(2)
+    except RunsFailed as err:  # each failed run recorded its own traceback; the command says which in one line
+        if multirun:
+            log.error("rlopt %s: %s", command, err)
+            return None
+        print(f"rlopt {command}: {err}", file=sys.stderr)
+        sys.exit(1)
     except UserError as err:
         if multirun:
             log.error("rlopt %s: error: %s", command, err)

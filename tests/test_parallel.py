@@ -179,3 +179,17 @@ def test_tensorboard_after_a_resume_shows_the_resumed_rows(tmp_path):
     for row in rows.to_dict("records"):
         assert got["val/loss"][row["step"]] == pytest.approx(row["val_loss"], rel=1e-6)
     assert math.isfinite(json.loads((tmp_path / "run" / "summary.json").read_text())["test_loss"])
+
+
+@pytest.mark.slow
+def test_evaluate_runs_k_with_failing_runs_is_one_line_and_exit_1(tmp_path, trained_run):
+    """Each failed run records its own error; the command lists them in one line, no traceback, exit 1."""
+    policy = trained_run("ppo_2opt") / "policy.zip"
+    done = call_cli("evaluate", f"policy={policy}", "runs=2", "+debug=tiny", "dataset=mnist",
+                    f"dataset.root={tmp_path / 'no_data'}", "dataset.download=false", "hydra.run.dir=ev", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("rlopt evaluate:")]
+    assert len(lines) == 1 and "2 of 2 evaluation runs failed" in lines[0] and "Traceback" not in done.stderr
+    for i, seed in enumerate([0, 1]):
+        summary = json.loads((tmp_path / "ev" / f"run{i}_s{seed}" / "summary.json").read_text())
+        assert summary["status"] == "failed" and "dataset" in summary["error"]
