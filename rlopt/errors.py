@@ -16,7 +16,7 @@ class RunRefused(UserError):
 
 
 class RunInterrupted(BaseException):
-    """SIGINT or SIGTERM arrived during a run (raised by `rlopt.interrupts`); a BaseException, like
+    """SIGINT or SIGTERM arrived during a run (raised by `rlopt.run.interrupts`); a BaseException, like
     KeyboardInterrupt, so that no `except Exception` swallows it."""
 
     def __init__(self, signum: int):

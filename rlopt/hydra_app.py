@@ -20,8 +20,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from rlopt.errors import RunInterrupted, RunRefused, UserError
-from rlopt.failures import write_failure
-from rlopt.run_folder import CONFIG_DIR, write_run_config
+from rlopt.run.failures import write_failure
+from rlopt.run.folder import CONFIG_DIR, write_run_config
 
 log = logging.getLogger("rlopt")
 

@@ -71,7 +71,7 @@ class MetricsWriter:
         self.size += len(data)
 
     def committed(self) -> dict:
-        """What is on disk: row count, byte size and SHA-256 of those bytes (see `rlopt.recorder`)."""
+        """What is on disk: row count, byte size and SHA-256 of those bytes (see `rlopt.run.recorder`)."""
         return {"rows": len(self.rows), "bytes": self.size, "sha256": self._hash.hexdigest()}
 
     @property

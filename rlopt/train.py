@@ -21,9 +21,6 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rlopt import killpoints
-from rlopt.checkpoint import FILENAME as CHECKPOINT
-from rlopt.checkpoint import Checkpointer, load_checkpoint
 from rlopt.config import validate_train
 from rlopt.controllers import build_controller
 from rlopt.controllers.runner import Observer, Runner
@@ -32,17 +29,20 @@ from rlopt.data import load_dataset
 from rlopt.engine import resolve_device
 from rlopt.env import TrainingEnv, make_env
 from rlopt.errors import RunInterrupted, RunRefused, UserError
-from rlopt.failures import write_failure
 from rlopt.files import write_json
 from rlopt.hydra_app import hydra_entry
-from rlopt.interrupts import raise_on_interrupt
 from rlopt.metrics import build_summary
 from rlopt.models import model_name
 from rlopt.paths import conf_dir
-from rlopt.recorder import RunRecorder
 from rlopt.reporting.plots import plot_layer_lrs, plot_run
 from rlopt.reporting.runs import FINISHED
-from rlopt.run_folder import RunFolder, config_values, pin_data_root, same_config
+from rlopt.run import killpoints
+from rlopt.run.checkpoint import FILENAME as CHECKPOINT
+from rlopt.run.checkpoint import Checkpointer, load_checkpoint
+from rlopt.run.failures import write_failure
+from rlopt.run.folder import RunFolder, config_values, pin_data_root, same_config
+from rlopt.run.interrupts import raise_on_interrupt
+from rlopt.run.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
 

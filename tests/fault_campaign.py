@@ -3,7 +3,7 @@
 For each controller family: one uninterrupted run, and one run SIGKILLed at drawn points (seeded), resumed
 after each kill (alternately by `resume=DIR` and by rerunning the same command into the folder), then
 compared file by file with the uninterrupted one. The kills come from the test-only hook
-`RLOPT_TEST_KILL_AT=<point>:<n>` (rlopt/killpoints.py), so they land exactly where drawn, including while a
+`RLOPT_TEST_KILL_AT=<point>:<n>` (rlopt/run/killpoints.py), so they land exactly where drawn, including while a
 checkpoint is being written and right after summary.json. Each run is a fork of this process, which has
 imported torch, SB3 and Hydra once (it runs no torch op itself, so the children start clean); that keeps the
 campaign to the runs' own time instead of ~3 s of imports per process.
@@ -34,7 +34,7 @@ import torch  # noqa: E402,F401
 
 import rlopt.train  # noqa: E402,F401
 from rlopt.cli import main as rlopt_main  # noqa: E402
-from rlopt.killpoints import VARIABLE  # noqa: E402
+from rlopt.run.killpoints import VARIABLE  # noqa: E402
 
 COMMON = ["+debug=tiny", "trainer.threads=1", "trainer.epochs=4", "dataset.train_subset=128"]
 PPO_SMALL = ["controller.hyperparams.n_steps=2", "controller.hyperparams.batch_size=2"]

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, call_cli, make_cfg
-from rlopt import killpoints
 from rlopt.errors import RunRefused
-from rlopt.run_folder import RunFolder
+from rlopt.run import killpoints
+from rlopt.run.folder import RunFolder
 from rlopt.train import resume_target, train
 
 TIMING = ["epoch_time_s", "controller_time_s", "checkpoint_time_s"]

@@ -19,11 +19,11 @@ from typing import Protocol, runtime_checkable
 
 import gymnasium as gym
 
-from rlopt import killpoints
-from rlopt.checkpoint import Checkpointer, restore_rng
 from rlopt.env import TrainingEnv
 from rlopt.env.layerwise_env import LAYER_COLUMNS
-from rlopt.recorder import RunRecorder
+from rlopt.run import killpoints
+from rlopt.run.checkpoint import Checkpointer, restore_rng
+from rlopt.run.recorder import RunRecorder
 
 Observer = Callable[[dict], None]
 

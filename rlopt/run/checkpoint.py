@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlopt import killpoints
 from rlopt.errors import RunRefused
 from rlopt.files import atomic_path
+from rlopt.run import killpoints
 
 FILENAME = "checkpoint.pt"
 
