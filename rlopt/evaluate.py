@@ -9,22 +9,36 @@ env.steps_per_action is given.
 
 The run's `.hydra/config.yaml` holds the config actually run (the policy's controller and
 features; `run_experiment` writes it), so the run folder describes the run like any `rlopt train` folder.
+
+`runs=K` > 1 evaluates the policy on K fresh runs at once, seeds seed..seed+K-1, each in its own
+process (`spawn`; `trainer.threads` defaults to the cores / K) and its own run folder
+`run<i>_s<seed>/` under the evaluation folder, with its own `.hydra/config.yaml` and
+`overrides.yaml` (the command's, with that seed), so `rlopt report <evaluation folder>` tables
+them as K seeds of one method. The evaluation folder itself is then no run (`rlopt.reporting.runs.is_run`).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
+import logging
+import multiprocessing
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlopt.controllers.sb3 import FrozenPolicy, load_policy
 from rlopt.env.layer_actions import LAYER_KIND
 from rlopt.errors import UserError
+from rlopt.files import atomic_path
 from rlopt.hydra_app import hydra_entry
 from rlopt.paths import conf_dir
+from rlopt.resources import cpu_count
 from rlopt.train import run_experiment
+
+log = logging.getLogger(__name__)
 
 
 def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
@@ -46,12 +60,54 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
     return run_cfg
 
 
-def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
+def evaluate(cfg: DictConfig, run_dir: Path) -> dict | list[dict]:
+    """One frozen-policy run into `run_dir` (its summary), or with `runs=K` > 1, K of them in parallel into
+    sub-folders (their summaries, in seed order)."""
     if OmegaConf.is_missing(cfg, "policy"):
         raise UserError("policy is required: add policy=PATH, the policy.zip a `rlopt train` run wrote")
-    model, meta = load_policy(cfg.policy)
+    runs = cfg.get("runs", 1)
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise UserError(f"runs={runs} is not allowed: use a positive integer (fresh runs, seeds seed..seed+runs-1)")
+    model, meta = load_policy(cfg.policy)  # a bad policy or portfolio fails here, once, not in K processes
     run_cfg = evaluation_config(cfg, meta)
+    if runs > 1:
+        return evaluate_parallel(cfg, Path(run_dir), runs)
     return run_experiment(run_cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))
+
+
+def evaluate_parallel(cfg: DictConfig, run_dir: Path, runs: int) -> list[dict]:
+    """`runs` single evaluations, seeds seed + i, at once in spawned processes, each into `run<i>_s<seed>/`."""
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    jobs = []
+    for i in range(runs):
+        seed = int(cfg.seed) + i
+        one = copy.deepcopy(cfg)
+        with open_dict(one):
+            one.seed, one.runs = seed, 1
+            one.trainer.progress = False  # K progress bars would garble one terminal
+            if one.trainer.threads is None:
+                one.trainer.threads = max(1, cpu_count() // runs)
+        kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in ("seed", "runs")]
+        jobs.append((one, run_dir / f"run{i}_s{seed}", [*kept, f"seed={seed}"]))
+    with concurrent.futures.ProcessPoolExecutor(runs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_evaluate_one, *job) for job in jobs]
+        outcomes = [(job[1], future.exception() or future.result()) for job, future in zip(jobs, futures)]
+    failed = [f"{folder.name}: {type(out).__name__}: {out}" for folder, out in outcomes if isinstance(out, BaseException)]
+    log.info("rlopt evaluate: %d/%d runs finished", runs - len(failed), runs)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {runs} evaluation runs failed (their summary.json says why): "
+                           + "; ".join(failed))
+    return [out for _, out in outcomes]
+
+
+def _evaluate_one(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
+    """One of `evaluate_parallel`'s runs, in its own process (outside Hydra): its `.hydra/overrides.yaml` is the
+    command's with its seed, as Hydra would have written it; `run_experiment` writes its config.yaml."""
+    model, meta = load_policy(cfg.policy)
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    with atomic_path(run_dir / ".hydra" / "overrides.yaml") as tmp:
+        OmegaConf.save(OmegaConf.create(overrides), tmp)
+    return run_experiment(evaluation_config(cfg, meta), run_dir, lambda: FrozenPolicy(model, cfg.policy))
 
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="evaluate")

@@ -67,6 +67,7 @@ class TrainerConfig:
     converged_tolerance: float = MISSING
     progress: bool = MISSING
     plots: bool = MISSING
+    tensorboard: bool = MISSING
 
 
 @dataclass
@@ -423,6 +424,7 @@ class SB3ControllerConfig(ControllerConfig):
     type: str = "sb3"
     algo: str = MISSING
     episodes: int = 0  # 0 = online: learn while controlling this one run; N = learn over N runs, then a final run
+    n_envs: int = 1  # K > 1: learn from K training runs at once, one process each (episodes: a multiple of K)
     save_policy: bool = True  # write policy.zip (+ policy.json) into the run folder
     hyperparams: dict[str, Any] = MISSING  # the SB3 algorithm's own keyword arguments
 

@@ -36,6 +36,7 @@ from rlopt.models import model_name
 from rlopt.paths import conf_dir
 from rlopt.reporting.plots import plot_layer_lrs, plot_run
 from rlopt.reporting.runs import FINISHED
+from rlopt.resources import peak_gpu_memory_mb
 from rlopt.run import killpoints
 from rlopt.run.checkpoint import FILENAME as CHECKPOINT
 from rlopt.run.checkpoint import Checkpointer, load_checkpoint
@@ -43,6 +44,7 @@ from rlopt.run.failures import write_failure
 from rlopt.run.folder import RunFolder, config_values, pin_data_root, same_config
 from rlopt.run.interrupts import raise_on_interrupt
 from rlopt.run.recorder import RunRecorder
+from rlopt.tensorboard_log import tensorboard_rows
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +70,11 @@ def learning_grad_evals(run_dir: Path) -> int:
     return int(rows.groupby("episode")["grad_evals"].max().sum())
 
 
-def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, started: float) -> dict:
-    """Test the best checkpoint, write the plots, then summary.json: its status is the last thing a run
-    writes (after policy and plots), so a folder that says `completed` has all its files, and a run killed
-    anywhere before that resumes into finishing again."""
+def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, started: float,
+               extra: dict | None = None) -> dict:
+    """Test the best checkpoint, write the plots, then summary.json (with the controller's `extra` keys): its
+    status is the last thing a run writes (after policy and plots), so a folder that says `completed` has all
+    its files, and a run killed anywhere before that resumes into finishing again."""
     result = env.last_result
     if result is None:
         raise RuntimeError("the controller returned before an episode finished")
@@ -87,7 +90,8 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
                "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device),
                "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy"),
                "tuning_grad_evals": int(tuning.get("grad_evals", 0)), "tuning_trials": int(tuning.get("trials", 0)),
-               "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(tuning.get("grad_evals", 0))},
+               "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(tuning.get("grad_evals", 0)),
+               "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device), **(extra or {})},
     )
     if cfg.trainer.plots:
         plot_run(pd.read_csv(run_dir / "metrics.csv"), run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")
@@ -154,6 +158,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
             if not cfg.checkpoint.keep:
                 (run_dir / CHECKPOINT).unlink()
             return done
+        live = None  # the TensorBoard observer (rlopt.tensorboard_log), closed however the run ends
         try:
             validate_train(cfg)
             controller = make_controller()  # its config errors surface before any data is read
@@ -171,8 +176,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
                 env.load_state_dict(resume["env"])
                 committed = resume["recorder"]["files"].get(resume["recorder"]["file"], {"rows": 0})["rows"]
                 log.info("resuming %s after %d committed steps", run_dir, committed)
-            Runner(env, recorder, checkpointer, observers).run(controller, resume)
-            summary = finish_run(env, recorder, cfg, run_dir, started)
+            live = tensorboard_rows(cfg, run_dir, env)
+            Runner(env, recorder, checkpointer, [*observers, *([live] if live else [])]).run(controller, resume)
+            summary = finish_run(env, recorder, cfg, run_dir, started, controller.summary())
             if not cfg.checkpoint.keep:
                 checkpointer.remove()
             return summary
@@ -186,6 +192,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
             recorder.close()
             write_failure(run_dir, err, cfg)
             raise
+        finally:
+            if live is not None:
+                live.close()
 
 
 def resume_target(path: str) -> tuple[DictConfig, Path]:

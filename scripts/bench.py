@@ -3,6 +3,8 @@
     python scripts/bench.py                       # CPU: small_cnn on MNIST (real data if found, else MNIST-shaped)
     python scripts/bench.py --case resnet18_cifar # GPU: ResNet-18 on CIFAR-shaped random data
     python scripts/bench.py --write BENCHMARKS.md # also append the results as a section there
+    python scripts/bench.py --case n_envs         # training runs learned per hour with controller.n_envs=1,2 (CPU)
+    python scripts/bench.py --case n_envs --n-envs 1,2,4,8 --device cuda   # the same, K runs sharing one GPU
     python scripts/bench.py --optimizers          # every optimizer of the bank: epoch time / Adam's, state bytes
 
 Each case measures, with the same model, batch size and optimizer:
@@ -21,6 +23,13 @@ With `--optimizers` it measures instead, for each optimizer of the bank on the s
 training epoch time relative to Adam's (paired within a round) and the optimizer's state in bytes per
 parameter (everything it keeps in `optimizer.state`: moments, z, Prodigy's p0 and s, ...).
 Every measurement runs in a fresh child process (spawn) so peak memory is per measurement.
+
+`--case n_envs` instead measures an agent learning from K training runs at once (`controller.n_envs`):
+`rlopt train controller=ppo_2opt controller.episodes=E controller.n_envs=K` for each K of `--n-envs`,
+interleaved over `--rounds`, reporting training runs learned per hour (E / the learning phase's
+wall time, worker start-up included), the speed-up over K=1 (paired within each round), the share
+of the learning time the agent waited in the workers' step, the share the sub-environments idled
+waiting for the slowest of each batched step, and (CUDA) each worker's peak GPU memory.
 Epoch times are medians over `--repeats` epochs after one warm-up epoch, best of `--rounds`
 interleaved rounds. Ratios are taken within each round, where both sides ran minutes apart, and
 reported as their median with every round's value beside it; CUDA times use CUDA events.
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import platform
 import resource
 import statistics
@@ -240,6 +250,119 @@ def measure_controller(device_name, controller, epochs, queue):
                "epoch_median_s": summary["epoch_time_s"]["median"], "peak_mib": _peak_memory(torch.device(device_name))})
 
 
+def measure_n_envs(device_name, n_envs, episodes, epochs, threads, dataset, queue):
+    """Child process: `rlopt train` learning over `episodes` runs, `n_envs` at a time; the learning phase ends
+    when the final run's first row comes (less that row's own step), which a row observer notes."""
+    import tempfile
+
+    import pandas as pd
+    from hydra import compose, initialize_config_dir
+
+    from rlopt.paths import conf_dir
+    from rlopt.train import train
+
+    overrides = ["controller=ppo_2opt", f"controller.episodes={episodes}", f"controller.n_envs={n_envs}",
+                 f"trainer.epochs={epochs}", f"trainer.device={device_name}", f"dataset={dataset}",
+                 "trainer.progress=false", "trainer.plots=false", "trainer.tensorboard=false",
+                 *([f"trainer.threads={threads}"] if threads else [])]
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    import rlopt.run.recorder
+
+    first_row, learning_rows = {}, []
+    on_step = rlopt.run.recorder.RunRecorder.on_step
+
+    def timed(recorder, row):  # when each learning row reached the main process
+        on_step(recorder, row)
+        if recorder.filename == "learning_metrics.csv":
+            learning_rows.append(time.perf_counter())
+
+    rlopt.run.recorder.RunRecorder.on_step = timed
+
+    def observer(row):
+        if not first_row:
+            own = row["epoch_time_s"] + row["controller_time_s"] + row["checkpoint_time_s"]
+            first_row.update(at=time.perf_counter(), own=own)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        summary = train(cfg, Path(tmp), observers=[observer])
+        learning = pd.read_csv(Path(tmp) / "learning_metrics.csv")
+    learn_s = first_row["at"] - first_row["own"] - started
+    # steady state: from the first batched step's rows to the last, scaled to all batched steps
+    batched = len(learning_rows) // n_envs
+    steady_s = (learning_rows[-1] - learning_rows[n_envs - 1]) * batched / (batched - 1)
+    # consecutive n_envs rows are one batched step: how long each sub-environment idled for the slowest
+    steps = learning["epoch_time_s"].to_numpy().reshape(-1, n_envs)
+    idle = float((steps.max(axis=1, keepdims=True) - steps).sum() / (steps.max(axis=1).sum() * n_envs))
+    queue.put({"learn_s": learn_s, "runs_per_hour": episodes * 3600 / learn_s, "idle_share": idle,
+               "steady_per_hour": episodes * 3600 / steady_s, "startup_s": learn_s - steady_s,
+               "wait_share": summary.get("learning_wait_share"), "gpu_mib": summary.get("learning_gpu_peak_memory_mb")})
+
+
+def _spin(_) -> float:
+    """A fixed pure-Python CPU load; its seconds."""
+    started, x = time.perf_counter(), 0
+    for i in range(10_000_000):
+        x += i
+    return time.perf_counter() - started
+
+
+def machine_parallelism(k: int) -> float:
+    """How much more CPU work k processes get done at once than one alone, right now: the ceiling of any
+    k-way speed-up on this machine (a shared machine gives less than k; Linux's autogroup scheduling
+    shares the CPU between sessions, not processes)."""
+    with mp.get_context("spawn").Pool(k) as pool:
+        pool.map(_spin, range(k))  # warm
+        one = pool.map(_spin, [0])[0]
+        started = time.perf_counter()
+        pool.map(_spin, range(k))
+        return k * one / (time.perf_counter() - started)
+
+
+def bench_n_envs(args) -> None:
+    """The `--case n_envs` table (see the module docstring)."""
+    ks = [int(k) for k in args.n_envs.split(",")]
+    episodes = args.episodes or max(ks) * 2
+    rounds = []
+    for _ in range(args.rounds):
+        rounds.append({k: in_child(measure_n_envs, args.device, k, episodes, args.run_epochs, args.threads, args.dataset)
+                       for k in ks})
+        rounds[-1]["ceiling"] = machine_parallelism(max(ks))
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    command = " ".join(["python scripts/bench.py", *sys.argv[1:]])
+    lines = [f"## n_envs on {args.device} ({date.today()})", "", f"Machine: {machine()}; load average (1/5/15 min) "
+             f"at the end: {load}.  ", f"Work: ppo_2opt learning over {episodes} runs of {args.run_epochs} epochs on "
+             f"{args.dataset}, trainer.threads={args.threads or 'default (cores / K)'}, {args.rounds} interleaved rounds.  ",
+             f"Command: `{command}`", "",
+             "| K | runs learned / hour, whole learning phase (median; each round) | speed-up over K=1 (paired; "
+             "each round) | steady state, start-up excluded: speed-up (each round) | start-up s | agent waiting "
+             "| sub-envs idle for the slowest | peak GPU memory per run |", "|---|---|---|---|---|---|---|---|"]
+
+    def cells(values, fmt):
+        return f"{statistics.median(values):{fmt}}; {', '.join(f'{v:{fmt}}' for v in values)}"
+
+    for k in ks:
+        rates = [r[k]["runs_per_hour"] for r in rounds]
+        ups = [r[k]["runs_per_hour"] / r[ks[0]]["runs_per_hour"] for r in rounds]
+        steady = [r[k]["steady_per_hour"] / r[ks[0]]["steady_per_hour"] for r in rounds]
+        waits = [r[k]["wait_share"] for r in rounds if r[k]["wait_share"] is not None]
+        gpu = rounds[-1][k]["gpu_mib"]
+        lines.append(f"| {k} | {cells(rates, ',.0f')} | {cells(ups, '.2f')} | {cells(steady, '.2f')} "
+                     f"| {statistics.median(r[k]['startup_s'] for r in rounds):.1f} "
+                     f"| {f'{statistics.median(waits):.0%}' if waits else 'n/a (in-process)'} "
+                     f"| {statistics.median(r[k]['idle_share'] for r in rounds):.1%} "
+                     f"| {', '.join(f'{m:,.0f} MiB' for m in gpu) if gpu and gpu[0] is not None else 'n/a'} |")
+    ceilings = [r["ceiling"] for r in rounds]
+    lines += ["", f"Ceiling: {max(ks)} processes spinning a pure-Python loop at once got {cells(ceilings, '.2f')}x "
+              "the work of one done (median; each round, measured right after that round's runs)."]
+    text = "\n".join([*lines, ""])
+    print(text)
+    if args.write:
+        with open(args.write, "a") as f:
+            f.write("\n" + text)
+
+
 def in_child(fn, *args):
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
@@ -339,7 +462,7 @@ def optimizer_section(args, case, root) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--case", choices=CASES, default="small_cnn_mnist")
+    parser.add_argument("--case", choices=[*CASES, "n_envs"], default="small_cnn_mnist")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per measurement (after 1 warm-up)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every measurement")
@@ -348,8 +471,16 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--compile", action="store_true", help="also time rlopt with torch.compile")
     parser.add_argument("--write", type=Path, help="append the results as a section of this markdown file")
+    parser.add_argument("--n-envs", default="1,2", help="n_envs case: the K values, comma-separated")
+    parser.add_argument("--episodes", type=int, help="n_envs case: learning runs (default 2 x the largest K)")
+    parser.add_argument("--run-epochs", type=int, default=10, help="n_envs case: epochs per training run")
+    parser.add_argument("--threads", type=int, help="n_envs case: trainer.threads (default: cores / K)")
+    parser.add_argument("--dataset", default="digits", help="n_envs case: the dataset")
     parser.add_argument("--optimizers", action="store_true", help="time every optimizer of the bank against Adam instead")
     args = parser.parse_args()
+    if args.case == "n_envs":
+        bench_n_envs(args)
+        return
     case = dict(CASES[args.case])
     if args.images:
         case["n"] = args.images

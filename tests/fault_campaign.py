@@ -54,6 +54,8 @@ TIMING_COLUMNS = {"epoch_time_s", "controller_time_s", "checkpoint_time_s"}
 TIMING_KEYS = {"wall_time_s", "controller_time_s", "controller_time_share", "checkpoint_time_s", "epoch_time_s"}
 # not outputs of the run: the lock (pid), Hydra's log (timestamps) and Hydra's own config (it names the folder)
 NOT_COMPARED = {".rlopt.lock", "train.log", ".hydra/hydra.yaml"}
+# TensorBoard event files are named by time, host and pid, and a resumed run adds one (README: live view)
+NOT_COMPARED_DIRS = ("tb/",)
 TIMES: list[float] = []
 
 
@@ -105,6 +107,7 @@ def agent_contents(path: Path) -> dict:
 def compare(ref: Path, got: Path) -> tuple[int, list[str]]:
     files = sorted(str(p.relative_to(ref)) for p in ref.rglob("*") if p.is_file())
     got_files = sorted(str(p.relative_to(got)) for p in got.rglob("*") if p.is_file())
+    files, got_files = ([f for f in names if not f.startswith(NOT_COMPARED_DIRS)] for names in (files, got_files))
     differences = [f"{name}: only in one run" for name in sorted(set(files) ^ set(got_files)) if name not in NOT_COMPARED]
     for name in files:
         if name in NOT_COMPARED or name not in got_files:

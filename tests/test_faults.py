@@ -54,7 +54,9 @@ def table(path):
 
 
 def snapshot(folder):
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """The run's files and their bytes, TensorBoard's event files aside (named by time and pid; a resume adds one)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not str(p.relative_to(folder)).startswith("tb/")}
 
 
 def stop():

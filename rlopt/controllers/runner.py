@@ -21,11 +21,14 @@ import gymnasium as gym
 
 from rlopt.env import TrainingEnv
 from rlopt.env.layerwise_env import LAYER_COLUMNS
+from rlopt.metrics import COLUMNS
 from rlopt.run import killpoints
 from rlopt.run.checkpoint import Checkpointer, restore_rng
 from rlopt.run.recorder import RunRecorder
 
 Observer = Callable[[dict], None]
+# learning_metrics.csv: which sub-environment ran the row's training run (controller.n_envs) and its seed
+LEARNING_COLUMNS = [*COLUMNS, "env", "run_seed"]
 
 
 class Controller(Protocol):
@@ -52,6 +55,10 @@ class Controller(Protocol):
 
     def finish(self, env: TrainingEnv, run_dir) -> None:
         """After the controlled episode: write what the controller leaves behind (a trained policy)."""
+
+    def summary(self) -> dict:
+        """Keys the controller adds to summary.json (an agent: how it learned)."""
+        return {}
 
 
 @runtime_checkable
@@ -120,7 +127,7 @@ class Runner:
             if not controller.learned:
                 online = controller.episodes == 0
                 self.recorder.start("metrics.csv" if online else "learning_metrics.csv",
-                                    per_episode * max(controller.episodes, 1))
+                                    per_episode * max(controller.episodes, 1), COLUMNS if online else LEARNING_COLUMNS)
                 if resume is not None:
                     restore_rng(resume["rng"])
                 controller.learn(self.env, lambda: self.save(controller))
@@ -165,6 +172,8 @@ class Runner:
 
     def record(self, info: dict, controller_time: float) -> None:
         row = info["metrics"]
+        row.setdefault("env", 0)  # rows of runs in other processes come with their own (rlopt.controllers.sb3_env)
+        row.setdefault("run_seed", self.bare.run_seed)
         row["controller_time_s"] = controller_time + info.get("extra_time_s", 0.0)
         row["checkpoint_time_s"], self.checkpoint_time = self.checkpoint_time, 0.0
         self.recorder.on_step(row)
@@ -174,3 +183,11 @@ class Runner:
             for observer in self.observers:
                 observer(row)
         killpoints.reach("row")
+
+    def record_batch(self, infos, controller_time: float) -> None:
+        """Record the rows of sub-environments stepped at once in other processes (`controller.n_envs`), whose
+        infos come back together: each as `record` does, in sub-environment order, all with the controller
+        time of the one batched step (checkpoint time goes to the first)."""
+        for info in infos:
+            self.record(info, controller_time)
+        self.last_return = time.perf_counter()

@@ -11,14 +11,24 @@ rebuild a matching environment. A layer-wise run is handed to SB3 as one sub-env
 The agent learns inside SB3's `learn()`, stepping the runner's recording wrapper of the
 environment, so every step is recorded as in any other run; the runner also runs the final
 episode and writes the checkpoints, which SB3 offers at the start of each rollout.
+
+`controller.n_envs=K` > 1 learns from K training runs at once, each in its own worker process
+(`sb3_env.ParallelRuns`): `episodes` (a multiple of K) counts finished runs across all of them,
+the run seeds are seed..seed+N-1 as with K=1 (run i in sub-environment i mod K), and the rows
+come back to the main process, which records them and writes every checkpoint, with each
+worker's environment and RNG states in it. K=1 is the plain in-process path, unchanged.
+SB3's own learning logs (losses, entropy, explained variance, exploration rate) go to the run's
+`tb/agent_1/` unless `trainer.tensorboard=false`.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
+import numpy as np
 from omegaconf import OmegaConf
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -27,7 +37,7 @@ from torch import nn
 from rlopt.controllers.exploration import configure_exploration
 from rlopt.controllers.hyperparams import check_hyperparams
 from rlopt.controllers.runner import Controller
-from rlopt.controllers.sb3_env import agent_env
+from rlopt.controllers.sb3_env import ParallelRuns, agent_env
 from rlopt.errors import UserError
 from rlopt.files import atomic_path, write_json
 
@@ -42,16 +52,16 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn
 class StopAfterEpisodes(BaseCallback):
     """Ends `learn()` as soon as the given number of episodes (training runs) has finished.
 
-    All sub-environments are one run (one env, or the layers of one layer-wise run), so a step
-    where any of them is done ends one episode."""
+    Every `per_run` consecutive sub-environments are one run (one env, or the layers of one layer-wise
+    run) and end together, so each `per_run` done flags of a step are one finished run."""
 
-    def __init__(self, episodes: int, already: int = 0):
+    def __init__(self, episodes: int, already: int = 0, per_run: int = 1):
         super().__init__()
-        self.episodes = episodes
+        self.episodes, self.per_run = episodes, per_run
         self.finished = already
 
     def _on_step(self) -> bool:
-        self.finished += int(any(self.locals["dones"]))
+        self.finished += int(np.sum(self.locals["dones"])) // self.per_run
         return self.finished < self.episodes
 
 
@@ -98,7 +108,16 @@ class SB3Controller(Controller):
         if choices is not None and len(choices) < 2:
             raise UserError(f"controller.actions.choices={list(choices)} is not allowed for an agent: "
                             "list at least two optimizers")
+        self.n_envs = cfg.get("n_envs", 1)
+        if isinstance(self.n_envs, bool) or not isinstance(self.n_envs, int) or self.n_envs < 1:
+            raise UserError(f"controller.n_envs={self.n_envs} is not allowed: use a positive integer")
+        if self.n_envs > 1 and (self.episodes == 0 or self.episodes % self.n_envs):
+            raise UserError(f"controller.n_envs={self.n_envs} needs controller.episodes to be a positive multiple of it "
+                            f"(got {self.episodes}): K runs learn at once, online mode (0) controls one run")
         self.model = None
+        self.runs: ParallelRuns | None = None  # the worker processes while K > 1 runs learn
+        self.learning = {"n_envs": self.n_envs, "learning_gpu_peak_memory_mb": None, "learning_wait_share": None}
+        self.tb_dir: Path | None = None
         self.phase, self.finished = "learn", 0
         self.stop: StopAfterEpisodes | None = None
         self.resumed = False  # set up from a checkpoint: SB3 continues the restored episode instead of resetting
@@ -108,21 +127,55 @@ class SB3Controller(Controller):
         return self.phase == "final"
 
     def setup(self, env, state: dict | None) -> None:
-        self.model = self._build(agent_env(env), state)
+        """`env`: the runner's recording env. With n_envs > 1 the agent learns in worker processes
+        (their states restored from `state` on resume) and acts in `env` only for the final run."""
+        runner = getattr(env, "runner", None)
+        if runner is not None and env.unwrapped.cfg.trainer.get("tensorboard", True):
+            self.tb_dir = runner.recorder.run_dir / "tb"
+        if self.n_envs == 1:
+            vec_env = agent_env(env)
+        elif state is None or state["phase"] == "learn":
+            if state is None:  # the main env waits for the final run; reset, it has a state for the checkpoints
+                env.unwrapped.reset(options={"run_seed": self.seed + self.episodes})
+            self.runs = ParallelRuns(env, runner, self.n_envs)
+            if state is not None:
+                self.runs.load_state(state["workers"])
+            vec_env = self.runs.agent
+        else:
+            vec_env = None  # resumed in the final run: the agent only acts, in the main process
+        self.model = self._build(vec_env, state)
         configure_exploration(self.model, self.cfg)
         self.resumed = state is not None
         if state is not None:
             self.phase, self.finished = state["phase"], state["finished"]
             restore_agent_random_state(self.model, state["random"])
+            self.learning = state.get("learning", self.learning)
 
     def learn(self, env, save) -> None:
-        """Learn over `max(episodes, 1)` runs of `env`, in which the model built by `setup` acts (as `agent_env(env)`)."""
+        """Learn over `max(episodes, 1)` runs, in which the model built by `setup` acts (`agent_env(env)`,
+        or the K worker processes)."""
         learn_episodes = max(self.episodes, 1)
-        self.stop = StopAfterEpisodes(learn_episodes, already=self.finished)
-        # SB3 counts one timestep per sub-environment
-        agent_steps = env.unwrapped.decisions_per_episode * self.model.n_envs
-        self.model.learn(total_timesteps=agent_steps * learn_episodes - self.model.num_timesteps,
-                         callback=[self.stop, CheckpointOnRollout(save)], reset_num_timesteps=not self.resumed)
+        per_run = self.model.n_envs // self.n_envs  # sub-environments per training run: 1, or the layers
+        self.stop = StopAfterEpisodes(learn_episodes, already=self.finished, per_run=per_run)
+        # SB3 counts one timestep per sub-environment; K runs advance together
+        agent_steps = env.unwrapped.decisions_per_episode * per_run
+        started = time.perf_counter()
+        # SB3 logs to tensorboard_log while it learns; set only then, so no saved policy names this run's folder
+        self.model.tensorboard_log = str(self.tb_dir) if self.tb_dir is not None else None
+        try:
+            self.model.learn(total_timesteps=agent_steps * learn_episodes - self.model.num_timesteps,
+                             callback=[self.stop, CheckpointOnRollout(save)], reset_num_timesteps=not self.resumed,
+                             tb_log_name="agent", log_interval=1)  # DQN logs every log_interval runs (default 4)
+            self.model.logger.dump(self.model.num_timesteps)  # what the last run logged: SB3 stops before it dumps
+            if self.runs is not None:
+                self.learning.update(learning_gpu_peak_memory_mb=self.runs.peak_gpu_memory_mb(),
+                                     learning_wait_share=self.runs.recorded.waited / (time.perf_counter() - started))
+                env.unwrapped.episodes_started = self.episodes  # the final run is run N, as with K=1
+        finally:
+            self.model.tensorboard_log = None
+            if self.runs is not None:
+                self.runs.close()
+                self.runs = None
         self.phase, self.finished = "final", self.episodes
 
     def act(self, obs):
@@ -132,7 +185,15 @@ class SB3Controller(Controller):
         return {"run_seed": self.seed + self.episodes}
 
     def state_dict(self) -> dict:
-        return self._state(self.phase, self.stop.finished if self.phase == "learn" else self.finished)
+        state = self._state(self.phase, self.stop.finished if self.phase == "learn" else self.finished)
+        if self.n_envs > 1:
+            state.update(workers=self.runs.state() if self.runs is not None else None, learning=self.learning)
+        return state
+
+    def summary(self) -> dict:
+        """For summary.json: n_envs, and with K > 1 each worker's peak GPU memory (null off CUDA) and the share
+        of the learning time the agent spent waiting for the slowest sub-environment of each step."""
+        return dict(self.learning)
 
     def finish(self, env, run_dir) -> None:
         if self.cfg.get("save_policy", True):
@@ -141,8 +202,9 @@ class SB3Controller(Controller):
     def _build(self, vec_env, state: dict | None):
         """A fresh agent, or the one saved in the checkpointed controller `state`."""
         algo = ALGOS[self.cfg.algo]
-        if state is not None:
-            model = algo.load(io.BytesIO(state["model"]), env=vec_env, device="cpu", force_reset=False)
+        if state is not None:  # tensorboard_log: see `learn`
+            model = algo.load(io.BytesIO(state["model"]), env=vec_env, device="cpu", force_reset=False,
+                              tensorboard_log=None)
             if state.get("replay_buffer") is not None:
                 model.load_replay_buffer(io.BytesIO(state["replay_buffer"]))
             return model
@@ -176,7 +238,10 @@ def restore_agent_random_state(model, state: dict) -> None:
     reseeds the action space (a resumed DQN would replay its random actions from the first) and arms the env's
     next reset with the run seed (a resumed `episodes>0` run would train its next episode on the first's seed)."""
     model.action_space.np_random.bit_generator.state = state["action_space"]
-    model.get_env()._reset_seeds()
+    env = model.get_env()  # None for an n_envs > 1 agent resumed in its final run (it acts without its workers)
+    while env is not None:  # the VecEnv and those it wraps (n_envs > 1: the workers' SubprocVecEnv)
+        env._reset_seeds()
+        env = getattr(env, "venv", None)
 
 
 def save_policy(model, cfg, env, run_dir: Path) -> None:

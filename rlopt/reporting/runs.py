@@ -37,9 +37,11 @@ def _config(run_dir: Path):
 
 def is_run(run_dir: Path) -> bool:
     """A training or evaluation run (a report's own folder also holds .hydra/, but no controller; a tune
-    folder or tune worker has one, and its runs are the trials and final/ inside)."""
+    folder or tune worker has one, and its runs are the trials and final/ inside; the folder of
+    `rlopt evaluate runs=K` holds its K runs in sub-folders)."""
     cfg = _config(run_dir)
-    return "controller" in cfg and "dataset" in cfg and "tune" not in cfg
+    return ("controller" in cfg and "dataset" in cfg and "tune" not in cfg
+            and OmegaConf.select(cfg, "runs", default=1) == 1)
 
 
 def find_runs(dirs) -> list[Path]:

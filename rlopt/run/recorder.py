@@ -36,10 +36,10 @@ class RunRecorder:
         self.closed: dict[str, dict] = {}  # files this run finished writing: what they committed
         self.resumed: dict[str, dict] = {}  # files the resumed checkpoint committed, until they are continued
 
-    def start(self, filename: str, total_steps: int) -> None:
-        """Begin writing `filename` afresh, or continue it if the run was resumed inside it."""
+    def start(self, filename: str, total_steps: int, columns=COLUMNS) -> None:
+        """Begin writing `filename` (with `columns`) afresh, or continue it if the run was resumed inside it."""
         self.close()
-        self.writer = self._open(filename, COLUMNS, read_rows=True)
+        self.writer = self._open(filename, columns, read_rows=True)
         self.filename = filename
         self.prefix = filename.removesuffix("metrics.csv")
         if self.progress:

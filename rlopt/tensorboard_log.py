@@ -1,0 +1,58 @@
+"""The live view: every metrics row of a run as TensorBoard scalars, in the run's `tb/` folder.
+
+`TensorBoardRows` is a row observer (see `rlopt.controllers.runner.Runner`): it receives each row of
+`metrics.csv` right after it is written and adds it to `tb/` as namespaced scalars at the row's
+decision `step` (`val/acc`, `val/loss`, `train/loss`, `control/lr`, `control/optimizer` (the index of
+the optimizer in the controller's list), `reward`, ...), flushed at once so `tensorboard --logdir outputs`
+shows runs while they train. SB3 agents write their own learning logs beside it (`tb/agent_1/`).
+
+The event files are a view, not a record: metrics.csv stays the source of truth. After a resume,
+the steps between the last checkpoint and the interruption are written again (a second event
+file in `tb/`); TensorBoard's readers show the last value written for a step, which is the
+resumed run's. Nothing in the event files feeds back into the run, its summary or `rlopt report`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+# metrics.csv column -> scalar tag (control/optimizer is derived from the `optimizer` name)
+TAGS = {
+    "val_acc": "val/acc", "val_loss": "val/loss", "val_precision": "val/precision", "val_recall": "val/recall",
+    "val_f1": "val/f1", "train_loss": "train/loss", "grad_norm": "train/grad_norm", "lr": "control/lr",
+    "action": "control/action", "reward": "reward", "epoch": "progress/epoch", "opt_steps": "progress/opt_steps",
+    "grad_evals": "progress/grad_evals", "epoch_time_s": "time/step_s", "controller_time_s": "time/controller_s",
+    "checkpoint_time_s": "time/checkpoint_s",
+}
+
+
+class TensorBoardRows:
+    """Observer writing each metrics row to TensorBoard event files in `log_dir` (`optimizers`: the names
+    whose index `control/optimizer` plots). `close()` when the run ends."""
+
+    def __init__(self, log_dir: Path, optimizers: list[str]):
+        from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only for runs that log
+
+        self.writer = SummaryWriter(str(log_dir))
+        self.optimizers = list(optimizers)
+
+    def __call__(self, row: dict) -> None:
+        step = int(row["step"])
+        for column, tag in TAGS.items():
+            value = row.get(column)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                self.writer.add_scalar(tag, value, step)
+        if row.get("optimizer") in self.optimizers:
+            self.writer.add_scalar("control/optimizer", self.optimizers.index(row["optimizer"]), step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def tensorboard_rows(cfg, run_dir: Path, env) -> TensorBoardRows | None:
+    """The run's TensorBoard observer, or None with `trainer.tensorboard=false`."""
+    if not cfg.trainer.get("tensorboard", True):
+        return None
+    return TensorBoardRows(Path(run_dir) / "tb", env.actions.optimizers)
