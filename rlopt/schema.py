@@ -247,6 +247,7 @@ class TuneSettings:
     """`tune.*`; the values (metric, space, storage) are checked by `rlopt.tune.validate_tune`."""
 
     n_trials: int = MISSING
+    budget_grad_evals: int | None = MISSING
     metric: str = MISSING
     space: dict[str, Any] = MISSING  # config key (nested) -> {low, high, log} or {choices}
     seed: int = MISSING

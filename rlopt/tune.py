@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 METRICS = {"val_loss": "minimize", "val_acc": "maximize"}
 # Keys that may differ between the workers and sessions of one study (everything else must match);
 # tune.worker changes nothing: it is the sweep axis that starts N workers (`-m tune.worker=0,1,2,3`).
-SESSION_KEYS = ("resume", "final", "tune.n_trials", "tune.worker", "tune.dir", "tune.final_seeds",
+SESSION_KEYS = ("resume", "final", "tune.n_trials", "tune.budget_grad_evals", "tune.worker", "tune.dir", "tune.final_seeds",
                 "trainer.progress", "trainer.device", "trainer.threads")
 RUN_GROUPS = ("dataset", "model", "controller", "reward", "experiment")  # what the best override line names
 MAX_ATTEMPTS = 3  # a trial whose worker dies is run again, up to this many times in all
@@ -146,6 +146,8 @@ def validate_tune(cfg: DictConfig) -> dict:
         raise UserError(f"tune.final_seeds={t.final_seeds} is not allowed: give a non-empty list of seeds")
     for seed in t.final_seeds:
         _positive_int(seed, "tune.final_seeds[]", minimum=0)
+    if t.budget_grad_evals is not None:
+        _positive_int(t.budget_grad_evals, "tune.budget_grad_evals")
     if not isinstance(cfg.final, bool):
         raise UserError(f"final={cfg.final} is not allowed: use true or false")
     return search_space(cfg)
@@ -406,13 +408,25 @@ def spent_grad_evals(run_dir: Path) -> int:
     return int(evals.max()) if evals.notna().any() else 0
 
 
-def enough_trials(study: optuna.Study, n_trials: int) -> bool:
-    """Whether the finished (completed, pruned) and running trials reach n_trials: a worker starts no
-    trial beyond that, so several workers stop together instead of each overshooting by one."""
+def trials_grad_evals(study: optuna.Study, folder: Path) -> int:
+    """Gradient evaluations spent by every trial that started: finished, pruned and failed ones up to where
+    they stopped, running ones so far (read from each trial's metrics.csv, as trials.csv is)."""
+    started = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
+                                                       TrialState.RUNNING))
+    return sum(spent_grad_evals(folder / "trials" / f"{t.number:04d}") for t in started)
+
+
+def enough_trials(study: optuna.Study, n_trials: int, folder: Path, budget: int | None = None) -> bool:
+    """Whether a worker may start no more trials: the finished (completed, pruned) and running trials reach
+    n_trials, or (with a budget) every started trial's gradient evaluations reach `budget`. Checked only
+    between trials, so several workers stop together instead of each overshooting by one, and a trial once
+    started runs to its end or its pruning: the tuning may overshoot the budget by less than one run's
+    gradient evaluations per worker running when it is reached."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # a dead worker's trial is not running (it is queued again)
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))) >= n_trials
+    counted = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+    return len(counted) >= n_trials or (budget is not None and trials_grad_evals(study, folder) >= budget)
 
 
 # -- outputs ------------------------------------------------------------------------------------------
@@ -452,6 +466,7 @@ def write_outputs(study: optuna.Study, cfg: DictConfig, folder: Path, overrides:
     counts = table["state"].value_counts().to_dict() if len(table) else {}
     ran = table[table["state"] != "running"] if len(table) else table
     info = {"metric": cfg.tune.metric, "direction": METRICS[cfg.tune.metric], "n_trials": int(cfg.tune.n_trials),
+            "budget_grad_evals": cfg.tune.budget_grad_evals,
             "trials": {s: int(counts.get(s, 0)) for s in ("complete", "pruned", "failed", "running")},
             "tuning_trials": len(ran), "tuning_grad_evals": int(ran["grad_evals"].sum()) if len(ran) else 0,
             "best": None}
@@ -521,13 +536,14 @@ def tune(cfg: DictConfig, out_dir: Path, overrides=(), choices: dict | None = No
         raise UserError(f"tune.metric={cfg.tune.metric}: the stored study {cfg.tune.study_name} was started with the "
                         f"other metric; use another tune.study_name")
     fail_dead_trials(study)
-    n_trials = int(cfg.tune.n_trials)
-    if not enough_trials(study, n_trials):
-        log.info("tune folder %s: study %s, %d trials to finish", folder, cfg.tune.study_name, n_trials)
+    n_trials, budget = int(cfg.tune.n_trials), cfg.tune.budget_grad_evals
+    if not enough_trials(study, n_trials, folder, budget):
+        log.info("tune folder %s: study %s, %d trials to finish%s", folder, cfg.tune.study_name, n_trials,
+                 "" if budget is None else f" or {budget} gradient evaluations to spend")
         try:
             study.optimize(make_objective(cfg, folder, space, max_resource), n_trials=None, callbacks=[
                 lambda s, t: write_outputs(s, cfg, folder, overrides),
-                lambda s, t: s.stop() if enough_trials(s, n_trials) else None])
+                lambda s, t: s.stop() if enough_trials(s, n_trials, folder, budget) else None])
         except BaseException:  # an error or Ctrl-C: the table still shows what ran
             write_outputs(study, cfg, folder, overrides)
             raise

@@ -63,6 +63,24 @@ def test_four_trial_tune_prunes_completes_and_runs_the_best_config(cli_inproc, t
     assert "test_loss" not in (tmp_path / "trials.csv").read_text() + (tmp_path / "tune.json").read_text()
 
 
+def test_budget_in_grad_evals_stops_the_study_and_is_recorded(cli_inproc, tmp_path):
+    first = cli_inproc("tune", *TINY_TUNE, "tune.n_trials=4", "tune.budget_grad_evals=1", "hydra.run.dir=t", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    folder = tmp_path / "t"
+    one_run = int(_trials(folder)["grad_evals"].iloc[0])
+    assert len(_trials(folder)) == 1 and one_run >= 1  # the first trial spent the budget: no second one started
+    # a larger budget on resume: trials start while spent < budget, and none is cut short
+    again = cli_inproc("tune", f"resume={folder}", f"tune.budget_grad_evals={one_run + 1}", "final=true",
+                       "tune.final_seeds=[0]", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    trials, info = _trials(folder), json.loads((folder / "tune.json").read_text())
+    spent = int(trials["grad_evals"].sum())
+    assert len(trials) == 2 and one_run + 1 <= spent <= 2 * one_run
+    assert info["tuning_grad_evals"] == spent and info["budget_grad_evals"] == one_run + 1
+    final = json.loads((folder / "final" / "s0" / "summary.json").read_text())
+    assert final["tuning_grad_evals"] == spent and final["total_grad_evals"] == final["grad_evals"] + spent
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test asks a trial by hand, outside optimize
 def test_a_silent_worker_elsewhere_has_its_trial_failed_and_repeated(tmp_path):
     cfg = make_cfg("tune.n_trials=1", "tune.heartbeat.interval=1", "tune.heartbeat.grace=2", config="tune")
@@ -84,6 +102,7 @@ def test_a_silent_worker_elsewhere_has_its_trial_failed_and_repeated(tmp_path):
     ("tune.n_trials=0", "tune.n_trials=0"),
     ("tune.storage=sqlite:////nonexistent/folder/study.db", "tune.storage="),
     ("tune.metric=accuracy", "tune.metric=accuracy"),
+    ("tune.budget_grad_evals=0", "tune.budget_grad_evals=0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cli_inproc, tmp_path, override, named):
     result = cli_inproc("tune", override, "hydra.run.dir=t", cwd=tmp_path)
