@@ -131,7 +131,7 @@ class LayerwiseTrainingEnv(TrainingEnv):
         return reward
 
     def _layer_rows(self, action, paid: float) -> list[dict]:
-        common = {"episode": self.episodes_started - 1, "step": self.decision, "opt_steps": self.trainer.opt_steps,
+        common = {"episode": self.episode, "step": self.decision, "opt_steps": self.trainer.opt_steps,
                   "agent_reward": paid}
         return [
             {**common, "layer": i, "name": name, "depth": s.depth, "action": int(a), "lr": s.lr,

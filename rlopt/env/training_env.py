@@ -87,6 +87,12 @@ class TrainingEnv(gym.Env):
             return -(-self.budget_steps // int(self.steps_per_action))
         return -(-self.budget_steps // self.batches_per_epoch)
 
+    @property
+    def episode(self) -> int:
+        """The training run's number: run i trains with seed + i (the final run of `controller.episodes=N`
+        is N, whether or not the agent's VecEnv reset once more after its last learning run)."""
+        return self.run_seed - int(self.cfg.seed)
+
     # -- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -196,7 +202,7 @@ class TrainingEnv(gym.Env):
         if not diverged:
             self._track_best(val, tr.epochs_done)
         row = {
-            "episode": self.episodes_started - 1,
+            "episode": self.episode,
             "epoch": round(tr.epochs_done, 4),
             "step": self.decision,
             "action": action_value(action),
