@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
     """`cfg` with the saved policy's controller (and observation features) in place of the composed ones.
     A `portfolio` given on the command line must be the optimizer list the policy was trained on."""
-    portfolio, trained_on = cfg.get("portfolio"), meta["actions"].get("choices")
+    portfolio, trained_on = cfg.portfolio, meta["actions"].get("choices")
     if portfolio is not None and list(portfolio) != trained_on:
         raise UserError(f"portfolio={list(portfolio)} does not match policy={cfg.policy}, which chooses among {trained_on}")
     controller = {"name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"]}
@@ -65,7 +65,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict | list[dict]:
     sub-folders (their summaries, in seed order)."""
     if OmegaConf.is_missing(cfg, "policy"):
         raise UserError("policy is required: add policy=PATH, the policy.zip a `rlopt train` run wrote")
-    runs = cfg.get("runs", 1)
+    runs = cfg.runs
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise UserError(f"runs={runs} is not allowed: use a positive integer (fresh runs, seeds seed..seed+runs-1)")
     model, meta = load_policy(cfg.policy)  # a bad policy or portfolio fails here, once, not in K processes

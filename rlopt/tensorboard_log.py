@@ -53,6 +53,6 @@ class TensorBoardRows:
 
 def tensorboard_rows(cfg, run_dir: Path, env) -> TensorBoardRows | None:
     """The run's TensorBoard observer, or None with `trainer.tensorboard=false`."""
-    if not cfg.trainer.get("tensorboard", True):
+    if not cfg.trainer.tensorboard:
         return None
     return TensorBoardRows(Path(run_dir) / "tb", env.actions.optimizers)

@@ -101,14 +101,14 @@ class SB3Controller(Controller):
             raise UserError(f"controller.algo={cfg.algo} is unknown; available: {', '.join(ALGOS)}")
         check_hyperparams(ALGOS[cfg.algo], cfg.algo, cfg.hyperparams)  # before any data is read
         self.cfg, self.seed = cfg, seed
-        self.episodes = int(cfg.get("episodes", 0))
+        self.episodes = int(cfg.episodes)
         if self.episodes < 0:
             raise UserError(f"controller.episodes={self.episodes} is not allowed: use 0 (online) or a positive count")
         choices = cfg.actions.get("choices") if cfg.actions.kind == "optimizer" else None
         if choices is not None and len(choices) < 2:
             raise UserError(f"controller.actions.choices={list(choices)} is not allowed for an agent: "
                             "list at least two optimizers")
-        self.n_envs = cfg.get("n_envs", 1)
+        self.n_envs = cfg.n_envs
         if isinstance(self.n_envs, bool) or not isinstance(self.n_envs, int) or self.n_envs < 1:
             raise UserError(f"controller.n_envs={self.n_envs} is not allowed: use a positive integer")
         if self.n_envs > 1 and (self.episodes == 0 or self.episodes % self.n_envs):
@@ -130,7 +130,7 @@ class SB3Controller(Controller):
         """`env`: the runner's recording env. With n_envs > 1 the agent learns in worker processes
         (their states restored from `state` on resume) and acts in `env` only for the final run."""
         runner = getattr(env, "runner", None)
-        if runner is not None and env.unwrapped.cfg.trainer.get("tensorboard", True):
+        if runner is not None and env.unwrapped.cfg.trainer.tensorboard:
             self.tb_dir = runner.recorder.run_dir / "tb"
         if self.n_envs == 1:
             vec_env = agent_env(env)
@@ -196,7 +196,7 @@ class SB3Controller(Controller):
         return dict(self.learning)
 
     def finish(self, env, run_dir) -> None:
-        if self.cfg.get("save_policy", True):
+        if self.cfg.save_policy:
             save_policy(self.model, self.cfg, env, run_dir)
 
     def _build(self, vec_env, state: dict | None):
