@@ -25,7 +25,8 @@ parameter (everything it keeps in `optimizer.state`: moments, z, Prodigy's p0 an
 Every measurement runs in a fresh child process (spawn) so peak memory is per measurement.
 
 `--case n_envs` instead measures an agent learning from K training runs at once (`controller.n_envs`):
-`rlopt train controller=ppo_2opt controller.episodes=E controller.n_envs=K` for each K of `--n-envs`,
+`rlopt train controller=ppo_2opt controller.episodes=E controller.n_envs=K` for each K of `--n-envs`
+(`--controller` another agent, `--set KEY=VALUE ...` further overrides, e.g. a dataset subset),
 interleaved over `--rounds`, reporting training runs learned per hour (E / the learning phase's
 wall time, worker start-up included), the speed-up over K=1 (paired within each round), the share
 of the learning time the agent waited in the workers' step, the share the sub-environments idled
@@ -250,7 +251,7 @@ def measure_controller(device_name, controller, epochs, queue):
                "epoch_median_s": summary["epoch_time_s"]["median"], "peak_mib": _peak_memory(torch.device(device_name))})
 
 
-def measure_n_envs(device_name, n_envs, episodes, epochs, threads, dataset, queue):
+def measure_n_envs(device_name, n_envs, episodes, epochs, threads, dataset, controller, extra, queue):
     """Child process: `rlopt train` learning over `episodes` runs, `n_envs` at a time; the learning phase ends
     when the final run's first row comes (less that row's own step), which a row observer notes."""
     import tempfile
@@ -261,10 +262,10 @@ def measure_n_envs(device_name, n_envs, episodes, epochs, threads, dataset, queu
     from rlopt.paths import conf_dir
     from rlopt.train import train
 
-    overrides = ["controller=ppo_2opt", f"controller.episodes={episodes}", f"controller.n_envs={n_envs}",
+    overrides = [f"controller={controller}", f"controller.episodes={episodes}", f"controller.n_envs={n_envs}",
                  f"trainer.epochs={epochs}", f"trainer.device={device_name}", f"dataset={dataset}",
                  "trainer.progress=false", "trainer.plots=false", "trainer.tensorboard=false",
-                 *([f"trainer.threads={threads}"] if threads else [])]
+                 *([f"trainer.threads={threads}"] if threads else []), *extra]
     with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     import rlopt.run.recorder
@@ -326,14 +327,16 @@ def bench_n_envs(args) -> None:
     episodes = args.episodes or max(ks) * 2
     rounds = []
     for _ in range(args.rounds):
-        rounds.append({k: in_child(measure_n_envs, args.device, k, episodes, args.run_epochs, args.threads, args.dataset)
+        rounds.append({k: in_child(measure_n_envs, args.device, k, episodes, args.run_epochs, args.threads, args.dataset,
+                                   args.controller, args.set)
                        for k in ks})
         rounds[-1]["ceiling"] = machine_parallelism(max(ks))
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     command = " ".join(["python scripts/bench.py", *sys.argv[1:]])
     lines = [f"## n_envs on {args.device} ({date.today()})", "", f"Machine: {machine()}; load average (1/5/15 min) "
-             f"at the end: {load}.  ", f"Work: ppo_2opt learning over {episodes} runs of {args.run_epochs} epochs on "
-             f"{args.dataset}, trainer.threads={args.threads or 'default (cores / K)'}, {args.rounds} interleaved rounds.  ",
+             f"at the end: {load}.  ", f"Work: {args.controller} learning over {episodes} runs of {args.run_epochs} epochs on "
+             f"{' '.join([args.dataset, *args.set])}, trainer.threads={args.threads or 'default (cores / K)'}, "
+             f"{args.rounds} interleaved rounds.  ",
              f"Command: `{command}`", "",
              "| K | runs learned / hour, whole learning phase (median; each round) | speed-up over K=1 (paired; "
              "each round) | steady state, start-up excluded: speed-up (each round) | start-up s | agent waiting "
@@ -476,6 +479,8 @@ def main() -> None:
     parser.add_argument("--run-epochs", type=int, default=10, help="n_envs case: epochs per training run")
     parser.add_argument("--threads", type=int, help="n_envs case: trainer.threads (default: cores / K)")
     parser.add_argument("--dataset", default="digits", help="n_envs case: the dataset")
+    parser.add_argument("--controller", default="ppo_2opt", help="n_envs case: the agent")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="n_envs case: more rlopt train overrides")
     parser.add_argument("--optimizers", action="store_true", help="time every optimizer of the bank against Adam instead")
     args = parser.parse_args()
     if args.case == "n_envs":

@@ -37,7 +37,7 @@ from torch import nn
 from rlopt.controllers.exploration import configure_exploration
 from rlopt.controllers.hyperparams import check_hyperparams
 from rlopt.controllers.runner import Controller
-from rlopt.controllers.sb3_env import ParallelRuns, agent_env
+from rlopt.controllers.sb3_env import ParallelRuns, agent_env, start_worker_server
 from rlopt.errors import UserError
 from rlopt.files import atomic_path, write_json
 
@@ -114,6 +114,8 @@ class SB3Controller(Controller):
         if self.n_envs > 1 and (self.episodes == 0 or self.episodes % self.n_envs):
             raise UserError(f"controller.n_envs={self.n_envs} needs controller.episodes to be a positive multiple of it "
                             f"(got {self.episodes}): K runs learn at once, online mode (0) controls one run")
+        if self.n_envs > 1:
+            start_worker_server()  # it imports what the workers need while this process reads the data
         self.model = None
         self.runs: ParallelRuns | None = None  # the worker processes while K > 1 runs learn
         self.learning = {"n_envs": self.n_envs, "learning_gpu_peak_memory_mb": None, "learning_wait_share": None}

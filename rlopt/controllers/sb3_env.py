@@ -9,7 +9,7 @@ the same reward and done together. Following SB3's convention the run is reset a
 when it ends; the last observation is in each info's `terminal_observation`.
 
 `ParallelRuns`: K training runs at once (`controller.n_envs=K`), each in its own worker process
-(SB3's `SubprocVecEnv`, started with `spawn`, so CUDA works in every one and they share the GPU).
+(SB3's `SubprocVecEnv`, forked from a preloaded fork server, so CUDA works in every one and they share the GPU).
 Run seeds: the j-th run of sub-environment k is global run i = k + K*j and trains with run seed
 `seed + i` (its `episode` column is i), so with `controller.episodes` a multiple of K the learning
 runs are exactly seeds seed..seed+N-1, as with K=1, only K at a time (`RunSlot`). The workers write
@@ -24,6 +24,7 @@ or bare; attributes are read from the bare one (`env.unwrapped`).
 from __future__ import annotations
 
 import functools
+import multiprocessing as mp
 import os
 import random
 import signal
@@ -134,14 +135,38 @@ class RunSlot(gym.Wrapper):
 
 
 def _die_with_parent() -> None:
-    """Linux: have the kernel kill this worker when the main process dies (even by SIGKILL), so a
-    killed run leaves no worker behind to finish its step after the run was resumed."""
+    """Linux: have the kernel kill this worker when its parent dies, so a run killed even by SIGKILL leaves
+    no worker behind to finish its step after the run was resumed. The parent is the fork server (spawn: the
+    main process), which exits as soon as the main process is gone (the end of its `alive` pipe closes)."""
     if sys.platform.startswith("linux"):
         import ctypes
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() == 1:  # the parent died before the call
             os._exit(1)
+
+
+# What a worker imports: torch, SB3 (through this module), gymnasium, the environment and the data loaders.
+WORKER_MODULES = ["rlopt.controllers.sb3_env", "rlopt.env", "rlopt.data", "rlopt.cpu_memory"]
+
+
+def worker_start_method() -> str:
+    """`forkserver` where the platform has it (Linux, macOS), else `spawn`."""
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
+def start_worker_server() -> None:
+    """Start the fork server that the K workers are forked from, and have it import `WORKER_MODULES`
+    now, while the main process reads its data and builds its own environment. With `spawn` every worker
+    started a fresh interpreter and imported torch and SB3 itself after that setup (most of a 6 s start-up on
+    2 cores); forked from the server, a worker starts with them loaded. As safe for CUDA as `spawn`: the
+    server only imports (importing torch does not initialise CUDA), and each forked worker initialises
+    CUDA itself. The server lives as long as this process; a later K > 1 run in it reuses it."""
+    if worker_start_method() == "forkserver":
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload(WORKER_MODULES)
+        from multiprocessing import forkserver
+        forkserver.ensure_running()
 
 
 def make_worker_env(cfg, index: int, n_envs: int) -> RunSlot:
@@ -265,7 +290,7 @@ class ParallelRuns:
         self.n_envs = n_envs
         try:
             self.workers = SubprocVecEnv([functools.partial(make_worker_env, bare.cfg, k, n_envs)
-                                          for k in range(n_envs)], start_method="spawn")
+                                          for k in range(n_envs)], start_method=worker_start_method())
         except (EOFError, BrokenPipeError, ConnectionResetError) as err:
             raise RuntimeError(f"a sub-environment's process failed to start ({type(err).__name__}); "
                                "its own error is in the log above") from None

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The MNIST studies of RESULTS.md ("MNIST: learning-rate control" and "MNIST: optimizer selection"), at
+# the size a 2-core CPU affords: small_cnn on a 10,000-image training subset (8,000 train + 2,000
+# validation, seeded split), the full 10,000-image test set, 2 epochs = 250 optimizer steps of batch 64
+# for every run, fp32, one thread per run. Reads a local MNIST copy under $RLOPT_DATA (no download).
+#   RLOPT_DATA=/path/to/data scripts/study_mnist.sh [stage...]     # stages: grid lrfree agent tune select report
+# With no stage named, all run in that order (about 75 minutes on 2 idle cores). Every stage writes its
+# own sweep folder under $OUT (default outputs/studies/mnist) and a rerun of a stage skips nothing: remove
+# its folder first. The paper-sized budget (55k images, 10 epochs, steps_per_action 100) is the presets'
+# own default: drop the SIZE overrides below (on a GPU: scripts/study_gpu.sh shows the launcher settings).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-outputs/studies/mnist}
+export OMP_NUM_THREADS=1      # one thread per run: two runs share two cores without thrashing
+SIZE=(dataset.download=false dataset.train_subset=10000 dataset.val_size=2000 trainer.epochs=2
+      trainer.threads=1 trainer.amp=false trainer.device=cpu trainer.progress=false)
+PAR=(hydra/launcher=joblib hydra.launcher.n_jobs=2)
+SEEDS=0,1,2,3,4
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(grid lrfree agent tune select report)
+status=0
+
+for stage in "${stages[@]}"; do
+  case "$stage" in
+    grid)    # {SGD, Adadelta, Adam} x {constant, OneCycle} x lr {5e-4, 1e-3, 5e-3, 1e-2}: 24 configs x 5 seeds
+      rlopt train -m experiment=lr_mnist_schedules "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=null \
+        seed=$SEEDS hydra.sweep.dir="$OUT/grid" || status=$? ;;
+    lrfree)  # cosine Adam and the learning-rate-free optimizers at their packages' defaults
+      rlopt train -m experiment=lr_mnist "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=null \
+        controller=cosine_adam,prodigy,dadapt_adam,dadapt_sgd,schedulefree_adamw,schedulefree_sgd \
+        seed=$SEEDS hydra.sweep.dir="$OUT/lrfree" || status=$? ;;
+    agent)   # ppo_lr + best_loss + divergence penalty: 5 independent learners, each over 8 runs (2 at a
+             # time) on seeds s..s+7, then its frozen policy controls one fresh run (seed s+8)
+      rlopt train -m experiment=lr_mnist "${SIZE[@]}" env.steps_per_action=25 \
+        controller.episodes=8 controller.n_envs=2 \
+        seed=1000,2000,3000,4000,5000 hydra.sweep.dir="$OUT/agent" || status=$? ;;
+    tune)    # Adam's constant lr tuned by Optuna (TPE + Hyperband) with the agent's learning budget:
+             # 8 runs x 250 steps = 2000 gradient evaluations, then the best lr on seeds 0-4
+      rlopt tune experiment=lr_mnist "${SIZE[@]}" env.steps_per_action=25 \
+        tune.budget_grad_evals=2000 tune.n_trials=100 final=true 'tune.final_seeds=[0,1,2,3,4]' \
+        hydra.run.dir="$OUT/tune" || status=$? ;;
+    select)  # optimizer selection with the composite reward: fixed, random and the online agents,
+             # deciding every 25 steps (10 decisions per run)
+      rlopt train -m dataset=mnist model=small_cnn "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=25 \
+        controller=sgd,sam,adam,random,dqn_2opt,ppo_2opt,ppo_3opt,ppo_portfolio \
+        seed=$SEEDS hydra.sweep.dir="$OUT/select" || status=$? ;;
+    report)
+      rlopt report "$OUT/grid" "$OUT/lrfree" "$OUT/agent" "$OUT/tune" out="$OUT/report_lr" || status=$?
+      rlopt report "$OUT/select" out="$OUT/report_select" || status=$? ;;
+    *) echo "study_mnist.sh: unknown stage '$stage' (allowed: grid lrfree agent tune select report)" >&2; exit 2 ;;
+  esac
+done
+exit "$status"
