@@ -4,7 +4,10 @@
 `metrics.csv` right after it is written and adds it to `tb/` as namespaced scalars at the row's
 decision `step` (`val/acc`, `val/loss`, `train/loss`, `control/lr`, `control/optimizer` (the index of
 the optimizer in the controller's list), `reward`, ...), flushed at once so `tensorboard --logdir outputs`
-shows runs while they train. SB3 agents write their own learning logs beside it (`tb/agent_1/`).
+shows runs while they train. SB3 agents write their own learning logs beside it (`tb/agent_1/`), and
+the rows of the training runs an agent learns from (`learning_metrics.csv`, `controller.episodes=N`)
+go to one TensorBoard run each, `tb/learning/run_<i>/` (i = the row's `episode`), with the same tags at
+the run's own steps, so the learning runs can be watched side by side, K at a time with `n_envs=K`.
 
 The event files are a view, not a record: metrics.csv stays the source of truth. After a resume,
 the steps between the last checkpoint and the interruption are written again (a second event
@@ -29,26 +32,46 @@ TAGS = {
 
 class TensorBoardRows:
     """Observer writing each metrics row to TensorBoard event files in `log_dir` (`optimizers`: the names
-    whose index `control/optimizer` plots). `close()` when the run ends."""
+    whose index `control/optimizer` plots); `learning` is the observer of the learning runs' rows.
+    `close()` when the run ends."""
 
     def __init__(self, log_dir: Path, optimizers: list[str]):
         from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only for runs that log
 
+        self.new_writer = SummaryWriter
+        self.log_dir = Path(log_dir)
         self.writer = SummaryWriter(str(log_dir))
         self.optimizers = list(optimizers)
+        self.learning_runs: dict[int, tuple[int, object]] = {}  # sub-environment -> (its current run, its writer)
 
     def __call__(self, row: dict) -> None:
+        self._write(self.writer, row)
+
+    def learning(self, row: dict) -> None:
+        """A learning run's row, into `learning/run_<episode>/`. A sub-environment runs one run at a time, so
+        its previous run's writer is closed when its next run begins: at most K files are open."""
+        env, run = int(row.get("env", 0)), int(row["episode"])
+        current = self.learning_runs.get(env)
+        if current is None or current[0] != run:
+            if current is not None:
+                current[1].close()
+            current = self.learning_runs[env] = (run, self.new_writer(str(self.log_dir / "learning" / f"run_{run:03d}")))
+        self._write(current[1], row)
+
+    def _write(self, writer, row: dict) -> None:
         step = int(row["step"])
         for column, tag in TAGS.items():
             value = row.get(column)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                self.writer.add_scalar(tag, value, step)
+                writer.add_scalar(tag, value, step)
         if row.get("optimizer") in self.optimizers:
-            self.writer.add_scalar("control/optimizer", self.optimizers.index(row["optimizer"]), step)
-        self.writer.flush()
+            writer.add_scalar("control/optimizer", self.optimizers.index(row["optimizer"]), step)
+        writer.flush()
 
     def close(self) -> None:
         self.writer.close()
+        for _, writer in self.learning_runs.values():
+            writer.close()
 
 
 def tensorboard_rows(cfg, run_dir: Path, env) -> TensorBoardRows | None:

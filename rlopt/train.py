@@ -177,7 +177,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
                 committed = resume["recorder"]["files"].get(resume["recorder"]["file"], {"rows": 0})["rows"]
                 log.info("resuming %s after %d committed steps", run_dir, committed)
             live = tensorboard_rows(cfg, run_dir, env)
-            Runner(env, recorder, checkpointer, [*observers, *([live] if live else [])]).run(controller, resume)
+            Runner(env, recorder, checkpointer, [*observers, *([live] if live else [])],
+                   [live.learning] if live else []).run(controller, resume)
             summary = finish_run(env, recorder, cfg, run_dir, started, controller.summary())
             if not cfg.checkpoint.keep:
                 checkpointer.remove()

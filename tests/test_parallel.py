@@ -54,6 +54,24 @@ def test_tensorboard_holds_every_row_and_the_agent_logs_and_changes_nothing(tmp_
                                   rows.drop(columns=TIMING))
 
 
+def _learning_runs_in_tensorboard(run_dir) -> None:
+    """Every learning row is in tb/learning/run_<episode>/ at its step; the final run's rows in tb/ itself."""
+    learning = pd.read_csv(run_dir / "learning_metrics.csv")
+    for episode, rows in learning.groupby("episode"):
+        got = scalars(run_dir / "tb" / "learning" / f"run_{episode:03d}")
+        assert got["val/loss"] == pytest.approx(dict(zip(rows["step"], rows["val_loss"], strict=True)), rel=1e-6)
+    assert sorted(p.name for p in (run_dir / "tb" / "learning").iterdir()) == [
+        f"run_{i:03d}" for i in sorted(learning["episode"].unique())]
+    final = pd.read_csv(run_dir / "metrics.csv")
+    assert scalars(run_dir / "tb")["val/loss"] == pytest.approx(dict(zip(final["step"], final["val_loss"], strict=True)),
+                                                                 rel=1e-6)
+
+
+def test_the_runs_an_agent_learns_from_are_tensorboard_runs_of_their_own(tmp_path):
+    train(make_cfg("controller=ppo_2opt", "controller.episodes=2", "trainer.epochs=3"), tmp_path)
+    _learning_runs_in_tensorboard(tmp_path)
+
+
 def test_dqn_logs_its_exploration_rate(tmp_path):
     train(make_cfg("controller=dqn_2opt", "trainer.epochs=3"), tmp_path)
     agent = scalars(tmp_path / "tb" / "agent_1")
@@ -125,6 +143,7 @@ def test_k_runs_learn_at_once_with_distinct_seeds_then_one_run_is_controlled(tmp
     assert set(final["episode"]) == {4} and len(final) == 2
     assert summary["status"] == "completed" and summary["n_envs"] == 2
     assert summary["learning_gpu_peak_memory_mb"] == [None, None] and 0 < summary["learning_wait_share"] < 1
+    _learning_runs_in_tensorboard(tmp_path)  # two runs at a time, each sub-environment's writer switching runs
     if name == "ppo_layerwise":
         layer_rows = pd.read_csv(tmp_path / "learning_layer_lrs.csv")
         assert sorted(layer_rows["episode"].unique()) == [0, 1, 2, 3]

@@ -104,15 +104,16 @@ class RecordedEnv(gym.Wrapper):
 class Runner:
     """Runs a controller on one environment: episodes, recording, checkpoints and their timing.
 
-    `observers` are called with every row written to `metrics.csv` (not `learning_metrics.csv`),
-    in order, right after it is written; what they raise ends the run like any other error."""
+    `observers` are called with every row written to `metrics.csv`, `learning_observers` with every row
+    written to `learning_metrics.csv`, in order, right after it is written; what they raise ends the run
+    like any other error."""
 
     def __init__(self, env: TrainingEnv, recorder: RunRecorder, checkpointer: Checkpointer,
-                 observers: Iterable[Observer] = ()):
+                 observers: Iterable[Observer] = (), learning_observers: Iterable[Observer] = ()):
         self.bare = env
         self.env = RecordedEnv(env, self)
         self.recorder, self.checkpointer = recorder, checkpointer
-        self.observers = list(observers)
+        self.observers, self.learning_observers = list(observers), list(learning_observers)
         self.last_return = time.perf_counter()
         self.checkpoint_time = 0.0
 
@@ -179,9 +180,8 @@ class Runner:
         self.recorder.on_step(row)
         if "layer_rows" in info:
             self.recorder.on_table("layer_lrs", LAYER_COLUMNS, info["layer_rows"])
-        if self.recorder.filename == "metrics.csv":
-            for observer in self.observers:
-                observer(row)
+        for observer in self.observers if self.recorder.filename == "metrics.csv" else self.learning_observers:
+            observer(row)
         killpoints.reach("row")
 
     def record_batch(self, infos, controller_time: float) -> None:
