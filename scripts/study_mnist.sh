@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The MNIST studies of RESULTS.md ("MNIST: learning-rate control" and "MNIST: optimizer selection"), at
-# the size a 2-core CPU affords: small_cnn on a 10,000-image training subset (8,000 train + 2,000
-# validation, seeded split), the full 10,000-image test set, 2 epochs = 250 optimizer steps of batch 64
-# for every run, fp32, one thread per run. Reads a local MNIST copy under $RLOPT_DATA (no download).
+# the size a 2-core CPU affords: small_cnn on 10,000 training images (a seeded subset of the 58,000 left
+# after carving 2,000 validation images from the 60,000), the full 10,000-image test set, 2 epochs = 314
+# optimizer steps of batch 64 for every run, fp32, one thread per run. Reads a local MNIST copy under $RLOPT_DATA (no download).
 #   RLOPT_DATA=/path/to/data scripts/study_mnist.sh [stage...]     # stages: grid lrfree agent tune select report
 # With no stage named, all run in that order (about 75 minutes on 2 idle cores). Every stage writes its
 # own sweep folder under $OUT (default outputs/studies/mnist) and a rerun of a stage skips nothing: remove
@@ -35,17 +35,17 @@ for stage in "${stages[@]}"; do
         controller.episodes=8 controller.n_envs=2 \
         seed=1000,2000,3000,4000,5000 hydra.sweep.dir="$OUT/agent" || status=$? ;;
     tune)    # Adam's constant lr tuned by Optuna (TPE + Hyperband) with the agent's learning budget:
-             # 8 runs x 250 steps = 2000 gradient evaluations, then the best lr on seeds 0-4
+             # 8 runs x 314 steps = 2512 gradient evaluations, then the best lr on seeds 0-4
       rlopt tune experiment=lr_mnist "${SIZE[@]}" env.steps_per_action=25 \
-        tune.budget_grad_evals=2000 tune.n_trials=100 final=true 'tune.final_seeds=[0,1,2,3,4]' \
+        tune.budget_grad_evals=2512 tune.n_trials=100 final=true label=adam_tuned 'tune.final_seeds=[0,1,2,3,4]' \
         hydra.run.dir="$OUT/tune" || status=$? ;;
     select)  # optimizer selection with the composite reward: fixed, random and the online agents,
-             # deciding every 25 steps (10 decisions per run)
+             # deciding every 25 steps (13 decisions per run)
       rlopt train -m dataset=mnist model=small_cnn "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=25 \
         controller=sgd,sam,adam,random,dqn_2opt,ppo_2opt,ppo_3opt,ppo_portfolio \
         seed=$SEEDS hydra.sweep.dir="$OUT/select" || status=$? ;;
     report)
-      rlopt report "$OUT/grid" "$OUT/lrfree" "$OUT/agent" "$OUT/tune" out="$OUT/report_lr" || status=$?
+      rlopt report "$OUT/grid" "$OUT/lrfree" "$OUT/agent" "$OUT/tune/final" out="$OUT/report_lr" || status=$?
       rlopt report "$OUT/select" out="$OUT/report_select" || status=$? ;;
     *) echo "study_mnist.sh: unknown stage '$stage' (allowed: grid lrfree agent tune select report)" >&2; exit 2 ;;
   esac
