@@ -97,12 +97,14 @@ def _curve_figure(dataset: str, data: pd.DataFrame, panels: list[tuple[str, str]
 def _action_timeline(dataset: str, data: pd.DataFrame, colours: dict, path: Path) -> list[Path]:
     """Per method, stacked bars: the share of its runs that used each optimizer at each epoch."""
     methods = sorted(data["method"].unique())
-    fig, axes = plt.subplots(len(methods), 1, figsize=(6.4, 1.1 * len(methods) + 0.9), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(methods), 1, figsize=(6.4, 1.1 * len(methods) + 0.9), sharex=True, squeeze=False,
+                             layout="constrained")
     for ax, method in zip(axes[:, 0], methods):
         m = data[data["method"] == method]
         share = pd.crosstab(m["epoch"], m["optimizer"], normalize="index")
         epochs = share.index.to_numpy(dtype=float)
-        width = 0.9 * (min(epochs[1:] - epochs[:-1]) if len(epochs) > 1 else 1.0)
+        # the typical gap between decisions (a budget that is not a multiple of steps_per_action ends on a short one)
+        width = 0.9 * (float(np.median(np.diff(epochs))) if len(epochs) > 1 else 1.0)
         bottom = 0.0
         for optimizer in share.columns:
             ax.bar(epochs, share[optimizer], width=width, bottom=bottom, color=colours[optimizer])
@@ -111,9 +113,9 @@ def _action_timeline(dataset: str, data: pd.DataFrame, colours: dict, path: Path
         ax.set_ylabel(method, rotation=0, ha="right", va="center", fontsize=8)
         ax.set_yticks([])
     axes[-1, 0].set_xlabel("epoch")
-    fig.legend(handles=[Patch(color=c, label=o) for o, c in colours.items()], loc="upper right", fontsize=8,
-               ncol=len(colours))
-    fig.suptitle(f"{dataset}: optimizer used per epoch (share of seeds)", fontsize=10, x=0.02, ha="left")
+    fig.legend(handles=[Patch(color=c, label=o) for o, c in colours.items()], loc="outside lower center",
+               fontsize=8, ncol=min(len(colours), 4))  # below the axes: clear of the title
+    fig.suptitle(f"{dataset}: optimizer used at each decision (share of seeds)", fontsize=10, x=0.02, ha="left")
     return save_figure(fig, path, dpi=100, formats=FORMATS)
 
 
