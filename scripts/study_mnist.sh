@@ -3,7 +3,7 @@
 # the size a 2-core CPU affords: small_cnn on 10,000 training images (a seeded subset of the 58,000 left
 # after carving 2,000 validation images from the 60,000), the full 10,000-image test set, 2 epochs = 314
 # optimizer steps of batch 64 for every run, fp32, one thread per run. Reads a local MNIST copy under $RLOPT_DATA (no download).
-#   RLOPT_DATA=/path/to/data scripts/study_mnist.sh [stage...]     # stages: grid lrfree agent tune select report
+#   RLOPT_DATA=/path/to/data scripts/study_mnist.sh [stage...]     # stages: grid lrfree agent tune select select_learned report
 # With no stage named, all run in that order (about 75 minutes on 2 idle cores). Every stage writes its
 # own sweep folder under $OUT (default outputs/studies/mnist) and a rerun of a stage skips nothing: remove
 # its folder first. The paper-sized budget (55k images, 10 epochs, steps_per_action 100) is the presets'
@@ -17,7 +17,7 @@ SIZE=(dataset.download=false dataset.train_subset=10000 dataset.val_size=2000 tr
 PAR=(hydra/launcher=joblib hydra.launcher.n_jobs=2)
 SEEDS=0,1,2,3,4
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(grid lrfree agent tune select report)
+[ ${#stages[@]} -eq 0 ] && stages=(grid lrfree agent tune select select_learned report)
 status=0
 
 for stage in "${stages[@]}"; do
@@ -44,10 +44,16 @@ for stage in "${stages[@]}"; do
       rlopt train -m dataset=mnist model=small_cnn "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=25 \
         controller=sgd,sam,adam,random,dqn_2opt,ppo_2opt,ppo_3opt,ppo_portfolio \
         seed=$SEEDS hydra.sweep.dir="$OUT/select" || status=$? ;;
+    select_learned)  # ppo_3opt learning over 8 runs (2 at a time) before it controls a fresh run, as ppo_lr does
+      rlopt train -m dataset=mnist model=small_cnn "${SIZE[@]}" env.steps_per_action=25 controller=ppo_3opt \
+        controller.episodes=8 controller.n_envs=2 seed=1000,2000,3000,4000,5000 \
+        hydra.sweep.dir="$OUT/select_learned" || status=$? ;;
     report)
       rlopt report "$OUT/grid" "$OUT/lrfree" "$OUT/agent" "$OUT/tune/final" out="$OUT/report_lr" || status=$?
-      rlopt report "$OUT/select" out="$OUT/report_select" || status=$? ;;
-    *) echo "study_mnist.sh: unknown stage '$stage' (allowed: grid lrfree agent tune select report)" >&2; exit 2 ;;
+      rlopt report "$OUT/select" out="$OUT/report_select" || status=$?
+      [ -d "$OUT/select_learned" ] && { rlopt report "$OUT/select" "$OUT/select_learned" \
+        out="$OUT/report_select_learned" || status=$?; } ;;
+    *) echo "study_mnist.sh: unknown stage '$stage' (allowed: grid lrfree agent tune select select_learned report)" >&2; exit 2 ;;
   esac
 done
 exit "$status"
