@@ -4,9 +4,10 @@
 # after carving 2,000 validation images from the 60,000), the full 10,000-image test set, 2 epochs = 314
 # optimizer steps of batch 64 for every run, fp32, one thread per run. Reads a local MNIST copy under $RLOPT_DATA (no download).
 #   RLOPT_DATA=/path/to/data scripts/study_mnist.sh [stage...]     # stages: grid lrfree agent tune select select_learned report
-# With no stage named, all run in that order (about 75 minutes on 2 idle cores). Every stage writes its
-# own sweep folder under $OUT (default outputs/studies/mnist) and a rerun of a stage skips nothing: remove
-# its folder first. The paper-sized budget (55k images, 10 epochs, steps_per_action 100) is the presets'
+# With no stage named, all run in that order (about 85 minutes on 2 idle cores: grid 28, lrfree 6, agent 14,
+# tune 11, select 19, select_learned 16). Every stage writes its own folder under $OUT (default
+# outputs/studies/mnist). Rerunning a stage into it continues the runs a kill interrupted (their checkpoints)
+# and trains the others again; remove the folder to start the stage afresh. The paper-sized budget (55k images, 10 epochs, steps_per_action 100) is the presets'
 # own default: drop the SIZE overrides below (on a GPU: scripts/study_gpu.sh shows the launcher settings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
