@@ -70,8 +70,12 @@ def _resume_args(args: list[str]) -> list[str]:
     """`resume=DIR`: checked here, and Hydra's run folder becomes DIR itself, before Hydra starts. Hydra would
     otherwise create a folder named from the default config (a phantom run) and log the continuation there."""
     values = [a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == "resume"]
-    if not values or values[-1] in ("", "null") or "-m" in args or "--multirun" in args:
+    if not values or values[-1] in ("", "null"):
         return args
+    if "-m" in args or "--multirun" in args:  # every job of the sweep would continue the same one folder
+        raise UserError(f"resume={values[-1]} continues one run and takes no -m; to continue a sweep's interrupted "
+                        "runs, run the sweep again with the same hydra.sweep.dir (each run folder with a "
+                        "checkpoint.pt resumes itself)")
     from rlopt.train import resume_target
 
     resume_target(values[-1])

@@ -68,3 +68,10 @@ def test_agent_hyperparameters_sb3_would_reject_mid_run_fail_up_front(cli_inproc
                                 "hydra.run.dir=run", cwd=tmp_path), "train")
     assert expected in line
     assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_resume_with_multirun_is_refused_before_any_job(cli_inproc, tmp_path):
+    line = _one_line(cli_inproc("train", "-m", *TINY, "resume=somewhere", "seed=0,1",
+                                "hydra.sweep.dir=sweep", cwd=tmp_path), "train")
+    assert "resume=somewhere continues one run and takes no -m" in line and "hydra.sweep.dir" in line
+    assert not (tmp_path / "sweep").exists()
