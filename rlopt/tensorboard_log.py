@@ -38,7 +38,7 @@ class TensorBoardRows:
     def __init__(self, log_dir: Path, optimizers: list[str]):
         from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only for runs that log
 
-        self.new_writer = SummaryWriter
+        self.writer_class = SummaryWriter  # kept: tensorboard is imported only here
         self.log_dir = Path(log_dir)
         self.writer = SummaryWriter(str(log_dir))
         self.optimizers = list(optimizers)
@@ -55,7 +55,7 @@ class TensorBoardRows:
         if current is None or current[0] != run:
             if current is not None:
                 current[1].close()
-            current = self.learning_runs[env] = (run, self.new_writer(str(self.log_dir / "learning" / f"run_{run:03d}")))
+            current = self.learning_runs[env] = (run, self.writer_class(str(self.log_dir / "learning" / f"run_{run:03d}")))
         self._write(current[1], row)
 
     def _write(self, writer, row: dict) -> None:

@@ -163,9 +163,9 @@ def start_worker_server() -> None:
     server only imports (importing torch does not initialise CUDA), and each forked worker initialises
     CUDA itself. The server lives as long as this process; a later K > 1 run in it reuses it."""
     if worker_start_method() == "forkserver":
-        context = mp.get_context("forkserver")
-        context.set_forkserver_preload(WORKER_MODULES)
-        from multiprocessing import forkserver
+        from multiprocessing import forkserver  # POSIX only
+
+        forkserver.set_forkserver_preload(WORKER_MODULES)
         forkserver.ensure_running()
 
 
