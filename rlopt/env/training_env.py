@@ -10,7 +10,7 @@ It is a plain gymnasium environment: the dataset and the device come in from out
 `rlopt.env.make_env`) and it writes nothing. Whoever drives it records the rows it returns and
 adds what only the driver can know: the time the controller spent between steps
 (`controller_time_s`) and the time spent writing checkpoints (`checkpoint_time_s`); see
-`rlopt.controllers.runner`.
+`rlopt.run.runner`.
 """
 
 from __future__ import annotations
