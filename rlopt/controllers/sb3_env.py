@@ -106,7 +106,7 @@ class RunSlot(gym.Wrapper):
     def __init__(self, env: gym.Env, index: int, n_envs: int):
         super().__init__(env)
         self.index, self.n_envs = index, n_envs
-        self.base_seed = int(env.unwrapped.cfg.seed)
+        self.base_seed = env.unwrapped.task.seed
 
     def _run(self) -> int:
         """The global index of the run in progress (the env counts its own runs from 1)."""

@@ -49,7 +49,7 @@ class RecordedEnv(gym.Wrapper):
     def step(self, action):
         controller_time = self.runner.controller_time()
         result = self.env.step(action)
-        self.runner.record(result[4], controller_time)
+        self.runner.record(result[4], controller_time, ended=result[2] or result[3])
         self.runner.last_return = time.perf_counter()
         return result
 
@@ -69,6 +69,7 @@ class Runner:
         self.observers, self.learning_observers = list(observers), list(learning_observers)
         self.last_return = time.perf_counter()
         self.checkpoint_time = 0.0
+        self.result: EpisodeResult | None = None  # the controlled episode's, taken from the env when it ended
 
     # -- driving ----------------------------------------------------------------------------------
     def run(self, controller: Controller, context: RunContext, resume: dict | None = None) -> EpisodeResult:
@@ -94,11 +95,14 @@ class Runner:
         return self.finish(controller)
 
     def finish(self, controller: Controller) -> EpisodeResult:
+        """Let the controller write what it leaves behind; the controlled episode's result (resumed after its last
+        step, no step ended it here: the restored env's)."""
         controller.finish(self.bare, self.recorder.run_dir)
         killpoints.reach("policy")
-        if self.bare.last_result is None:
+        result = self.result or self.bare.result()
+        if result is None:
             raise RuntimeError("the controller returned before an episode finished")
-        return self.bare.last_result
+        return result
 
     def episode(self, controller: Controller, resume: dict | None = None) -> None:
         """Act with `controller` until the episode ends, offering a checkpoint after every step.
@@ -127,7 +131,9 @@ class Runner:
         """Seconds since the environment last returned, less the checkpoints written since."""
         return time.perf_counter() - self.last_return - self.checkpoint_time
 
-    def record(self, info: dict, controller_time: float) -> None:
+    def record(self, info: dict, controller_time: float, ended: bool = False) -> None:
+        """Record the step's row (and layer rows) with the driver's columns; `ended`: the step ended the episode
+        of the runner's own env, whose result is taken now, before an agent's VecEnv resets it."""
         row = info["metrics"]
         row.setdefault("env", 0)  # rows of runs in other processes come with their own (rlopt.controllers.sb3_env)
         row.setdefault("run_seed", self.bare.run_seed)
@@ -136,7 +142,10 @@ class Runner:
         self.recorder.on_step(row)
         if "layer_rows" in info:
             self.recorder.on_table("layer_lrs", LAYER_COLUMNS, info["layer_rows"])
-        for observer in self.observers if self.recorder.filename == "metrics.csv" else self.learning_observers:
+        controlled = self.recorder.filename == "metrics.csv"
+        if ended and controlled:
+            self.result = self.bare.result()
+        for observer in self.observers if controlled else self.learning_observers:
             observer(row)
         killpoints.reach("row")
 
