@@ -13,6 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from rlopt.controllers import run_controller
 from rlopt.hydra_app import hydra_entry
 from rlopt.paths import conf_dir
 from rlopt.run.experiment import run_experiment
@@ -26,7 +27,7 @@ def train(cfg: DictConfig, run_dir: Path, observers: Iterable[Observer] = ()) ->
     resuming = bool(cfg.resume)
     if resuming:
         cfg, run_dir = resume_target(cfg.resume)
-    return run_experiment(cfg, run_dir, observers=observers, own_config=resuming)
+    return run_experiment(cfg, run_dir, run_controller, observers, own_config=resuming)
 
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")

@@ -47,6 +47,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from rlopt.config import validate_train
+from rlopt.controllers import run_controller
 from rlopt.env import make_env
 from rlopt.errors import UserError
 from rlopt.files import atomic_path, read_json, write_json
@@ -376,7 +377,7 @@ def make_objective(cfg: DictConfig, folder: Path, space: dict, max_resource: int
                 raise optuna.TrialPruned(f"pruned at decision step {row['step']} ({metric}={value:.4g})")
 
         try:
-            run_experiment(run_cfg, run_dir, observers=[observe])
+            run_experiment(run_cfg, run_dir, run_controller, observers=[observe])
         except optuna.TrialPruned:
             summary = run_dir / "summary.json"
             write_json(summary, {**read_json(summary), "status": "pruned"})
@@ -510,7 +511,7 @@ def run_final(cfg: DictConfig, folder: Path, info: dict) -> list[dict]:
         hydra_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(run_cfg, hydra_dir / "config.yaml")
         OmegaConf.save(OmegaConf.create([*info["best"]["overrides"].split(), f"seed={seed}"]), hydra_dir / "overrides.yaml")
-        summaries.append(run_experiment(run_cfg, run_dir))
+        summaries.append(run_experiment(run_cfg, run_dir, run_controller))
     return summaries
 
 

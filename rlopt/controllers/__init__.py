@@ -21,4 +21,9 @@ def build_controller(cfg, seed: int):
     return cls(cfg, seed)
 
 
-__all__ = ["CONTROLLERS", "build_controller", "load_policy"]
+def run_controller(cfg):
+    """The controller of the run config `cfg` (what `rlopt train` and `rlopt tune` run), seeded with its seed."""
+    return build_controller(cfg.controller, int(cfg.seed))
+
+
+__all__ = ["CONTROLLERS", "build_controller", "load_policy", "run_controller"]

@@ -34,7 +34,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlopt.config import validate_train
-from rlopt.controllers import build_controller
 from rlopt.cpu_memory import keep_freed_memory
 from rlopt.data import load_dataset
 from rlopt.engine import resolve_device
@@ -60,12 +59,7 @@ from rlopt.tensorboard_log import tensorboard_rows
 log = logging.getLogger(__name__)
 
 
-def controller_from_config(cfg: DictConfig) -> Controller:
-    """The controller `cfg.controller` describes (what `rlopt train` and `rlopt tune` run)."""
-    return build_controller(cfg.controller, int(cfg.seed))
-
-
-def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[DictConfig], Controller] = controller_from_config,
+def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[DictConfig], Controller],
                    observers: Iterable[Observer] = (), own_config: bool = False) -> dict:
     """Run `cfg` into `run_dir` (see the module docstring); returns the summary.
 
