@@ -39,18 +39,18 @@ class RecordedEnv(gym.Wrapper):
 
     def __init__(self, env: TrainingEnv, runner: Runner):
         super().__init__(env)
-        self.runner = runner
+        self._runner = runner  # private: a controller sees the run through its RunContext, never the runner
 
     def reset(self, **kwargs):
         result = self.env.reset(**kwargs)
-        self.runner.last_return = time.perf_counter()
+        self._runner.last_return = time.perf_counter()
         return result
 
     def step(self, action):
-        controller_time = self.runner.controller_time()
+        controller_time = self._runner.controller_time()
         result = self.env.step(action)
-        self.runner.record(result[4], controller_time, ended=result[2] or result[3])
-        self.runner.last_return = time.perf_counter()
+        self._runner.record(result[4], controller_time, ended=result[2] or result[3])
+        self._runner.last_return = time.perf_counter()
         return result
 
 
