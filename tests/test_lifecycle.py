@@ -88,6 +88,7 @@ def _killed_at(point: str, args: list[str], cwd: Path) -> None:
     assert done.returncode == -9, done.stderr
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_row_is_continued_by_resume(tmp_path):
     assert call_cli("train", *RUN, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
     _killed_at("claimed", [*RUN, "hydra.run.dir=run"], tmp_path)
@@ -112,6 +113,7 @@ def test_a_run_killed_before_it_claimed_its_folder_is_run_again(tmp_path):
     assert (tmp_path / "run" / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_the_controller_protocols_import_nothing_heavy():
     code = ("import sys, rlopt.run.protocol; "
             "print(sorted(m for m in ('torch', 'gymnasium', 'stable_baselines3', 'numpy') if m in sys.modules))")
