@@ -79,10 +79,12 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
         if done is not None:
             return done
         live = None  # the TensorBoard observer (rlopt.tensorboard_log), closed however the run ends
+        claimed = False  # until the folder is claimed, however the run stops it leaves the folder as it found it
         try:
             validate_train(cfg)
             controller = make_controller(cfg)  # its config errors surface before anything is written
             folder.claim(cfg, starting_over=resume is None, keep_config=own_config)
+            claimed = True
             killpoints.reach("claimed")
             seed_everything(int(cfg.seed))
             if cfg.trainer.threads is not None:
@@ -110,6 +112,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
             return summary
         except RunInterrupted as err:
             recorder.close()
+            if not claimed:  # nothing to continue: "interrupted before the run started"
+                folder.abandon()
+                raise
             err.step, err.run_dir = len(recorder.rows), run_dir
             write_failure(run_dir, err, cfg, status="interrupted",
                           error=f"interrupted by {signal.Signals(err.signum).name} at step {err.step}")
@@ -123,7 +128,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
             raise
         except BaseException as err:
             recorder.close()
-            write_failure(run_dir, err, cfg)
+            if claimed:
+                write_failure(run_dir, err, cfg)
+            else:
+                folder.abandon()
             raise
         finally:
             if live is not None:
