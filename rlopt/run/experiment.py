@@ -3,10 +3,10 @@ and every run of `rlopt tune` go through. They differ only in the config they pa
 from it. In order:
 
 1. folder: hold its lock (`RunFolder`), so one process writes it;
-2. finished: a folder whose summary.json says completed or diverged is left as it is (one line; its summary
-   is the result), so rerunning a command, or a sweep into the same `hydra.sweep.dir`, never retrains it;
-3. resume: a `checkpoint.pt` of the same run (config and CSV files agree) is continued, and its config is the
+2. resume: a `checkpoint.pt` of the same run (config and CSV files agree) is continued, and its config is the
    config run from here on;
+3. finished: a folder whose summary.json says completed or diverged is left as it is (one line; its summary
+   is the result), so rerunning a command, or a sweep into the same `hydra.sweep.dir`, never retrains it;
 4. config check: `validate_train` and the controller, built from that config;
 5. claim: `.hydra/`, the pid, no stale summary.json (`RunFolder.claim`);
 6. data, environment, runner: the controller acts (and learns), every row recorded, checkpoints written;
