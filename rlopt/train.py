@@ -81,16 +81,15 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
     test = result.evaluate_test()
     recorder.close()
     grad_evals = recorder.rows[-1]["grad_evals"] if recorder.rows else 0
-    tuning = cfg.get("tuning") or {}
     summary = build_summary(
         recorder.rows, result.status, test, result.best_epoch, time.perf_counter() - started,
         float(cfg.trainer.converged_tolerance), action_names(env),
         extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name),
                "controller": cfg.controller.name,
                "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device),
-               "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy"),
-               "tuning_grad_evals": int(tuning.get("grad_evals", 0)), "tuning_trials": int(tuning.get("trials", 0)),
-               "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(tuning.get("grad_evals", 0)),
+               "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": None,  # FrozenPolicy.summary() names it
+               "tuning_grad_evals": int(cfg.tuning.grad_evals), "tuning_trials": int(cfg.tuning.trials),
+               "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(cfg.tuning.grad_evals),
                "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device), **(extra or {})},
     )
     if cfg.trainer.plots:
@@ -215,7 +214,7 @@ def resume_target(path: str) -> tuple[DictConfig, Path]:
 def train(cfg: DictConfig, run_dir: Path, observers: Iterable[Observer] = ()) -> dict:
     """Run one experiment described by `cfg` into `run_dir` (or continue `cfg.resume`); returns the summary.
     `observers`: see `run_experiment`."""
-    resuming = bool(cfg.get("resume"))
+    resuming = cfg.resume is not None
     if resuming:
         cfg, run_dir = resume_target(cfg.resume)
     return run_experiment(cfg, run_dir, lambda: build_controller(cfg.controller, int(cfg.seed)), observers,

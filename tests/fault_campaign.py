@@ -46,7 +46,7 @@ FAMILIES = {
     "dqn_lr": ["controller=dqn_lr"],
     "ppo_3opt": ["controller=ppo_3opt", *PPO_SMALL],
     "ppo_lr": ["controller=ppo_lr", *PPO_SMALL],
-    "ppo_layerwise": ["controller=ppo_layerwise", "controller.steps_per_action=2", "controller.hyperparams.n_steps=2",
+    "ppo_layerwise": ["controller=ppo_layerwise", "env.steps_per_action=2", "controller.hyperparams.n_steps=2",
                       "controller.hyperparams.batch_size=8", "trainer.plots=true"],
     "dqn_episodes": ["controller=dqn_2opt", "controller.episodes=2", "trainer.epochs=3"],
 }

@@ -12,10 +12,10 @@ in `info["layer_rows"]` (its action, lr, weight and gradient norms, and the rewa
 were paid), which the runner appends to `layer_lrs.csv`; metrics.csv's `lr` is the median layer
 lr and its `action` the mean choice index.
 
-Decisions come every `controller.steps_per_action` optimizer steps (`env.steps_per_action`
-takes its place when set). `controller.per_layer=false` treats the whole network as one layer:
-the same policy, observation, moves and bounds setting one global lr, the ablation that shows
-what per-layer control adds.
+Decisions come every `env.steps_per_action` optimizer steps, as in `TrainingEnv` (the agent's own
+value, 100, is set in conf/env/per_controller/ppo_layerwise.yaml). `controller.per_layer=false`
+treats the whole network as one layer: the same policy, observation, moves and bounds setting one
+global lr, the ablation that shows what per-layer control adds.
 
 Difference reward (`controller.difference_reward=true`): before each step the env also trains
 the step with every layer keeping its lr, on the same batches and random streams, measures that
@@ -62,11 +62,6 @@ def group_norms(groups: list[list[torch.Tensor]]) -> list[float]:
 class LayerwiseTrainingEnv(TrainingEnv):
     def __init__(self, cfg, data, device):
         super().__init__(cfg, data, device)
-        interval = cfg.env.steps_per_action if cfg.env.steps_per_action is not None else cfg.controller.steps_per_action
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
-            raise UserError(f"controller.steps_per_action={interval} is not allowed: use a positive integer "
-                            "(env.steps_per_action, when set, takes its place)")
-        self.steps_per_action = interval
         self.difference_reward = bool(cfg.controller.difference_reward)
         if self.difference_reward and self.actions.keep is None:
             raise UserError(f"controller.difference_reward=true needs a keep action: controller.actions.factors="
@@ -85,7 +80,7 @@ class LayerwiseTrainingEnv(TrainingEnv):
         probe = build_model(cfg.model, self.data.name, self.data.input_shape, self.data.num_outputs)
         self.layer_names = [layer.name for layer in layer_groups(probe, self.per_layer)]
         return (LayerLrActions(cfg.controller.actions, cfg.optim, self.n_layers),
-                LayerFeatureSet(cfg.controller.features, self.n_layers))
+                LayerFeatureSet(cfg.env.features, self.n_layers))
 
     def _param_groups(self, model):
         return layer_param_groups(model, self.per_layer)
