@@ -78,7 +78,7 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
     result = env.last_result
     if result is None:
         raise RuntimeError("the controller returned before an episode finished")
-    test = result.evaluate_test()
+    test = result.evaluate_test(progress=bool(cfg.trainer.progress))
     recorder.close()
     grad_evals = recorder.rows[-1]["grad_evals"] if recorder.rows else 0
     summary = build_summary(
