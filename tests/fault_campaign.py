@@ -54,7 +54,7 @@ TIMING_COLUMNS = {"epoch_time_s", "controller_time_s", "checkpoint_time_s"}
 TIMING_KEYS = {"wall_time_s", "controller_time_s", "controller_time_share", "checkpoint_time_s", "epoch_time_s"}
 # not outputs of the run: the lock (pid), Hydra's log (timestamps) and Hydra's own config (it names the folder)
 NOT_COMPARED = {".rlopt.lock", "train.log", ".hydra/hydra.yaml"}
-# TensorBoard event files are named by time, host and pid, and a resumed run adds one (README: live view)
+# TensorBoard event files are named by time, host and pid, and a resumed run adds one (docs/guide/reports.md: live view)
 NOT_COMPARED_DIRS = ("tb/",)
 TIMES: list[float] = []
 
