@@ -396,24 +396,16 @@ class Exploration(Choice):
     exponential = "exponential"
 
 
-class OptimizerKind(Choice):
-    optimizer = "optimizer"
+def _kinds(name: str, *values: str) -> type[Choice]:
+    """The `controller.actions.kind` values one action schema allows: switching `kind` on the command line
+    to a family with other keys is refused at composition, naming the kinds this family has."""
+    return Choice(name, [(value, value) for value in values])
 
 
-class GridKind(Choice):
-    """The action spaces over a log-spaced grid of learning rates."""
-
-    lr_grid = "lr_grid"
-    lr_grid_index = "lr_grid_index"
-    lr_multiplicative = "lr_multiplicative"
-
-
-class AbsoluteKind(Choice):
-    lr_absolute = "lr_absolute"
-
-
-class LayerKind(Choice):
-    layer_lr = "layer_lr"
+OptimizerKind = _kinds("OptimizerKind", "optimizer")
+GridKind = _kinds("GridKind", "lr_grid", "lr_grid_index", "lr_multiplicative")  # over a log-spaced grid of lrs
+AbsoluteKind = _kinds("AbsoluteKind", "lr_absolute")
+LayerKind = _kinds("LayerKind", "layer_lr")
 
 
 @dataclass
