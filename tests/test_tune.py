@@ -193,7 +193,7 @@ def test_ctrl_c_in_a_trial_names_the_tune_folder_to_continue(cli_inproc, tmp_pat
         err.step, err.run_dir = 1, run_dir  # as the run lifecycle raises it: the trial's own folder
         raise err
 
-    monkeypatch.setattr(objective, "train", interrupted)
+    monkeypatch.setattr(objective, "run_experiment", interrupted)
     result = cli_inproc("tune", *TINY_TUNE, "tune.n_trials=2", "hydra.run.dir=t", cwd=tmp_path)
     assert result.returncode == 130
     assert result.stderr.strip() == f"rlopt tune: interrupted at step 1; continue with: rlopt tune resume={tmp_path / 't'}"

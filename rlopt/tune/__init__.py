@@ -1,6 +1,6 @@
 """`rlopt tune`: an Optuna study over a baseline's hyperparameters, each trial one `rlopt train` run.
 
-Every trial goes through `rlopt.train.train` (same loop, data split and budget as any run) into
+Every trial goes through `rlopt.run.experiment.run_experiment` (same loop, data split and budget as any run) into
 its own compact folder `trials/NNNN/` (no plots, no checkpoints). A row observer reports the
 validation metric of every decision step to the trial, and Optuna's Hyperband pruner stops the
 trials that fall behind. Only validation metrics are read: the test split never informs tuning.

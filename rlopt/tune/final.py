@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlopt.errors import UserError
 from rlopt.reporting.runs import read_status
-from rlopt.tune.objective import train
+from rlopt.tune.objective import run_experiment
 from rlopt.tune.outputs import best_config
 
 
@@ -32,7 +32,7 @@ def run_final(cfg: DictConfig, folder: Path, info: dict) -> list[dict]:
         hydra_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(run_cfg, hydra_dir / "config.yaml")
         OmegaConf.save(OmegaConf.create([*info["best"]["overrides"].split(), f"seed={seed}"]), hydra_dir / "overrides.yaml")
-        summaries.append(train(run_cfg, run_dir))
+        summaries.append(run_experiment(run_cfg, run_dir))
     return summaries
 
 

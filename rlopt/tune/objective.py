@@ -16,7 +16,7 @@ from rlopt.config import validate_train
 from rlopt.env import make_env
 from rlopt.errors import UserError
 from rlopt.files import read_json, write_json
-from rlopt.train import train  # the run lifecycle: every trial and final run goes through it (tune's one import of it)
+from rlopt.run.experiment import run_experiment  # the run lifecycle: every trial and final run (tune's one import of it)
 from rlopt.tune.space import METRICS
 from rlopt.tune.storage import HOST, repeat_trial
 
@@ -87,7 +87,7 @@ def make_objective(cfg: DictConfig, folder: Path, space: dict, max_resource: int
                 raise optuna.TrialPruned(f"pruned at decision step {row['step']} ({metric}={value:.4g})")
 
         try:
-            train(run_cfg, run_dir, observers=[observe])
+            run_experiment(run_cfg, run_dir, observers=[observe])
         except optuna.TrialPruned:
             summary = run_dir / "summary.json"
             write_json(summary, {**read_json(summary), "status": "pruned"})
