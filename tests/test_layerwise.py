@@ -69,13 +69,14 @@ def test_layer_env_passes_gymnasium_checker():
 
 
 def test_layer_vec_env_shapes_spaces_actions_and_auto_reset():
-    env = make_env(make_cfg(*LAYERWISE, "reward=loss_delta"))
+    cfg = make_cfg(*LAYERWISE, "reward=loss_delta")
+    env = make_env(cfg)
     venv = LayerVecEnv(env)
     assert venv.num_envs == 4 and venv.observation_space.shape == (9,) and venv.action_space.n == 3
     venv.seed(5)
     obs = venv.reset()
     assert obs.shape == (4, 9) and obs.dtype == np.float32 and all(venv.observation_space.contains(o) for o in obs)
-    same_seed = make_env(env.config, env.data, env.device).reset(seed=5)[0]
+    same_seed = make_env(cfg, env.data, env.device).reset(seed=5)[0]
     np.testing.assert_array_equal(obs, same_seed)  # the seed reached the run
     names = env.features.names
     assert (obs[:, :4] == obs[0, :4]).all(), "global features differ between layers"
@@ -220,9 +221,10 @@ def test_the_old_spelling_of_a_layerwise_key_names_the_new_one(cli_inproc, tmp_p
 
 
 def test_layerwise_digits_preset_composes_for_the_agent_and_the_baseline():
-    agent = make_env(make_cfg("experiment=layerwise_digits", "trainer.progress=false", tiny=False))
+    cfg = make_cfg("experiment=layerwise_digits", "trainer.progress=false", tiny=False)
+    agent = make_env(cfg)
     assert isinstance(agent, LayerwiseTrainingEnv) and agent.n_layers == 4
-    assert agent.steps_per_action == 20 and agent.decisions_per_episode == 18 and agent.config.controller.episodes == 8
+    assert agent.steps_per_action == 20 and agent.decisions_per_episode == 18 and cfg.controller.episodes == 8
     baseline = make_env(make_cfg("experiment=layerwise_digits", "controller=adam", "trainer.progress=false", tiny=False))
     assert not isinstance(baseline, LayerwiseTrainingEnv) and baseline.decisions_per_episode == 18
     assert baseline.actions.optimizers == agent.actions.optimizers == ["adam"]
