@@ -11,6 +11,7 @@ import pytest
 from omegaconf import MISSING, OmegaConf
 
 from conftest import REPO, make_cfg
+from rlopt.config import options
 from rlopt.paths import conf_dir
 from rlopt.schema import SCHEMAS, EnvConfig, TrainConfig
 
@@ -111,3 +112,10 @@ def test_the_layerwise_agent_reads_its_features_and_interval_from_env():
     assert "features" not in cfg.controller and "steps_per_action" not in cfg.controller
     flat = make_cfg("controller=ppo_lr")
     assert "layer_depth" not in flat.env.features and flat.env.steps_per_action is None
+
+
+@pytest.mark.parametrize("controller", options("controller"))
+def test_every_controllers_actions_have_a_schema(controller):
+    """A new controller YAML names its action family's schema (`- /schema/controller/actions/<family>@actions`)."""
+    actions = make_cfg(f"controller={controller}").controller.actions
+    assert OmegaConf.get_type(actions) in SCHEMAS["schema/controller/actions"].values()
