@@ -29,6 +29,10 @@ from rlopt.errors import UserError
 from rlopt.paths import conf_dir
 from rlopt.schema import SCHEMAS
 
+# Keys that moved: the old spelling is refused in one line naming the new key (on the command line,
+# in a preset, or in an older run's saved config continued by `resume=`).
+MOVED = {"controller.features": "env.features", "controller.steps_per_action": "env.steps_per_action"}
+
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding, which SB3's set_random_seed uses, takes no larger seed
 
 
@@ -61,8 +65,19 @@ def check_optim(cfg) -> None:
         raise UserError(f"optim.sgd.momentum={momentum} is not allowed: use a value in [0, 1)")
 
 
+def moved_key_line(full_key: str) -> str | None:
+    """The refusal of a moved key's old spelling, or None for any other key."""
+    if full_key in MOVED:
+        return f"{full_key} is now {MOVED[full_key]} (every agent's observation and decision interval live under env.*)"
+    return None
+
+
 def validate_train(cfg) -> None:
     """Check the keys a training run depends on (dataset sizes against the data when it is read)."""
+    for old in MOVED:
+        group, key = old.split(".")
+        if key in cfg[group]:
+            raise UserError(moved_key_line(old))
     t = cfg.trainer
     _positive_int(t.epochs, "trainer.epochs")
     _positive_int(t.max_steps, "trainer.max_steps", allow_null=True)
@@ -100,6 +115,8 @@ def config_error_line(err: Exception, command: str | None = None) -> str:
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):  # from a command-line override
         reason = str(cause.msg).splitlines()[0]
         if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+            if moved_key_line(cause.full_key):
+                return moved_key_line(cause.full_key)
             parent = cause.full_key.rpartition(".")[0]
             if dataclasses.is_dataclass(cause.object_type):
                 return f"{cause.full_key} is not a known key; {parent or 'the config'} has: {_keys(cause.object_type)}"
@@ -115,6 +132,8 @@ def config_error_line(err: Exception, command: str | None = None) -> str:
         return f"{no_group.group(1)} is not a key of rlopt {command}; it has: {_keys(SCHEMAS['schema'][command])}"
     full_key = re.search(r"full_key: (\S+)", text)
     source = re.match(r"In '([^']+)': \w+ raised while composing config:\n(.*)", text)
+    if full_key and moved_key_line(full_key.group(1)):
+        return moved_key_line(full_key.group(1))
     if full_key and source:  # from a config file (a preset setting a key the schema lacks, a value of the wrong type)
         return f"{full_key.group(1)}: {source.group(2).strip()} (set in {source.group(1)}.yaml)"
     return " ".join(line.strip() for line in text.splitlines() if line.strip())

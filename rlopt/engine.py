@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from sklearn.metrics import precision_recall_fscore_support
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
+from tqdm.auto import tqdm
 
 from rlopt.data import DataBundle, Split
 from rlopt.errors import UserError
@@ -282,15 +283,17 @@ class Trainer:
         return bool(torch.stack(torch._foreach_norm(self.params, float("inf"))).isfinite().all())
 
     @torch.no_grad()
-    def evaluate(self, split: Split) -> dict:
+    def evaluate(self, split: Split, progress: str | None = None) -> dict:
         """Loss (and for classification: accuracy, macro precision/recall/F1) on a split, at the weights the
-        bank evaluates (a schedule-free optimizer's x, with BatchNorm statistics recomputed there)."""
+        bank evaluates (a schedule-free optimizer's x, with BatchNorm statistics recomputed there).
+        `progress`: a bar over the batches with that title (the final test pass, minutes on a large split on CPU)."""
         if self.bn_stale:
             self.recompute_batchnorm(self.bank.bn_recompute_batches)
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         preds = []
-        for start in range(0, len(split), self.eval_batch_size):
+        starts = range(0, len(split), self.eval_batch_size)
+        for start in tqdm(starts, desc=progress, unit="batch", leave=False) if progress else starts:
             x = self.data.transform(split.x[start:start + self.eval_batch_size], train=False)
             y = split.y[start:start + self.eval_batch_size]
             with self.autocast:

@@ -51,13 +51,13 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
     controller = {"name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"]}
     layerwise = meta["actions"].get("kind") == LAYER_KIND
     if layerwise:  # the layer-wise env reads these from the controller (the keys of its schema)
-        controller.update(features=meta["features"], steps_per_action=meta.get("steps_per_action"),
-                          per_layer=True, difference_reward=False)  # a frozen policy is paid nothing: no counterfactual
+        controller.update(per_layer=True, difference_reward=False)  # a frozen policy is paid nothing: no counterfactual
     run_cfg = copy.deepcopy(cfg)
     with open_dict(run_cfg):
         run_cfg.controller = OmegaConf.create(controller)
-        if not layerwise:
-            run_cfg.env.features = meta["features"]
+        run_cfg.env.features = meta["features"]
+        if layerwise and run_cfg.env.steps_per_action is None:  # the interval it was trained at, unless one is given
+            run_cfg.env.steps_per_action = meta["steps_per_action"]
     return run_cfg
 
 

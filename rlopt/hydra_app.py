@@ -33,7 +33,8 @@ def interrupted_line(command: str, err: RunInterrupted) -> str:
     if run_dir is None:
         return f"rlopt {command}: interrupted before the run started"
     folder = shlex.quote(str(run_dir))
-    again = f"rlopt train resume={folder}" if command == "train" else f"the same command with hydra.run.dir={folder}"
+    again = (f"rlopt {command} resume={folder}" if command in ("train", "tune")  # tune: the folder of the study
+             else f"the same command with hydra.run.dir={folder}")
     return f"rlopt {command}: interrupted at step {err.step}; continue with: {again}"
 
 

@@ -4,9 +4,11 @@ Each YAML in conf/ names its schema first in its defaults list (`- /schema/<grou
 so Hydra checks it at composition: a key the schema lacks (a typo, or a preset setting
 `controller.episodes` on a fixed baseline) and a value of the wrong type (`trainer.epochs=abc`)
 fail before any rlopt code runs. Types and the set of keys live here; the values live in the
-YAML with their one-line descriptions. A field has a default here only where a YAML may leave it
-out (`controller.action`, `controller.exploration`, ...), so no default is written twice.
-`MISSING` (`???`) fields are those every YAML of that kind sets.
+YAML with their one-line descriptions. A field has a default here only where no YAML sets it (a
+controller's `type` and `algo`, a model's `_target_`), so no value is written twice
+(tests/test_config_values.py walks both and names any key that is). `MISSING` (`???`) fields are
+those every YAML of that kind sets. `controller.actions` is typed by the schema of its family of
+action spaces, which each controller YAML composes in (`- /schema/controller/actions/<family>@actions`).
 
 Value checks a type cannot express (positive sizes, open intervals) are in `rlopt.config`.
 """
@@ -319,7 +321,7 @@ class ModelConfig:
 class AutoModelConfig:
     """model=auto: no builder of its own; the dataset's `default_model` option is built instead."""
 
-    name: str = "auto"
+    name: str = MISSING
 
 
 @dataclass
@@ -385,19 +387,75 @@ class LossDeltaRewardConfig(RewardConfig):
     _target_: str = "rlopt.rewards.LossDelta"
 
 
+# ---- controller.actions: one schema per family of action spaces (rlopt.env.actions, rlopt.env.layer_actions) ----
+
+class Exploration(Choice):
+    """controller.exploration (DQN): how epsilon decays (rlopt.controllers.exploration)."""
+
+    linear = "linear"
+    exponential = "exponential"
+
+
+def _kinds(name: str, *values: str) -> type[Choice]:
+    """The `controller.actions.kind` values one action schema allows: switching `kind` on the command line
+    to a family with other keys is refused at composition, naming the kinds this family has."""
+    return Choice(name, [(value, value) for value in values])
+
+
+OptimizerKind = _kinds("OptimizerKind", "optimizer")
+GridKind = _kinds("GridKind", "lr_grid", "lr_grid_index", "lr_multiplicative")  # over a log-spaced grid of lrs
+AbsoluteKind = _kinds("AbsoluteKind", "lr_absolute")
+LayerKind = _kinds("LayerKind", "layer_lr")
+
+
+@dataclass
+class OptimizerActions:
+    kind: OptimizerKind = MISSING
+    choices: list[str] = MISSING
+
+
+@dataclass
+class GridActions:
+    kind: GridKind = MISSING
+    optimizer: str = MISSING
+    n: int = MISSING
+    low: float = MISSING
+    high: float = MISSING
+    start: int | None = MISSING
+    factor: float = MISSING  # lr_multiplicative only
+
+
+@dataclass
+class AbsoluteActions:
+    kind: AbsoluteKind = MISSING
+    optimizer: str = MISSING
+    log_low: float = MISSING
+    log_high: float = MISSING
+
+
+@dataclass
+class LayerActions:
+    kind: LayerKind = MISSING
+    optimizer: str = MISSING
+    factors: list[float] = MISSING
+    low: float = MISSING
+    high: float = MISSING
+    start_lr: float | None = MISSING
+
+
 # ---- controller: one schema per kind (`type` selects the controller class) ----
 
 @dataclass
 class ControllerConfig:
     name: str = MISSING
     type: str = MISSING
-    actions: dict[str, Any] = MISSING  # its keys depend on actions.kind (checked by the action space)
+    actions: Any = MISSING  # typed by the action schema its YAML composes in (`/schema/controller/actions/<kind>@actions`)
 
 
 @dataclass
 class FixedControllerConfig(ControllerConfig):
     type: str = "fixed"
-    action: int = 0  # the action index the baseline always takes
+    action: int = MISSING
 
 
 @dataclass
@@ -423,16 +481,16 @@ class ScheduleControllerConfig(ControllerConfig):
 class SB3ControllerConfig(ControllerConfig):
     type: str = "sb3"
     algo: str = MISSING
-    episodes: int = 0  # 0 = online: learn while controlling this one run; N = learn over N runs, then a final run
-    n_envs: int = 1  # K > 1: learn from K training runs at once, one process each (episodes: a multiple of K)
-    save_policy: bool = True  # write policy.zip (+ policy.json) into the run folder
+    episodes: int = MISSING
+    n_envs: int = MISSING
+    save_policy: bool = MISSING
     hyperparams: dict[str, Any] = MISSING  # the SB3 algorithm's own keyword arguments
 
 
 @dataclass
 class DQNControllerConfig(SB3ControllerConfig):
     algo: str = "dqn"
-    exploration: str = "linear"  # linear (SB3's own) | exponential epsilon decay
+    exploration: Exploration = MISSING
 
 
 @dataclass
@@ -442,8 +500,6 @@ class PPOControllerConfig(SB3ControllerConfig):
 
 @dataclass
 class LayerwiseControllerConfig(PPOControllerConfig):
-    features: list[str] = MISSING
-    steps_per_action: int | None = MISSING
     per_layer: bool = MISSING
     difference_reward: bool = MISSING
 
@@ -459,6 +515,8 @@ SCHEMAS = {
     "schema/controller": {"fixed": FixedControllerConfig, "random": RandomControllerConfig,
                           "schedule": ScheduleControllerConfig, "dqn": DQNControllerConfig,
                           "ppo": PPOControllerConfig, "layerwise": LayerwiseControllerConfig},
+    "schema/controller/actions": {"optimizer": OptimizerActions, "grid": GridActions, "absolute": AbsoluteActions,
+                                  "layer_lr": LayerActions},
 }
 
 

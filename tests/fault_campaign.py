@@ -46,7 +46,7 @@ FAMILIES = {
     "dqn_lr": ["controller=dqn_lr"],
     "ppo_3opt": ["controller=ppo_3opt", *PPO_SMALL],
     "ppo_lr": ["controller=ppo_lr", *PPO_SMALL],
-    "ppo_layerwise": ["controller=ppo_layerwise", "controller.steps_per_action=2", "controller.hyperparams.n_steps=2",
+    "ppo_layerwise": ["controller=ppo_layerwise", "env.steps_per_action=2", "controller.hyperparams.n_steps=2",
                       "controller.hyperparams.batch_size=8", "trainer.plots=true"],
     "dqn_episodes": ["controller=dqn_2opt", "controller.episodes=2", "trainer.epochs=3"],
 }
@@ -54,7 +54,7 @@ TIMING_COLUMNS = {"epoch_time_s", "controller_time_s", "checkpoint_time_s"}
 TIMING_KEYS = {"wall_time_s", "controller_time_s", "controller_time_share", "checkpoint_time_s", "epoch_time_s"}
 # not outputs of the run: the lock (pid), Hydra's log (timestamps) and Hydra's own config (it names the folder)
 NOT_COMPARED = {".rlopt.lock", "train.log", ".hydra/hydra.yaml"}
-# TensorBoard event files are named by time, host and pid, and a resumed run adds one (README: live view)
+# TensorBoard event files are named by time, host and pid, and a resumed run adds one (docs/guide/reports.md: live view)
 NOT_COMPARED_DIRS = ("tb/",)
 TIMES: list[float] = []
 

@@ -58,7 +58,7 @@ def test_every_dataset_names_a_model_option_that_builds_for_it(dataset):
 
 
 def test_every_schema_is_used_by_some_yaml():
-    entry = re.compile(r"^\s*- /?schema/([\w/]+)@_here_")
+    entry = re.compile(r"^\s*- /?schema/([\w/]+)@\w+")
     used = {m.group(1) for p in Path(conf_dir()).rglob("*.yaml") for line in p.read_text().splitlines()
             if (m := entry.match(line))}
     declared = {f"{group}/{name}".removeprefix("schema/") for group, names in SCHEMAS.items() for name in names}

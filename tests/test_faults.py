@@ -99,7 +99,7 @@ def test_dqn_resumes_exactly_where_it_stopped(tmp_path, agent):
 
 def test_layerwise_tables_resume_across_two_stops(tmp_path):
     # the checkpoint written right after a resume recorded no table rows, so a second resume lost them
-    cfg = make_cfg("controller=ppo_layerwise", "controller.steps_per_action=2", "controller.hyperparams.n_steps=2",
+    cfg = make_cfg("controller=ppo_layerwise", "env.steps_per_action=2", "controller.hyperparams.n_steps=2",
                    "controller.hyperparams.batch_size=8", "trainer.epochs=4", *RUN[1:])
     train(cfg, tmp_path / "ref")
     stop_then_resume(cfg, tmp_path / "run", 5, 6)

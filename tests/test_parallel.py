@@ -114,7 +114,7 @@ def test_evaluate_refuses_a_bad_runs_count(tmp_path):
 def test_run_slots_seed_their_runs_and_layer_runs_flatten_to_one_layer_each():
     """Two layer-wise runs as sub-environments 0 and 1 of 2 (in this process): run i trains with seed + i, rows
     carry it, and the agent sees runs x layers sub-environments that share their run's reward and end."""
-    cfg = make_cfg("controller=ppo_layerwise", "controller.steps_per_action=4", "seed=7", "trainer.max_steps=8")
+    cfg = make_cfg("controller=ppo_layerwise", "env.steps_per_action=4", "seed=7", "trainer.max_steps=8")
     slots = [RunSlot(make_env(cfg), k, 2) for k in range(2)]
     bare = slots[0].unwrapped
     layers, features = bare.n_layers, bare.features.agent_space.shape[0]
@@ -133,7 +133,7 @@ def test_run_slots_seed_their_runs_and_layer_runs_flatten_to_one_layer_each():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("controller", ["dqn_2opt", "ppo_layerwise controller.steps_per_action=4"])
+@pytest.mark.parametrize("controller", ["dqn_2opt", "ppo_layerwise env.steps_per_action=4"])
 def test_k_runs_learn_at_once_with_distinct_seeds_then_one_run_is_controlled(tmp_path, controller):
     name, *extra = controller.split()
     summary = train(make_cfg(f"controller={name}", *extra, "controller.episodes=4", "controller.n_envs=2", "seed=3"),

@@ -44,7 +44,7 @@ def _kill_after_rows(args: list[str], cwd, metrics, rows: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("controller", ["random", "dqn_2opt", "ppo_2opt", "schedule controller.schedule=onecycle",
-                                        "ppo_layerwise controller.steps_per_action=20"])
+                                        "ppo_layerwise env.steps_per_action=20"])
 def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, controller):
     args = [f"controller={controller.split()[0]}", *controller.split()[1:], *RUN]
     reference = call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path)

@@ -104,7 +104,7 @@ class SB3Controller(Controller):
         self.episodes = int(cfg.episodes)
         if self.episodes < 0:
             raise UserError(f"controller.episodes={self.episodes} is not allowed: use 0 (online) or a positive count")
-        choices = cfg.actions.get("choices") if cfg.actions.kind == "optimizer" else None
+        choices = cfg.actions.choices if cfg.actions.kind == "optimizer" else None
         if choices is not None and len(choices) < 2:
             raise UserError(f"controller.actions.choices={list(choices)} is not allowed for an agent: "
                             "list at least two optimizers")
@@ -145,7 +145,8 @@ class SB3Controller(Controller):
         else:
             vec_env = None  # resumed in the final run: the agent only acts, in the main process
         self.model = self._build(vec_env, state)
-        configure_exploration(self.model, self.cfg)
+        if self.cfg.algo == "dqn":  # the only algorithm that explores with epsilon (and has the key)
+            configure_exploration(self.model, self.cfg.exploration)
         self.resumed = state is not None
         if state is not None:
             self.phase, self.finished = state["phase"], state["finished"]
@@ -296,3 +297,6 @@ class FrozenPolicy(Controller):
 
     def act(self, obs):
         return self.model.predict(obs, deterministic=True)[0]
+
+    def summary(self) -> dict:
+        return {"policy": self.path}

@@ -46,20 +46,16 @@ def make_env(cfg, data: DataBundle | None = None, device: torch.device | None = 
 
 
 def _layerwise_env(cfg, task: Task, reward) -> LayerwiseTrainingEnv:
-    """One lr per layer: the spaces are sized by the model's layer count; decisions every
-    `controller.steps_per_action` optimizer steps unless `env.steps_per_action` is set."""
+    """One lr per layer: the spaces are sized by the model's layer count; observation and decision interval
+    from `env.*`, as for every agent (the layer-wise agent's own: conf/env/per_controller/ppo_layerwise.yaml)."""
     controller = cfg.controller
-    interval = cfg.env.steps_per_action if cfg.env.steps_per_action is not None else controller.steps_per_action
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
-        raise UserError(f"controller.steps_per_action={interval} is not allowed: use a positive integer "
-                        "(env.steps_per_action, when set, takes its place)")
     if not isinstance(controller.per_layer, bool):
         raise UserError(f"controller.per_layer={controller.per_layer} is not allowed: use true or false")
     names = model_layer_names(task, controller.per_layer)
     return LayerwiseTrainingEnv(
-        task, LayerLrActions(controller.actions, cfg.optim, len(names)), LayerFeatureSet(controller.features, len(names)),
+        task, LayerLrActions(controller.actions, cfg.optim, len(names)), LayerFeatureSet(cfg.env.features, len(names)),
         reward, layer_names=names, per_layer=controller.per_layer, difference_reward=bool(controller.difference_reward),
-        steps_per_action=interval, divergence_penalty=cfg.env.divergence_penalty)
+        steps_per_action=cfg.env.steps_per_action, divergence_penalty=cfg.env.divergence_penalty)
 
 
 for _env_id in ENV_IDS:

@@ -41,9 +41,11 @@ class EpisodeResult:
     best_state: dict
     best_epoch: float
 
-    def evaluate_test(self) -> dict:
+    def evaluate_test(self, progress: bool = False) -> dict:
+        """The test split at the best-by-validation weights (`progress`: with a bar over its batches)."""
         self.trainer.model.load_state_dict(self.best_state)
-        return self.trainer.evaluate(self.trainer.data.test)
+        test = self.trainer.data.test
+        return self.trainer.evaluate(test, f"testing the best checkpoint on {len(test)} examples" if progress else None)
 
 
 def _finite(x: float) -> bool:

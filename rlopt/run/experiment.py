@@ -200,19 +200,18 @@ def finish_run(env: TrainingEnv, outcome: EpisodeResult, recorder: RunRecorder, 
     the controller's `extra` keys): its status is the last thing a run writes (after policy and plots), so a
     folder that says `completed` has all its files, and a run killed anywhere before that resumes into
     finishing again."""
-    test = outcome.evaluate_test()
+    test = outcome.evaluate_test(progress=bool(cfg.trainer.progress))
     recorder.close()
     grad_evals = recorder.rows[-1]["grad_evals"] if recorder.rows else 0
-    tuning = cfg.get("tuning") or {}
     summary = build_summary(
         recorder.rows, outcome.status, test, outcome.best_epoch, time.perf_counter() - started,
         float(cfg.trainer.converged_tolerance), action_names(env),
         extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name),
                "controller": cfg.controller.name,
                "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device),
-               "precision": "bf16 autocast" if outcome.trainer.bf16 else "fp32", "policy": cfg.get("policy"),
-               "tuning_grad_evals": int(tuning.get("grad_evals", 0)), "tuning_trials": int(tuning.get("trials", 0)),
-               "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(tuning.get("grad_evals", 0)),
+               "precision": "bf16 autocast" if outcome.trainer.bf16 else "fp32", "policy": None,  # FrozenPolicy names it
+               "tuning_grad_evals": int(cfg.tuning.grad_evals), "tuning_trials": int(cfg.tuning.trials),
+               "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(cfg.tuning.grad_evals),
                "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device), **(extra or {})},
     )
     if cfg.trainer.plots:
