@@ -7,6 +7,7 @@ policy.zip/policy.json. A failure after training started still writes summary.js
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -34,7 +35,6 @@ from rlopt.hydra_app import hydra_entry
 from rlopt.metrics import build_summary
 from rlopt.models import model_name
 from rlopt.paths import conf_dir
-from rlopt.reporting.plots import plot_layer_lrs, plot_run
 from rlopt.reporting.runs import FINISHED
 from rlopt.resources import peak_gpu_memory_mb
 from rlopt.run import killpoints
@@ -94,6 +94,8 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
                "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device), **(extra or {})},
     )
     if cfg.trainer.plots:
+        from rlopt.reporting.plots import plot_layer_lrs, plot_run  # matplotlib: imported by runs that plot
+
         plot_run(pd.read_csv(run_dir / "metrics.csv"), run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")
         if (run_dir / "layer_lrs.csv").is_file():
             layers = pd.read_csv(run_dir / "layer_lrs.csv", dtype={"name": str})  # module paths like "0.2" stay text
@@ -184,13 +186,15 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[],
                 checkpointer.remove()
             return summary
         except RunInterrupted as err:
-            recorder.close()
+            with contextlib.suppress(OSError):
+                recorder.close()
             err.step, err.run_dir = len(recorder.rows), run_dir
             write_failure(run_dir, err, cfg, status="interrupted",
                           error=f"interrupted by {signal.Signals(err.signum).name} at step {err.step}")
             raise
         except BaseException as err:
-            recorder.close()
+            with contextlib.suppress(OSError):  # closing flushes the CSVs: on a full disk, that fails as the run did
+                recorder.close()
             write_failure(run_dir, err, cfg)
             raise
         finally:

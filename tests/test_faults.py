@@ -209,7 +209,8 @@ def test_a_kill_while_finishing_resumes_to_the_files_of_an_uninterrupted_run(tmp
     # killed while writing the plots: the folder must not say `completed` (it did: summary.json came first)
     args = ["train", "controller=sgd", *RUN, "trainer.epochs=3", "trainer.plots=true"]
     assert call_cli(*args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
-    kill_in_plots = ("import os, signal, rlopt.train as t; t.plot_run = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL); "
+    kill_in_plots = ("import os, signal, rlopt.reporting.plots as p; "
+                     "p.plot_run = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL); "
                      f"from rlopt.cli import main; main({[*args, 'hydra.run.dir=run']!r})")
     assert _run_python(kill_in_plots, tmp_path).returncode == -signal.SIGKILL
     summary = tmp_path / "run" / "summary.json"

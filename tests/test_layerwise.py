@@ -20,8 +20,7 @@ from stable_baselines3.common.vec_env import VecCheckNan
 from torch import nn
 
 from conftest import make_cfg
-from rlopt.controllers import load_policy
-from rlopt.controllers.sb3 import _hyperparams
+from rlopt.controllers.sb3 import _hyperparams, load_policy
 from rlopt.controllers.sb3_env import LayerVecEnv
 from rlopt.env import LAYERWISE_ENV_ID, LayerwiseTrainingEnv, make_env
 from rlopt.errors import UserError
