@@ -200,9 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _run(command, rest)
     except (KeyboardInterrupt, RunInterrupted) as err:
-        signum = getattr(err, "signum", signal.SIGINT)
-        print(f"rlopt {command}: interrupted by {signal.Signals(signum).name} before it finished", file=sys.stderr)
-        sys.exit(128 + signum)
+        stopped = err if isinstance(err, RunInterrupted) else RunInterrupted(signal.SIGINT)
+        print(stopped.before_run_line(command), file=sys.stderr)
+        sys.exit(128 + stopped.signum)
     except OSError as err:  # before any run started (Hydra creating its folder or log): a full disk, a vanished folder
         print(f"rlopt {command}: error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -31,7 +31,7 @@ log = logging.getLogger("rlopt")
 def interrupted_line(command: str, err: RunInterrupted) -> str:
     run_dir = getattr(err, "run_dir", None)
     if run_dir is None:
-        return f"rlopt {command}: interrupted before the run started"
+        return err.before_run_line(command)
     folder = shlex.quote(str(run_dir))
     again = f"rlopt train resume={folder}" if command == "train" else f"the same command with hydra.run.dir={folder}"
     return f"rlopt {command}: interrupted at step {err.step}; continue with: {again}"
