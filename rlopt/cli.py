@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 
 from rlopt.config import check_values, config_error_line, options, schema_keys
 from rlopt.errors import RunInterrupted, UserError
+from rlopt.hydra_app import hydra_entry
 from rlopt.paths import conf_dir
 from rlopt.schema import SCHEMAS
 
@@ -81,8 +82,9 @@ def _report_args(args: list[str]) -> list[str]:
 
 
 def _resume_args(args: list[str]) -> list[str]:
-    """`resume=DIR`: checked here, and Hydra's run folder becomes DIR itself, before Hydra starts. Hydra would
-    otherwise create a folder named from the default config (a phantom run) and log the continuation there."""
+    """`resume=DIR`: Hydra's run folder becomes DIR itself. Hydra would otherwise create a folder named from the
+    default config (a phantom run) and log the continuation there. What DIR holds is for the run to find out
+    (`rlopt.run.folder.resume_target`), once; a refusal leaves DIR as it was."""
     values = [a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == "resume"]
     if not values or values[-1] in ("", "null"):
         return args
@@ -91,9 +93,8 @@ def _resume_args(args: list[str]) -> list[str]:
                         "runs, run the sweep again with the same hydra.sweep.dir (each run folder with a "
                         "checkpoint.pt resumes itself)")
     refuse_overrides_with_resume(args, values[-1])
-    from rlopt.train import resume_target
-
-    resume_target(values[-1])
+    if not Path(values[-1]).expanduser().is_dir():  # Hydra would create it, to log a refusal into it
+        raise UserError(f"resume={values[-1]} is not a run folder: there is no such folder")
     return [*args, f"hydra.run.dir={_quote(values[-1])}"]
 
 
@@ -163,19 +164,15 @@ def command_help(command: str) -> str:
 def _entry(command: str):
     """The `@hydra.main` of `command`, light: Hydra composes the config (and answers `--cfg`, `--help` and
     composition errors) before anything heavy is imported. A single run's values are then checked
-    (`check_values`: a mistake refused in about a second); a sweep's jobs are checked by the command itself,
-    which records each failure in its job's folder. Only then is the command's module imported and handed the
-    config through Hydra's pass-through, `module.main(cfg)`. The job name stays the command's (Hydra would name
-    it after this file), so a run's log is `<command>.log` as before."""
+    (`check_values`, through `hydra_entry`, so a mistake is refused as any refusal is, in about a second); a
+    sweep's jobs are checked by the command itself, which records each failure in its job's folder. Only then is
+    the command's module imported and handed the config through Hydra's pass-through, `module.main(cfg)`. Each
+    command's YAML names its job (`hydra.job.name`; Hydra would name it after this file), so its log keeps its name."""
 
     @hydra.main(version_base="1.3", config_path=conf_dir(), config_name=command)
     def entry(cfg: DictConfig) -> None:
-        if HydraConfig.get().mode == RunMode.RUN:
-            try:
-                check_values(command, cfg)
-            except UserError as err:  # exits here: an exception would make Hydra log "Error executing job" first
-                print(f"rlopt {command}: error: {err}", file=sys.stderr)
-                sys.exit(2)
+        if HydraConfig.get().mode == RunMode.RUN:  # a refusal: one line, exit 2, the folder Hydra made removed
+            hydra_entry(command, cfg, lambda checked, _: check_values(command, checked))
         importlib.import_module(COMMANDS[command][0]).main(cfg)
 
     return entry

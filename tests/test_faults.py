@@ -22,8 +22,8 @@ import torch
 from conftest import REPO, call_cli, make_cfg
 from rlopt.errors import RunRefused
 from rlopt.run import killpoints
-from rlopt.run.folder import RunFolder
-from rlopt.train import resume_target, train
+from rlopt.run.folder import RunFolder, resume_target
+from rlopt.train import train
 
 TIMING = ["epoch_time_s", "controller_time_s", "checkpoint_time_s"]
 RUN = ["+debug=tiny", "reward=loss_delta", "trainer.threads=1"]

@@ -1,7 +1,7 @@
-"""Controllers behind one small interface (`runner.Controller`), driven by one `runner.Runner`.
+"""Controllers behind one small interface (`rlopt.run.protocol.Controller`), driven by `rlopt.run.runner.Runner`.
 
 Fixed baselines (one optimizer, or one learning-rate schedule) and the random controller are policies
-that ignore (or barely use) the observation; SB3 agents learn from it (`runner.Agent`). All of them act
+that ignore (or barely use) the observation; SB3 agents learn from it (`rlopt.run.protocol.Agent`). All of them act
 through the same `TrainingEnv`, so every comparison runs the same loop and writes the same files.
 
 Each kind's module is imported when a controller of that kind is built: a fixed baseline never imports

@@ -13,7 +13,6 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from rlopt.files import write_json
-from rlopt.models import model_name
 
 
 def _identity(cfg) -> dict:
@@ -22,6 +21,8 @@ def _identity(cfg) -> dict:
         return {}
     dataset, model = OmegaConf.select(cfg, "dataset.name"), OmegaConf.select(cfg, "model.name")
     if model is not None and dataset is not None:
+        from rlopt.models import model_name  # torch: a failed run has imported it, the CLI's refusals have not
+
         model = model_name(model, dataset)
     found = {"dataset": dataset, "model": model, "controller": OmegaConf.select(cfg, "controller.name"),
              "seed": OmegaConf.select(cfg, "seed")}
