@@ -1,6 +1,6 @@
 """How fast the CLI answers: this checkout against an earlier revision, side by side in one run.
 
-    python scripts/bench_cli.py                      # against main's revision before issue 26 (39a0560), 5 rounds
+    python scripts/bench_cli.py                      # against the branch main, 5 rounds
     python scripts/bench_cli.py --before REV --rounds 7 --write BENCHMARKS.md
 
 Each case is a fresh `python -m rlopt ...` process (what a user waits for, interpreter start included), run
@@ -70,7 +70,7 @@ def table(results: dict, before: str, rounds: int, loads: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", default="39a0560", help="the earlier revision (default: main before issue 26)")
+    parser.add_argument("--before", default="main", help="the earlier revision (default: main)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--write", type=Path, help="append the table as a section of this markdown file")
     args = parser.parse_args()

@@ -299,7 +299,7 @@ def test_a_full_tmpfs_is_one_line_and_the_run_resumes_once_there_is_room(tmp_pat
 @pytest.mark.parametrize("command, where, sig, code", [
     ("train", "rlopt.cli.check_values", signal.SIGINT, 130),      # start-up: composed, not yet importing torch
     ("train", "rlopt.cli.check_values", signal.SIGTERM, 143),
-    ("train", "rlopt.train.pin_data_root", signal.SIGTERM, 143),  # start-up: torch imported, the run not yet begun
+    ("train", "rlopt.run.experiment.pin_data_root", signal.SIGTERM, 143),  # torch imported, no run yet
     ("report", "rlopt.report.find_runs", signal.SIGINT, 130),     # while a report reads its runs
 ])
 def test_a_signal_outside_a_run_is_one_line(tmp_path, monkeypatch, command, where, sig, code, trained_run):
