@@ -35,7 +35,12 @@ def interrupted_line(command: str, err: RunInterrupted) -> str:
     if run_dir is None:
         return err.before_run_line(command)
     folder = shlex.quote(str(run_dir))
-    again = f"rlopt train resume={folder}" if command == "train" else f"the same command with hydra.run.dir={folder}"
+    if command == "train":
+        again = f"rlopt train resume={folder}"
+    elif command == "tune":  # the run was a trial (<tune folder>/trials/NNNN) or a final run (<tune folder>/final/sN)
+        again = f"rlopt tune resume={shlex.quote(str(Path(run_dir).parent.parent))}"
+    else:
+        again = f"the same command with hydra.run.dir={folder}"
     return f"rlopt {command}: interrupted at step {err.step}; continue with: {again}"
 
 

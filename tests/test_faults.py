@@ -340,3 +340,11 @@ def test_a_resumed_dqn_saves_the_policy_an_uninterrupted_run_saves(tmp_path):
     obs = torch.as_tensor(np.random.default_rng(0).normal(size=(64, *ref_model.observation_space.shape)), dtype=torch.float32)
     with torch.no_grad():
         assert torch.equal(ref_model.q_net(obs), run_model.q_net(obs))
+
+
+def test_ctrl_c_in_a_tune_names_the_tune_folder_to_resume(tmp_path, monkeypatch):
+    stop_cli_at(monkeypatch, 2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    result = call_cli("tune", "+debug=tiny", "trainer.epochs=3", "tune.n_trials=2", "tune.dir=t", "hydra.run.dir=t",
+                      cwd=tmp_path)
+    assert result.returncode == 130
+    assert result.stderr.strip().splitlines()[-1] == "rlopt tune: interrupted at step 2; continue with: rlopt tune resume=t"
