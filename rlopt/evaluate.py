@@ -29,6 +29,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from rlopt.config import validate_evaluate
 from rlopt.controllers.sb3 import FrozenPolicy, load_policy
 from rlopt.env.layer_actions import LAYER_KIND
 from rlopt.errors import RunsFailed, UserError
@@ -64,11 +65,8 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict | list[dict]:
     """One frozen-policy run into `run_dir` (its summary), or with `runs=K` > 1, K of them in parallel into
     sub-folders (their summaries, in seed order)."""
-    if OmegaConf.is_missing(cfg, "policy"):
-        raise UserError("policy is required: add policy=PATH, the policy.zip a `rlopt train` run wrote")
+    validate_evaluate(cfg)
     runs = cfg.runs
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise UserError(f"runs={runs} is not allowed: use a positive integer (fresh runs, seeds seed..seed+runs-1)")
     model, meta = load_policy(cfg.policy)  # a bad policy or portfolio fails here, once, not in K processes
     run_cfg = evaluation_config(cfg, meta)
     if runs > 1:

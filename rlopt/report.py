@@ -99,10 +99,8 @@ def write_comparison(runs: pd.DataFrame, out: Path, settings: DictConfig) -> dic
 
 
 def report(cfg: DictConfig, out_dir: Path) -> dict:
-    dirs = list(cfg.dirs or []) + ([cfg.sweep] if cfg.sweep else [])
-    if not dirs:
-        raise UserError("give at least one run or sweep folder (rlopt report DIR... or sweep=DIR)")
     validate_report(cfg)
+    dirs = list(cfg.dirs or []) + ([cfg.sweep] if cfg.sweep else [])
     settings = cfg.report
     run_dirs = find_runs(dirs)
     if not run_dirs:

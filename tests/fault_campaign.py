@@ -14,11 +14,9 @@ difference found. Exit status 0 when every kill happened and no file differs.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
-import pickle
 import random
 import sys
 import time
@@ -90,17 +88,16 @@ def draw_kills(rng: random.Random, family: str, args: list[str]) -> list[str]:
 
 
 def agent_contents(path: Path) -> dict:
-    """An SB3 zip's members, less its timing bookkeeping (the zip's timestamps; `start_time` and
-    `_num_timesteps_at_start`, from which SB3 logs fps), with pickled attributes compared by what they hold
-    (a pickle of an object that was itself unpickled, as after a resume, may be laid out differently)."""
+    """An SB3 zip's members, less what differs between any two processes, stopped or not: the zip's timestamps,
+    `start_time` (the clock when the agent began learning) and the readable descriptions SB3 writes beside each
+    pickled class (they print memory addresses). The pickled values themselves are compared byte for byte."""
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     data = json.loads(members.pop("data"))
-    for key in ("start_time", "_num_timesteps_at_start"):
-        data.pop(key)
+    data.pop("start_time")
     for key, value in data.items():
         if isinstance(value, dict) and ":serialized:" in value:
-            data[key] = pickle.dumps(pickle.loads(base64.b64decode(value[":serialized:"])))
+            data[key] = value[":serialized:"]
     return {**members, "data": data}
 
 

@@ -21,8 +21,7 @@ from torch import nn
 
 from conftest import make_cfg
 from rlopt.config import validate_train
-from rlopt.controllers import load_policy
-from rlopt.controllers.sb3 import _hyperparams
+from rlopt.controllers.sb3 import _hyperparams, load_policy
 from rlopt.controllers.sb3_env import LayerVecEnv
 from rlopt.env import LAYERWISE_ENV_ID, LayerwiseTrainingEnv, make_env
 from rlopt.errors import UserError

@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from conftest import make_cfg
-from rlopt.controllers import load_policy
 from rlopt.controllers.exploration import ExponentialSchedule
+from rlopt.controllers.sb3 import load_policy
 from rlopt.env import make_env
 from rlopt.env.actions import build_actions
 from rlopt.errors import UserError

@@ -101,6 +101,10 @@ def test_bad_inputs_each_get_one_line_and_exit_2(tmp_path, trained_run):
         (["train", "controller=sgd", "trainer.max_steps=0"], "trainer.max_steps=0"),
         (["train", "controller=sgd", "env.steps_per_action=-1"], "env.steps_per_action=-1"),
         (["train", "controller=sgd", "optim.sgd.momentum=1.5"], "optim.sgd.momentum=1.5"),
+        (["train", f"resume={broken}", "trainer.epochs=9"], "trainer.epochs=9 is not allowed with resume="),
+        (["evaluate", f"policy={two / 'policy.zip'}", "controller=ppo_lr"], "the policy brings its own controller"),
+        (["report", "done", f"out={'y' * 300}"], "a folder name of 300 bytes"),
+        (["train", "trainer.batch_size=0"], "trainer.batch_size=0 is not allowed"),
     ]
     for args, message in cases:
         result = call_cli(*args, cwd=tmp_path)

@@ -95,6 +95,23 @@ class CheckpointOnRollout(BaseCallback):
         return True
 
 
+class KeepLearningClock(BaseCallback):
+    """Puts back SB3's fps bookkeeping after a resume: `learn()` restarts it (`start_time` now, `_num_timesteps_at_start`
+    the steps done so far), so a resumed agent's policy.zip would differ from an uninterrupted run's in those two
+    values. With the run's own (from the checkpointed agent) it does not, and the fps SB3 logs after a resume
+    counts from the run's start, the pause included."""
+
+    def __init__(self, start_time: int, steps_at_start: int):
+        super().__init__()
+        self.start_time, self.steps_at_start = start_time, steps_at_start
+
+    def _on_training_start(self) -> None:
+        self.model.start_time, self.model._num_timesteps_at_start = self.start_time, self.steps_at_start
+
+    def _on_step(self) -> bool:
+        return True
+
+
 class SB3Controller(Controller):
     def __init__(self, cfg, seed: int):
         if cfg.algo not in ALGOS:
@@ -123,6 +140,7 @@ class SB3Controller(Controller):
         self.phase, self.finished = "learn", 0
         self.stop: StopAfterEpisodes | None = None
         self.resumed = False  # set up from a checkpoint: SB3 continues the restored episode instead of resetting
+        self.clock: KeepLearningClock | None = None  # a resumed agent's learning clock, put back when it learns on
 
     @property
     def learned(self) -> bool:
@@ -149,6 +167,11 @@ class SB3Controller(Controller):
             configure_exploration(self.model, self.cfg.exploration)
         self.resumed = state is not None
         if state is not None:
+            self.clock = KeepLearningClock(self.model.start_time, self.model._num_timesteps_at_start)
+            if vec_env is not None:
+                # the environment's own space, as in a run never stopped (the loaded copy equals it, but pickles with
+                # another layout, so policy.zip's bytes would differ); its random state is restored next
+                self.model.action_space = vec_env.action_space
             self.phase, self.finished = state["phase"], state["finished"]
             restore_agent_random_state(self.model, state["random"])
             self.learning = state.get("learning", self.learning)
@@ -166,7 +189,8 @@ class SB3Controller(Controller):
         self.model.tensorboard_log = str(self.tb_dir) if self.tb_dir is not None else None
         try:
             self.model.learn(total_timesteps=agent_steps * learn_episodes - self.model.num_timesteps,
-                             callback=[self.stop, CheckpointOnRollout(save)], reset_num_timesteps=not self.resumed,
+                             callback=[self.stop, CheckpointOnRollout(save), *([self.clock] if self.clock else [])],
+                             reset_num_timesteps=not self.resumed,
                              tb_log_name="agent", log_interval=1)  # DQN logs every log_interval runs (default 4)
             self.model.logger.dump(self.model.num_timesteps)  # what the last run logged: SB3 stops before it dumps
             if self.runs is not None:
@@ -239,6 +263,7 @@ def restore_agent_random_state(model, state: dict) -> None:
     """Undo what SB3's `load` did to a checkpointed agent's randomness: it calls `set_random_seed(seed)`, which
     reseeds the action space (a resumed DQN would replay its random actions from the first) and arms the env's
     next reset with the run seed (a resumed `episodes>0` run would train its next episode on the first's seed)."""
+    model.action_space.seed(model.seed)  # a generator made as SB3 made it (policy.zip pickles its seed sequence too)
     model.action_space.np_random.bit_generator.state = state["action_space"]
     env = model.get_env()  # None for an n_envs > 1 agent resumed in its final run (it acts without its workers)
     while env is not None:  # the VecEnv and those it wraps (n_envs > 1: the workers' SubprocVecEnv)

@@ -59,11 +59,17 @@ def find_runs(dirs) -> list[Path]:
 
 
 def read_status(run_dir: Path) -> tuple[str, str | None, dict]:
-    """(status, error, summary) of one run; a run without summary.json is `incomplete`."""
+    """(status, error, summary) of one run; a run without summary.json is `incomplete`, one whose summary.json
+    cannot be read (cut short, edited, not JSON) `unreadable`: listed with the failed runs, the rest reported."""
     summary_file = Path(run_dir) / "summary.json"
     if not summary_file.is_file():
         return "incomplete", "no summary.json: the run stopped before finishing, or is still running", {}
-    summary = read_json(summary_file)
+    try:
+        summary = read_json(summary_file)
+    except (OSError, ValueError) as err:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        return "unreadable", f"summary.json is unreadable ({type(err).__name__}: {err})", {}
+    if not isinstance(summary, dict):
+        return "unreadable", f"summary.json holds a {type(summary).__name__}, not a run summary", {}
     return summary.get("status", "unknown"), summary.get("error"), summary
 
 

@@ -20,6 +20,7 @@ policy that does not fit) is a refusal: the folder is left as it was found (`Run
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import signal
@@ -43,7 +44,6 @@ from rlopt.errors import RunInterrupted, RunRefused, UserError
 from rlopt.files import write_json
 from rlopt.metrics import build_summary
 from rlopt.models import model_name
-from rlopt.reporting.plots import plot_layer_lrs, plot_run
 from rlopt.resources import peak_gpu_memory_mb
 from rlopt.run import killpoints
 from rlopt.run.checkpoint import FILENAME as CHECKPOINT
@@ -111,7 +111,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
                 checkpointer.remove()
             return summary
         except RunInterrupted as err:
-            recorder.close()
+            _close_after_failure(recorder)
             if not claimed:  # nothing to continue: "interrupted before the run started"
                 folder.abandon()
                 raise
@@ -120,14 +120,14 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
                           error=f"interrupted by {signal.Signals(err.signum).name} at step {err.step}")
             raise
         except UserError as err:
-            recorder.close()
+            _close_after_failure(recorder)
             if recorder.wrote_rows:
                 write_failure(run_dir, err, cfg)
             else:  # a refusal: the folder is left as it was found
                 folder.abandon()
             raise
         except BaseException as err:
-            recorder.close()
+            _close_after_failure(recorder)
             if claimed:
                 write_failure(run_dir, err, cfg)
             else:
@@ -136,6 +136,13 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
         finally:
             if live is not None:
                 live.close()
+
+
+def _close_after_failure(recorder: RunRecorder) -> None:
+    """Close the CSVs of a run that stopped. Closing flushes them, which on a full disk fails as the run did: the
+    run's own error is the one to report, and what the last checkpoint committed is on disk already."""
+    with contextlib.suppress(OSError):
+        recorder.close()
 
 
 def _resumable(run_dir: Path, cfg: DictConfig, recorder: RunRecorder) -> tuple[dict | None, DictConfig]:
@@ -215,6 +222,8 @@ def finish_run(env: TrainingEnv, outcome: EpisodeResult, recorder: RunRecorder, 
                "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device), **(extra or {})},
     )
     if cfg.trainer.plots:
+        from rlopt.reporting.plots import plot_layer_lrs, plot_run  # matplotlib: imported by runs that plot
+
         plot_run(pd.read_csv(run_dir / "metrics.csv"), run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")
         if (run_dir / "layer_lrs.csv").is_file():
             layers = pd.read_csv(run_dir / "layer_lrs.csv", dtype={"name": str})  # module paths like "0.2" stay text

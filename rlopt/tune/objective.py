@@ -13,10 +13,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from rlopt.config import validate_train
+from rlopt.controllers import run_controller
 from rlopt.env import make_env
 from rlopt.errors import UserError
 from rlopt.files import read_json, write_json
-from rlopt.controllers import run_controller
 from rlopt.run.experiment import run_experiment  # the run lifecycle: every trial and final run (tune's one import of it)
 from rlopt.tune.space import METRICS
 from rlopt.tune.storage import HOST, repeat_trial
