@@ -75,6 +75,7 @@ class PopulationTrainer:
         self.batch_in_epoch = np.zeros(self.size, dtype=np.int64)
         self.opt_steps = np.zeros(self.size, dtype=np.int64)
         self.grad_evals = np.zeros(self.size, dtype=np.int64)
+        self.grad_norm = np.zeros(self.size)  # each member's last step's gradient norm (a round of 0 steps keeps it)
         self._grads = vmap(grad_and_value(self._member_loss))
         self._forward = vmap(self._member_forward, in_dims=(0, None))
 
@@ -88,7 +89,7 @@ class PopulationTrainer:
         self.active[k] = 0
         self.generators[k].manual_seed(int(run_seed))
         self.has_perm[k] = False
-        self.batch_in_epoch[k] = self.opt_steps[k] = self.grad_evals[k] = 0
+        self.batch_in_epoch[k] = self.opt_steps[k] = self.grad_evals[k] = self.grad_norm[k] = 0
 
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's weights as the single-run model's state_dict (copies)."""
@@ -179,7 +180,7 @@ class PopulationTrainer:
         while they have steps left)."""
         n_steps = np.asarray(n_steps, dtype=np.int64)
         total = torch.zeros(self.size, device=self.device)
-        grad_norm = torch.zeros(self.size, dtype=torch.float64, device=self.device)
+        grad_norm = torch.from_numpy(self.grad_norm).to(self.device)
         lrs = np.array([self.lr(k) for k in range(self.size)])
         active = torch.from_numpy(self.active).to(self.device)
         for i in range(int(n_steps.max(initial=0))):
@@ -206,7 +207,8 @@ class PopulationTrainer:
         self.opt_steps += n_steps
         self.grad_evals += n_steps * evals
         mean = (total.double() / torch.from_numpy(np.maximum(n_steps, 1)).to(self.device)).cpu().numpy()
-        return PopulationStats(mean, grad_norm.cpu().numpy(), lrs)
+        self.grad_norm = grad_norm.cpu().numpy()
+        return PopulationStats(mean, self.grad_norm.copy(), lrs)
 
     # -- evaluation --------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -239,7 +241,7 @@ class PopulationTrainer:
                 "active": self.active.copy(), "generators": [g.get_state() for g in self.generators],
                 "perms": self.perms.clone(), "has_perm": self.has_perm.copy(),
                 "batch_in_epoch": self.batch_in_epoch.copy(), "opt_steps": self.opt_steps.copy(),
-                "grad_evals": self.grad_evals.copy()}
+                "grad_evals": self.grad_evals.copy(), "grad_norm": self.grad_norm.copy()}
 
     def load_state_dict(self, state: dict) -> None:
         self.flat.copy_(state["flat"])
@@ -248,5 +250,5 @@ class PopulationTrainer:
             opt.load_state_dict(opt_state)
         for generator, generator_state in zip(self.generators, state["generators"]):
             generator.set_state(generator_state)
-        for name in ("active", "has_perm", "batch_in_epoch", "opt_steps", "grad_evals"):
+        for name in ("active", "has_perm", "batch_in_epoch", "opt_steps", "grad_evals", "grad_norm"):
             getattr(self, name)[:] = state[name]
