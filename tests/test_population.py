@@ -18,16 +18,14 @@ from omegaconf import OmegaConf
 from sklearn.metrics import precision_recall_fscore_support
 
 from conftest import make_cfg
-from rlopt.data import load_dataset
-from rlopt.engine import Trainer
 from rlopt.env.actions import build_actions
 from rlopt.errors import UserError
-from rlopt.models import build_model
 from rlopt.optim import OptimizerBank
 from rlopt.population import PopulationTrainer
 from rlopt.population.members import MemberBank
 from rlopt.population.optimizers import BatchedAdam
 from rlopt.population.scores import macro_scores
+from rlopt.task import make_task
 
 CPU = torch.device("cpu")
 POLY = ["dataset=polynomial", "model=maclaurin", "trainer.amp=false", "dataset.train_subset=null"]
@@ -49,22 +47,16 @@ class Pair:
     """A population of len(SEEDS) members and, beside it, one single run per seed."""
 
     def __init__(self, *overrides: str, optimizers=("sgd",)):
-        self.cfg = cfg = make_cfg(*overrides)
-        self.data = load_dataset(cfg.dataset, 0, CPU)
+        self.task = task = make_task(make_cfg(*overrides), device=CPU)
+        self.data = task.data
         self.optimizers = list(optimizers)
-        self.pop = PopulationTrainer(self._model(0), cfg.model.name, self.data, self.optimizers, cfg.optim, CPU,
-                                     len(SEEDS), cfg.trainer.batch_size, cfg.trainer.eval_batch_size, amp=False)
+        self.pop = PopulationTrainer(task, self.optimizers, len(SEEDS))
         self.singles = []
         for k, seed in enumerate(SEEDS):
-            self.pop.init_member(k, self._model(seed), seed)
-            model = self._model(seed)
-            bank = OptimizerBank(model.parameters, self.optimizers, cfg.optim, CPU)
-            self.singles.append(Trainer(model, self.data, bank, CPU, cfg.trainer.batch_size,
-                                        cfg.trainer.eval_batch_size, False, seed))
-
-    def _model(self, seed: int):
-        torch.manual_seed(seed)
-        return build_model(self.cfg.model, self.data.name, self.data.input_shape, self.data.num_outputs)
+            self.pop.init_member(k, seed)
+            model = task.build_model(seed)
+            self.singles.append(task.trainer(model, OptimizerBank(model.parameters, self.optimizers, task.optim, CPU),
+                                             seed))
 
     def round(self, steps=10, members=None) -> None:
         """One round: member k takes steps[k] steps (all: `steps`), its single run the same; compare."""
@@ -184,16 +176,12 @@ def test_batched_adamw_equals_torch_adamw():
     (["model=small_cnn"], "use model.dropout=false"),
 ])
 def test_models_population_mode_cannot_batch_are_refused_in_one_line(overrides, refused):
-    cfg = make_cfg("dataset=digits", *overrides)
-    data = load_dataset(cfg.dataset, 0, CPU)
-    model = build_model(cfg.model, data.name, data.input_shape, data.num_outputs)
+    task = make_task(make_cfg("dataset=digits", *overrides), device=CPU)
     with pytest.raises(UserError, match=refused):
-        PopulationTrainer(model, cfg.model.name, data, ["sgd"], cfg.optim, CPU, 2, 16, 64, amp=False)
+        PopulationTrainer(task, ["sgd"], 2)
 
 
 def test_optimizers_population_mode_cannot_batch_are_refused_in_one_line():
-    cfg = make_cfg(*POLY)
-    data = load_dataset(cfg.dataset, 0, CPU)
-    model = build_model(cfg.model, data.name, data.input_shape, data.num_outputs)
+    task = make_task(make_cfg(*POLY), device=CPU)
     with pytest.raises(UserError, match="optimizer adadelta is not allowed in population mode.*sgd, sam, adam, adamw"):
-        PopulationTrainer(model, cfg.model.name, data, ["sgd", "adadelta"], cfg.optim, CPU, 2, 16, 64, amp=False)
+        PopulationTrainer(task, ["sgd", "adadelta"], 2)

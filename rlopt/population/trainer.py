@@ -20,15 +20,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from rlopt.data import DataBundle, Split
-from rlopt.engine import Trainer, use_bf16
+from rlopt.data import Split
+from rlopt.engine import use_bf16
 from rlopt.errors import UserError
+from rlopt.models import model_name
 from rlopt.population.optimizers import BatchedSAM, build_batched
 from rlopt.population.scores import macro_scores
+from rlopt.task import Task
 
 
 def check_batchable(model: nn.Module, model_name: str) -> None:
@@ -53,22 +54,25 @@ class PopulationStats:
 
 
 class PopulationTrainer:
-    def __init__(self, template: nn.Module, model_name: str, data: DataBundle, optimizers, optim_cfg,
-                 device: torch.device, size: int, batch_size: int, eval_batch_size: int, amp):
-        check_batchable(template, model_name)
-        self.template, self.data, self.device, self.size = template, data, torch.device(device), int(size)
-        self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
-        named = [(name, p) for name, p in template.named_parameters()]
-        self.layout = [(name, p.shape, p.numel()) for name, p in named]
+    """K runs of `task`, each stepped by its active optimizer among `optimizers` (names of the bank)."""
+
+    def __init__(self, task: Task, optimizers, size: int):
+        data = task.data
+        self.task, self.data, self.device, self.size = task, data, task.device, int(size)
+        self.template = task.new_model().to(self.device)
+        check_batchable(self.template, model_name(task.model.name, data.name))
+        self.batch_size, self.eval_batch_size = task.batch_size, task.eval_batch_size
+        self.layout = [(name, p.shape, p.numel()) for name, p in self.template.named_parameters()]
         self.n_params = sum(n for _, _, n in self.layout)
         self.flat = torch.zeros(self.size, self.n_params, device=self.device)
-        self.loss_fn = F.cross_entropy if data.is_classification else F.mse_loss
-        self.bf16 = use_bf16(amp, self.device, data.is_classification)
+        self.loss_fn = task.loss_fn
+        self.bf16 = use_bf16(task.amp, self.device, data.is_classification)
         self.names = list(optimizers)
-        self.optimizers = [build_batched(n, optim_cfg, self.size, self.n_params, self.device) for n in self.names]
+        self.optimizers = [build_batched(n, task.optim, self.size, self.n_params, self.device) for n in self.names]
         self.active = np.zeros(self.size, dtype=np.int64)  # index into self.names
         n_train = len(data.train)
-        self.batches_per_epoch = Trainer.epoch_length(n_train, self.batch_size)
+        self.batches_per_epoch = task.batches_per_epoch
+        self._finite: np.ndarray | None = None  # weights_finite(), computed once per change of the weights
         self.generators = [torch.Generator(device=self.device) for _ in range(self.size)]
         self.perms = torch.zeros(self.size, n_train, dtype=torch.long, device=self.device)
         self.has_perm = np.zeros(self.size, dtype=bool)
@@ -80,10 +84,11 @@ class PopulationTrainer:
         self._forward = vmap(self._member_forward, in_dims=(0, None))
 
     # -- members ------------------------------------------------------------------------------------
-    def init_member(self, k: int, model: nn.Module, run_seed: int) -> None:
-        """Start member k's run: `model`'s weights (built with `run_seed`), fresh optimizer states, the first
-        optimizer selected, and the batch order of a single run with that seed."""
-        self.load_member(k, model.state_dict())
+    def init_member(self, k: int, run_seed: int) -> None:
+        """Start member k's run as the single run with `run_seed` starts: its initial weights (drawn as
+        `Task.build_model` draws them), fresh optimizer states, the first optimizer selected, its batch order."""
+        torch.manual_seed(int(run_seed))
+        self.load_member(k, self.task.new_model().state_dict())
         for opt in self.optimizers:
             opt.reset_member(k)
         self.active[k] = 0
@@ -96,6 +101,7 @@ class PopulationTrainer:
         return {name: w[k].clone() for name, w in self.weights().items()}
 
     def load_member(self, k: int, state: dict) -> None:
+        self._finite = None
         self.flat[k] = torch.cat([state[name].detach().reshape(-1).to(self.flat) for name, _, _ in self.layout])
 
     def weights(self, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -131,7 +137,9 @@ class PopulationTrainer:
 
     def weights_finite(self) -> np.ndarray:
         """Per member: whether every weight is finite."""
-        return torch.isfinite(self.flat).all(1).cpu().numpy()
+        if self._finite is None:
+            self._finite = torch.isfinite(self.flat).all(1).cpu().numpy()
+        return self._finite
 
     # -- the loss of one member (vmapped) ----------------------------------------------------------------
     def _member_forward(self, weights, x):
@@ -179,6 +187,7 @@ class PopulationTrainer:
         """Member k takes `n_steps[k]` optimizer steps with its active optimizer (all members step together
         while they have steps left)."""
         n_steps = np.asarray(n_steps, dtype=np.int64)
+        self._finite = None
         total = torch.zeros(self.size, device=self.device)
         grad_norm = torch.from_numpy(self.grad_norm).to(self.device)
         lrs = np.array([self.lr(k) for k in range(self.size)])
@@ -244,6 +253,7 @@ class PopulationTrainer:
                 "grad_evals": self.grad_evals.copy(), "grad_norm": self.grad_norm.copy()}
 
     def load_state_dict(self, state: dict) -> None:
+        self._finite = None
         self.flat.copy_(state["flat"])
         self.perms.copy_(state["perms"])
         for opt, opt_state in zip(self.optimizers, state["optimizers"]):
