@@ -1,16 +1,22 @@
-"""One member of a population seen as a single run's optimizer bank: what the action spaces act on.
+"""One member of a population seen as a single run: its optimizer bank, trainer and model.
 
-The action spaces of `rlopt.env.actions` select an optimizer and move its learning rate through a bank
-(`select`, `set_lr`, `lr`); `MemberBank` does the same on member k's row of the population, so every
-action space applies to a member unchanged.
+`TrainingEnv` turns a run into an MDP (actions, rewards, bests, the metrics row) by reading a bank, a
+trainer and a model; these views give it member k's row of a `PopulationTrainer` instead, so each
+member of `rlopt.env.population_env.PopulationEnv` is a `TrainingEnv` whose optimizer steps the
+population takes for all members at once, and every action space applies to a member unchanged.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from rlopt.data import Split
 from rlopt.population.trainer import PopulationTrainer
 
 
 class MemberBank:
+    """What the action spaces call on a bank (`select`, `lr`, `set_lr`, `active`), on member k."""
+
     def __init__(self, population: PopulationTrainer, k: int):
         self.population, self.k = population, k
 
@@ -27,3 +33,46 @@ class MemberBank:
 
     def set_lr(self, lr: float) -> None:
         self.population.set_lr(self.k, lr)
+
+
+class MemberModel:
+    """Member k's weights as a model's state_dict (the best-weights copy and its restore at the end)."""
+
+    def __init__(self, population: PopulationTrainer, k: int):
+        self.population, self.k = population, k
+
+    def state_dict(self) -> dict:
+        return self.population.member_state(self.k)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.population.load_member(self.k, state)
+
+
+class MemberTrainer:
+    """Member k's counters, divergence check and evaluation, as `engine.Trainer` has them for one run."""
+
+    def __init__(self, population: PopulationTrainer, k: int):
+        self.population, self.k = population, k
+        self.model = MemberModel(population, k)
+        self.data = population.data
+
+    @property
+    def opt_steps(self) -> int:
+        return int(self.population.opt_steps[self.k])
+
+    @property
+    def grad_evals(self) -> int:
+        return int(self.population.grad_evals[self.k])
+
+    @property
+    def epochs_done(self) -> float:
+        return float(self.population.epochs_done[self.k])
+
+    def steps_left_in_epoch(self) -> int:
+        return int(self.population.steps_left_in_epoch()[self.k])
+
+    def weights_finite(self) -> bool:
+        return bool(self.population.weights_finite()[self.k])
+
+    def evaluate(self, split: Split) -> dict:
+        return self.population.evaluate(split, np.array([self.k]))[0]
