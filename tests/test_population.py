@@ -11,6 +11,8 @@ and so does a member; those runs are not what these tests pin (see docs/guide/po
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +20,7 @@ from omegaconf import OmegaConf
 from sklearn.metrics import precision_recall_fscore_support
 
 from conftest import make_cfg
+from rlopt.env import make_env, make_population_env
 from rlopt.env.actions import build_actions
 from rlopt.errors import UserError
 from rlopt.optim import OptimizerBank
@@ -185,3 +188,51 @@ def test_optimizers_population_mode_cannot_batch_are_refused_in_one_line():
     task = make_task(make_cfg(*POLY), device=CPU)
     with pytest.raises(UserError, match="optimizer adadelta is not allowed in population mode.*sgd, sam, adam, adamw"):
         PopulationTrainer(task, ["sgd", "adadelta"], 2)
+
+
+# -- the VectorEnv ------------------------------------------------------------------------------------
+DISCRETE = ("episode", "epoch", "step", "action", "optimizer", "grad_evals", "opt_steps", "diverged", "env", "run_seed")
+FLOATS = ("lr", "train_loss", "val_loss", "reward", "grad_norm")
+
+
+def assert_close_obs(got, want):
+    """Observations within 1e-5 of their scale: d_loss is a difference of losses (of 1e5 in an exploding run)."""
+    np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL * max(1.0, float(np.abs(want).max())))
+
+
+def test_population_env_rows_equal_single_runs_through_runs_that_end_and_restart():
+    """K=3 members against 3 TrainingEnvs: 10 steps of 4-decision runs (each member restarts twice, with run
+    seeds seed + k + 3j), member 1 diverging in its first run (lr 10^3 at its second decision)."""
+    cfg = make_cfg(*POLY, "controller=ppo_lr", "env.steps_per_action=5", "trainer.max_steps=20",
+                   "controller.actions.optimizer=sgd",
+                   "controller.actions.log_high=3.0", "trainer.device=cpu")
+    pop = make_population_env(cfg, 3)
+    singles = [make_env(cfg) for _ in range(3)]
+    runs = [0, 0, 0]
+    obs, _ = pop.reset(seed=7)
+    for k, single in enumerate(singles):
+        first, _ = single.reset(seed=7 + k, options={"run_seed": cfg.seed + k})
+        assert_close_obs(obs[k], first)
+    rng = np.random.default_rng(0)
+    diverged = []
+    for step in range(10):
+        actions = rng.uniform(-1, -0.5, (3, 1)).astype(np.float32)  # SGD lr 10^-6 .. 10^-2.25
+        if step == 1:
+            actions[1] = 1.0
+        obs, rewards, terminated, _, infos = pop.step(actions)
+        for k, single in enumerate(singles):
+            one_obs, reward, done, _, info = single.step(actions[k])
+            row, want = infos["metrics"][k], {**info["metrics"], "env": k, "run_seed": single.run_seed}
+            assert {c: row[c] for c in DISCRETE} == {c: want[c] for c in DISCRETE}
+            for c in FLOATS:  # a reward is a difference of losses: compared on the losses' scale
+                scale = TOL * abs(want["val_loss"]) if c == "reward" and math.isfinite(want["val_loss"]) else 0
+                assert row[c] == pytest.approx(want[c], rel=TOL, abs=scale, nan_ok=True)
+            assert terminated[k] == done
+            diverged += [k] if row["diverged"] else []
+            if done:
+                assert_close_obs(infos["final_obs"][k], one_obs)
+                runs[k] += 1
+                one_obs, _ = single.reset(options={"run_seed": cfg.seed + k + 3 * runs[k]})
+            assert_close_obs(obs[k], one_obs)
+    assert diverged == [1] and runs[0] == runs[2] == 2 and runs[1] == 3  # member 1 ended its first run early
+    assert [row["episode"] for row in infos["metrics"]] == [6, 7, 8]  # run i = k + 3j
