@@ -37,6 +37,13 @@ class Device(Choice):
 
 
 
+class Vectorize(Choice):
+    """controller.vectorize: how the K runs of `controller.n_envs=K` are trained."""
+
+    processes = "processes"  # one worker process per run
+    population = "population"  # one vectorised model in this process (rlopt.population)
+
+
 class Cost(Choice):
     """reward.cost: how the composite reward charges a step's compute (see `rlopt.rewards.Composite`)."""
 
@@ -425,6 +432,7 @@ class SB3ControllerConfig(ControllerConfig):
     algo: str = MISSING
     episodes: int = 0  # 0 = online: learn while controlling this one run; N = learn over N runs, then a final run
     n_envs: int = 1  # K > 1: learn from K training runs at once, one process each (episodes: a multiple of K)
+    vectorize: Vectorize = Vectorize.processes  # K > 1: processes, or population (K runs as one vectorised model)
     save_policy: bool = True  # write policy.zip (+ policy.json) into the run folder
     hyperparams: dict[str, Any] = MISSING  # the SB3 algorithm's own keyword arguments
 

@@ -102,9 +102,10 @@ class PopulationEnv(gym.vector.VectorEnv):
 
     def reset(self, *, seed=None, options=None):
         """Start a run in every member. `seed`: an int seeds member k's `np_random` with seed + k (a list: one
-        each); the runs' seeds follow the run numbering (see the module docstring)."""
-        super().reset(seed=seed)
+        each, as a VecEnv seeds its sub-environments); the runs' seeds follow the run numbering (see the module
+        docstring)."""
         seeds = [seed + k for k in range(self.num_envs)] if isinstance(seed, int) else seed
+        super().reset(seed=None if seeds is None else int(seeds[0]))
         obs = self._start(list(range(self.num_envs)), seeds)
         return np.stack(obs), {}
 

@@ -86,9 +86,12 @@ class PopulationTrainer:
     # -- members ------------------------------------------------------------------------------------
     def init_member(self, k: int, run_seed: int) -> None:
         """Start member k's run as the single run with `run_seed` starts: its initial weights (drawn as
-        `Task.build_model` draws them), fresh optimizer states, the first optimizer selected, its batch order."""
-        torch.manual_seed(int(run_seed))
-        self.load_member(k, self.task.new_model().state_dict())
+        `Task.build_model` draws them, on the CPU), fresh optimizer states, the first optimizer selected, its
+        batch order. The global random state is left as it was, as a worker process of
+        `vectorize=processes` leaves the agent's."""
+        with torch.random.fork_rng(devices=[]):  # this process's random stream is the agent's: left as it was
+            torch.manual_seed(int(run_seed))
+            self.load_member(k, self.task.new_model().state_dict())
         for opt in self.optimizers:
             opt.reset_member(k)
         self.active[k] = 0
