@@ -48,15 +48,17 @@ class BatchedSGD:
         self.started = torch.zeros(k, 1, dtype=torch.bool, device=device)
 
     @torch.no_grad()
-    def step(self, params: torch.Tensor, grads: torch.Tensor, rows: torch.Tensor) -> None:
+    def step(self, params: torch.Tensor, grads: torch.Tensor, rows: torch.Tensor, every: bool = False) -> None:
+        """`every`: all rows step (the usual case), so nothing needs masking."""
         rows = rows.reshape(-1, 1)
         d = grads + self.weight_decay * params
         if self.use_momentum:
             buf = torch.where(self.started, self.momentum * self.buf + d, d)
-            self.buf.copy_(torch.where(rows, buf, self.buf))
+            self.buf.copy_(buf if every else torch.where(rows, buf, self.buf))
             d = d + self.momentum * buf if self.nesterov else buf
             self.started |= rows
-        params.copy_(torch.where(rows, params - self.lr.float() * d, params))
+        update = params - self.lr.float() * d
+        params.copy_(update if every else torch.where(rows, update, params))
 
     def reset_member(self, k: int) -> None:
         self.started[k] = False
@@ -107,23 +109,30 @@ class BatchedAdam:
         self.steps = torch.zeros(k, 1, dtype=torch.float64, device=device)
 
     @torch.no_grad()
-    def step(self, params: torch.Tensor, grads: torch.Tensor, rows: torch.Tensor) -> None:
+    def step(self, params: torch.Tensor, grads: torch.Tensor, rows: torch.Tensor, every: bool = False) -> None:
+        """`every`: all rows step (the usual case), so the state is updated in place without masking."""
         rows = rows.reshape(-1, 1)
         steps = self.steps + rows.double()
         if self.decoupled:
             start = params * (1 - self.lr.float() * self.weight_decay)
         else:
             start, grads = params, grads + self.weight_decay * params
-        m = torch.lerp(self.m, grads, 1 - self.beta1)
-        v = self.beta2 * self.v + (1 - self.beta2) * grads * grads
+        if every:
+            m, v = self.m.lerp_(grads, 1 - self.beta1), self.v.mul_(self.beta2).add_((1 - self.beta2) * grads * grads)
+        else:
+            m = torch.lerp(self.m, grads, 1 - self.beta1)
+            v = self.beta2 * self.v + (1 - self.beta2) * grads * grads
         bias1 = 1 - self.beta1.double() ** steps
         bias2_sqrt = (1 - self.beta2.double() ** steps).sqrt()
         step_size = (self.lr / bias1).float()
-        denom = v.sqrt() / bias2_sqrt.float() + self.eps
+        update = start - step_size * m / (v.sqrt() / bias2_sqrt.float() + self.eps)
+        self.steps.copy_(steps)
+        if every:
+            params.copy_(update)
+            return
         self.m.copy_(torch.where(rows, m, self.m))
         self.v.copy_(torch.where(rows, v, self.v))
-        self.steps.copy_(steps)
-        params.copy_(torch.where(rows, start - step_size * m / denom, params))
+        params.copy_(torch.where(rows, update, params))
 
     def reset_member(self, k: int) -> None:
         self.m[k], self.v[k], self.steps[k] = 0, 0, 0

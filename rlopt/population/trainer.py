@@ -208,9 +208,9 @@ class PopulationTrainer:
                     self.flat.sub_(ascent)
                     grads = torch.where(mine[:, None], sharp, grads)
             for index, opt in enumerate(self.optimizers):
-                mine = rows & (active == index)
-                if bool(mine.any()):
-                    opt.step(self.flat, grads, mine)
+                mine_np = rows_np & (self.active == index)
+                if mine_np.any():
+                    opt.step(self.flat, grads, torch.from_numpy(mine_np).to(self.device), every=bool(mine_np.all()))
             total += torch.where(rows, loss.detach(), 0.0)
             ending = torch.from_numpy(n_steps == i + 1).to(self.device)
             if bool(ending.any()):
