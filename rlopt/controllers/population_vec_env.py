@@ -5,10 +5,12 @@ a gymnasium VectorEnv with SAME_STEP autoreset) as SB3's `VecEnv`: one info dict
 finished run's last observation in `terminal_observation`. `PopulationRuns` is what the SB3 controller
 learns in with `controller.n_envs=K controller.vectorize=population`, with the interface of
 `sb3_env.ParallelRuns` (the K processes of `vectorize=processes`): the agent's VecEnv, whose rows the
-runner records (`RecordedVecEnv`), and the state a checkpoint keeps.
+run records (`RecordedVecEnv`), and the state a checkpoint keeps.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -69,10 +71,12 @@ class PopulationVecEnv(VecEnv):
 class PopulationRuns:
     """K learning runs of the main env's Task as one population in this process (`ParallelRuns`' interface)."""
 
-    def __init__(self, env: gym.Env, runner, n_envs: int):
+    def __init__(self, env: gym.Env, config, record: Callable[[Sequence[dict], float], None], n_envs: int):
+        """`env`: the run's environment, whose Task's data the population shares; `record`: the run's
+        `RunContext.record_rows`."""
         bare = env.unwrapped
-        self.population = make_population_env(bare.config, n_envs, data=bare.task.data, device=bare.device)
-        self.recorded = RecordedVecEnv(PopulationVecEnv(self.population), runner)
+        self.population = make_population_env(config, n_envs, data=bare.task.data, device=bare.device)
+        self.recorded = RecordedVecEnv(PopulationVecEnv(self.population), record)
         self.agent, self.per_run = self.recorded, 1
 
     def state(self) -> dict:

@@ -36,12 +36,9 @@ def make_env(cfg, data: DataBundle | None = None, device: torch.device | None = 
     the run seed)."""
     task = make_task(cfg, data, device)
     if cfg.controller.actions.kind == LAYER_KIND:
-        env = _layerwise_env(cfg, task, build_reward(cfg.reward))
-    else:
-        env = TrainingEnv(task, **_control(cfg), steps_per_action=cfg.env.steps_per_action,
-                          divergence_penalty=cfg.env.divergence_penalty)
-    env.config = cfg
-    return env
+        return _layerwise_env(cfg, task, build_reward(cfg.reward))
+    return TrainingEnv(task, **_control(cfg), steps_per_action=cfg.env.steps_per_action,
+                       divergence_penalty=cfg.env.divergence_penalty)
 
 
 def _control(cfg) -> dict:
@@ -59,10 +56,8 @@ def make_population_env(cfg, n_envs: int, data: DataBundle | None = None, device
     if cfg.controller.actions.kind == LAYER_KIND:
         raise UserError(f"controller.actions.kind={LAYER_KIND} is not allowed with controller.vectorize=population: "
                         "population mode batches one learning rate or optimizer choice per run")
-    env = PopulationEnv(make_task(cfg, data, device), [_control(cfg) for _ in range(n_envs)],
-                        steps_per_action=cfg.env.steps_per_action, divergence_penalty=cfg.env.divergence_penalty)
-    env.config = cfg
-    return env
+    return PopulationEnv(make_task(cfg, data, device), [_control(cfg) for _ in range(n_envs)],
+                         steps_per_action=cfg.env.steps_per_action, divergence_penalty=cfg.env.divergence_penalty)
 
 
 def _layerwise_env(cfg, task: Task, reward) -> LayerwiseTrainingEnv:
