@@ -108,7 +108,7 @@ def bench_population(args, in_child, in_child_pair, machine, measure_n_envs) -> 
     cores = os.cpu_count() or 1
     threads = args.threads or cores
     root = args.data_root
-    tasks = [t for t in TASKS if t != "mnist/mlp 10k" or (root / "MNIST").is_dir()]
+    tasks = [t for t in (args.tasks.split(",") if args.tasks else TASKS) if t != "mnist/mlp 10k" or (root / "MNIST").is_dir()]
     lines = [f"## Population mode on {args.device} ({date.today()})", "",
              f"Machine: {machine()}; load average (1/5/15 min) at the start: "
              f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} (a shared machine: other work ran alongside).  ",

@@ -10,8 +10,7 @@ import pytest
 
 from conftest import call_cli, make_cfg
 from rlopt.train import train
-from test_parallel import EXACT, TIMING, _learning_runs_in_tensorboard
-from test_reliability import _kill_after_rows
+from test_parallel import EXACT, TIMING, _learning_runs_in_tensorboard, kill_while_learning_then_resume
 
 POLY = ["dataset=polynomial", "controller=ppo_lr", "dataset.train_subset=null", *EXACT]
 POPULATION = ["controller.vectorize=population"]
@@ -48,15 +47,8 @@ def test_population_mode_learns_exactly_as_processes_mode(tmp_path):
 def test_sigkill_while_a_population_of_8_learns_then_resume_equals_the_uninterrupted_run(tmp_path):
     args = ["+debug=tiny", *POLY, *POPULATION, "controller.episodes=16", "controller.n_envs=8",
             "controller.hyperparams.n_steps=2", "controller.hyperparams.batch_size=16"]
-    assert call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
     # PPO checkpoints every n_steps=2 batched steps (16 rows): killed after 3 steps, one step is redone
-    _kill_after_rows([*args, "hydra.run.dir=run"], tmp_path, tmp_path / "run" / "learning_metrics.csv", rows=24)
-    assert not (tmp_path / "run" / "summary.json").exists()
-    resumed = call_cli("train", "resume=run", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    for name in ("learning_metrics.csv", "metrics.csv"):
-        got, want = (pd.read_csv(tmp_path / run / name).drop(columns=TIMING) for run in ("run", "ref"))
-        pd.testing.assert_frame_equal(got, want)
+    kill_while_learning_then_resume(tmp_path, args, rows=24)
     assert len(pd.read_csv(tmp_path / "run" / "learning_metrics.csv")) == 32
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
 

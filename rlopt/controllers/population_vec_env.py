@@ -14,30 +14,23 @@ from collections.abc import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv
 
-from rlopt.controllers.sb3_env import RecordedVecEnv
+from rlopt.controllers.sb3_env import InProcessVecEnv, RecordedVecEnv
 from rlopt.env import make_population_env
 from rlopt.env.population_env import PopulationEnv
 from rlopt.resources import peak_gpu_memory_mb
 
 
-class PopulationVecEnv(VecEnv):
+class PopulationVecEnv(InProcessVecEnv):
     def __init__(self, env: PopulationEnv):
         self.env = env
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
-        self._actions: np.ndarray | None = None
 
     def reset(self) -> np.ndarray:
         seeds = None if all(s is None for s in self._seeds) else [int(s or 0) for s in self._seeds]
         obs, _ = self.env.reset(seed=seeds)
-        self.reset_infos = [{} for _ in range(self.num_envs)]
-        self._reset_seeds()
-        self._reset_options()
+        self._reset_done([{} for _ in range(self.num_envs)])
         return obs
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions)
 
     def step_wait(self):
         obs, rewards, terminated, truncated, infos = self.env.step(self._actions)

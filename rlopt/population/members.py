@@ -14,11 +14,15 @@ from rlopt.data import Split
 from rlopt.population.trainer import PopulationTrainer
 
 
-class MemberBank:
-    """What the action spaces call on a bank (`select`, `lr`, `set_lr`, `active`), on member k."""
+class _Member:
+    """A view of member `k` of `population`."""
 
     def __init__(self, population: PopulationTrainer, k: int):
         self.population, self.k = population, k
+
+
+class MemberBank(_Member):
+    """What the action spaces call on a bank (`select`, `lr`, `set_lr`, `active`), on member k."""
 
     @property
     def active(self) -> str:
@@ -35,11 +39,8 @@ class MemberBank:
         self.population.set_lr(self.k, lr)
 
 
-class MemberModel:
+class MemberModel(_Member):
     """Member k's weights as a model's state_dict (the best-weights copy and its restore at the end)."""
-
-    def __init__(self, population: PopulationTrainer, k: int):
-        self.population, self.k = population, k
 
     def state_dict(self) -> dict:
         return self.population.member_state(self.k)
@@ -48,11 +49,11 @@ class MemberModel:
         self.population.load_member(self.k, state)
 
 
-class MemberTrainer:
+class MemberTrainer(_Member):
     """Member k's counters, divergence check and evaluation, as `engine.Trainer` has them for one run."""
 
     def __init__(self, population: PopulationTrainer, k: int):
-        self.population, self.k = population, k
+        super().__init__(population, k)
         self.model = MemberModel(population, k)
         self.data = population.data
 
