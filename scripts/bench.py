@@ -500,6 +500,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="population case: timed optimizer steps")
     parser.add_argument("--learning", action="store_true", help="population case: also learning runs per hour")
     parser.add_argument("--tasks", help="population case: some of the tasks, comma-separated (default: all)")
+    parser.add_argument("--one-process", action="store_true",
+                        help="population case: measure in this process, in CPU time (a loaded, shared machine)")
     args = parser.parse_args()
     if args.case == "n_envs":
         bench_n_envs(args)

@@ -88,12 +88,13 @@ def measure(task_name, device_name, k, steps, threads, data_root, queue):
     run(max(steps // 10, 1))
     if task.device.type == "cuda":
         torch.cuda.synchronize(task.device)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     run(steps)
     if task.device.type == "cuda":
         torch.cuda.synchronize(task.device)
-    seconds = time.perf_counter() - started
-    queue.put({"steps_per_s": max(k, 1) * steps / seconds, "mib_per_member": _memory(task.device, state) / max(k, 1)})
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    queue.put({"steps_per_s": max(k, 1) * steps / seconds, "steps_per_cpu_s": max(k, 1) * steps / cpu_seconds,
+               "mib_per_member": _memory(task.device, state) / max(k, 1)})
 
 
 def _two_processes(in_child_pair, task_name, device_name, steps, threads, data_root) -> dict:
@@ -102,8 +103,19 @@ def _two_processes(in_child_pair, task_name, device_name, steps, threads, data_r
             "mib_per_member": statistics.mean(r["mib_per_member"] for r in results)}
 
 
+def _in_this_process(fn, *args):
+    """`fn(*args)` here (`--one-process`): no child start-ups, which a loaded machine makes slow."""
+    import queue
+
+    results = queue.Queue()
+    fn(*args, results)
+    return results.get()
+
+
 def bench_population(args, in_child, in_child_pair, machine, measure_n_envs) -> str:
     """The `--case population` section (see the module docstring)."""
+    if args.one_process:
+        return one_process_section(args, machine)
     ks = [int(k) for k in args.population.split(",")]
     cores = os.cpu_count() or 1
     threads = args.threads or cores
@@ -155,3 +167,35 @@ def learning_section(args, ks, in_child, measure_n_envs) -> str:
         base = base or result["runs_per_hour"]
         lines.append(f"| {label} | {result['runs_per_hour']:,.0f} | {result['runs_per_hour'] / base:.2f} |")
     return "\n".join(lines)
+
+
+def one_process_section(args, machine) -> str:
+    """`--one-process`: every measurement in this process on one thread, timed in this process's CPU time,
+    which the other processes of a loaded, shared machine barely move (wall time there measures the load).
+    n_envs=2 is not measured this way: two processes on two free cores do at most 2x n_envs=1."""
+    ks = [int(k) for k in args.population.split(",")]
+    root = args.data_root
+    tasks = [t for t in (args.tasks.split(",") if args.tasks else TASKS) if t != "mnist/mlp 10k" or (root / "MNIST").is_dir()]
+    lines = [f"## Population mode on {args.device}, one process, CPU time ({date.today()})", "",
+             f"Machine: {machine()}; load average (1/5/15 min) at the start: "
+             f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())}: a shared machine, other helpers' work ran alongside, "
+             "so the times are this process's CPU time on one thread, not wall time.  ",
+             f"Command: `{' '.join(['python scripts/bench.py', *sys.argv[1:]])}`; {args.rounds} interleaved rounds, "
+             f"{args.steps} timed steps each (after a tenth as warm-up), Adam, fp32.", "",
+             "| task | setup | member steps / CPU-s (median) | / n_envs=1 (paired; each round) | wall steps/s "
+             "(loaded machine) | MiB / member (weights + optimizer state) |", "|---|---|---|---|---|---|"]
+    for task_name in tasks:
+        rounds = []
+        for _ in range(args.rounds):
+            r = {"n_envs=1 (single-run engine)": _in_this_process(measure, task_name, args.device, 0, args.steps, 1, root)}
+            for k in ks:
+                r[f"population K={k}"] = _in_this_process(measure, task_name, args.device, k, args.steps, 1, root)
+            rounds.append(r)
+        for setup in rounds[0]:
+            rates = [r[setup]["steps_per_cpu_s"] for r in rounds]
+            ratios = [r[setup]["steps_per_cpu_s"] / r["n_envs=1 (single-run engine)"]["steps_per_cpu_s"] for r in rounds]
+            lines.append(f"| {task_name} | {setup} | {statistics.median(rates):,.0f} | {statistics.median(ratios):.2f}; "
+                         f"{', '.join(f'{x:.2f}' for x in ratios)} | "
+                         f"{statistics.median(r[setup]['steps_per_s'] for r in rounds):,.0f} | "
+                         f"{statistics.median(r[setup]['mib_per_member'] for r in rounds):.3f} |")
+    return "\n".join([*lines, ""])
