@@ -39,6 +39,13 @@ class Device(Choice):
 
 
 
+class Vectorize(Choice):
+    """controller.vectorize: how the K runs of `controller.n_envs=K` are trained."""
+
+    processes = "processes"  # one worker process per run
+    population = "population"  # one vectorised model in this process (rlopt.population)
+
+
 class Cost(Choice):
     """reward.cost: how the composite reward charges a step's compute (see `rlopt.rewards.Composite`)."""
 
@@ -483,6 +490,7 @@ class SB3ControllerConfig(ControllerConfig):
     algo: str = MISSING
     episodes: int = MISSING
     n_envs: int = MISSING
+    vectorize: Vectorize = Vectorize.processes  # K > 1: processes, or population (K runs as one vectorised model)
     save_policy: bool = MISSING
     hyperparams: dict[str, Any] = MISSING  # the SB3 algorithm's own keyword arguments
 

@@ -13,7 +13,8 @@ environment, so every step is recorded as in any other run; the runner also runs
 episode and writes the checkpoints, which SB3 offers at the start of each rollout.
 
 `controller.n_envs=K` > 1 learns from K training runs at once, each in its own worker process
-(`sb3_env.ParallelRuns`): `episodes` (a multiple of K) counts finished runs across all of them,
+(`sb3_env.ParallelRuns`), or with `controller.vectorize=population` as one vectorised model in this
+process (`population_vec_env.PopulationRuns`): `episodes` (a multiple of K) counts finished runs across all of them,
 the run seeds are seed..seed+N-1 as with K=1 (run i in sub-environment i mod K), and the rows
 come back to the main process, which records them and writes every checkpoint, with each
 worker's environment and RNG states in it. K=1 is the plain in-process path, unchanged.
@@ -131,11 +132,13 @@ class SB3Controller(Controller):
         if self.n_envs > 1 and (self.episodes == 0 or self.episodes % self.n_envs):
             raise UserError(f"controller.n_envs={self.n_envs} needs controller.episodes to be a positive multiple of it "
                             f"(got {self.episodes}): K runs learn at once, online mode (0) controls one run")
-        if self.n_envs > 1:
+        self.vectorize = str(cfg.vectorize)
+        if self.n_envs > 1 and self.vectorize == "processes":
             start_worker_server()  # it imports what the workers need while this process reads the data
         self.model = None
-        self.runs: ParallelRuns | None = None  # the worker processes while K > 1 runs learn
-        self.learning = {"n_envs": self.n_envs, "learning_gpu_peak_memory_mb": None, "learning_wait_share": None}
+        self.runs: ParallelRuns | None = None  # the worker processes (or the population) while K > 1 runs learn
+        self.learning = {"n_envs": self.n_envs, "vectorize": self.vectorize, "learning_gpu_peak_memory_mb": None,
+                         "learning_wait_share": None}
         self.tb_dir: Path | None = None
         self.phase, self.finished = "learn", 0
         self.stop: StopAfterEpisodes | None = None
@@ -156,7 +159,7 @@ class SB3Controller(Controller):
         elif state is None or state["phase"] == "learn":
             if state is None:  # the main env waits for the final run; reset, it has a state for the checkpoints
                 env.unwrapped.reset(options={"run_seed": self.seed + self.episodes})
-            self.runs = ParallelRuns(env, context.config, context.record_rows, self.n_envs)
+            self.runs = self._runs(env, context)
             if state is not None:
                 self.runs.load_state(state["workers"])
             vec_env = self.runs.agent
@@ -175,6 +178,14 @@ class SB3Controller(Controller):
             self.phase, self.finished = state["phase"], state["finished"]
             restore_agent_random_state(self.model, state["random"])
             self.learning = state.get("learning", self.learning)
+
+    def _runs(self, env, context: RunContext):
+        """The K learning runs: worker processes, or one population (imported only then: it builds the engine)."""
+        if self.vectorize == "population":
+            from rlopt.controllers.population_vec_env import PopulationRuns
+
+            return PopulationRuns(env, context.config, context.record_rows, self.n_envs)
+        return ParallelRuns(env, context.config, context.record_rows, self.n_envs)
 
     def learn(self, env, save) -> None:
         """Learn over `max(episodes, 1)` runs, in which the model built by `setup` acts (`agent_env(env)`,

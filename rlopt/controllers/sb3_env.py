@@ -49,23 +49,32 @@ def agent_env(env: gym.Env) -> VecEnv:
     return LayerVecEnv(env) if isinstance(env.unwrapped, LayerwiseTrainingEnv) else DummyVecEnv([lambda: env])
 
 
-class LayerVecEnv(VecEnv):
+class InProcessVecEnv(VecEnv):
+    """A VecEnv whose sub-environments are stepped together in this process: `step_async` keeps the actions
+    for `step_wait`; `_reset_done` records a reset's infos and clears the seeds and options it used."""
+
+    _actions: np.ndarray | None = None
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def _reset_done(self, infos: list[dict]) -> None:
+        self.reset_infos = infos
+        self._reset_seeds()
+        self._reset_options()
+
+
+class LayerVecEnv(InProcessVecEnv):
     def __init__(self, env: gym.Env):
         self.env = env
         bare: LayerwiseTrainingEnv = env.unwrapped
         super().__init__(bare.n_layers, bare.features.agent_space, bare.actions.agent_space)
-        self._actions: np.ndarray | None = None
 
     def reset(self) -> np.ndarray:
         # One run for all layers: the first sub-environment's seed and options are the run's.
         obs, info = self.env.reset(seed=self._seeds[0], options=self._options[0] or None)
-        self.reset_infos = [dict(info) for _ in range(self.num_envs)]
-        self._reset_seeds()
-        self._reset_options()
+        self._reset_done([dict(info) for _ in range(self.num_envs)])
         return obs
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions)
 
     def step_wait(self):
         obs, reward, terminated, truncated, info = self.env.step(self._actions)
