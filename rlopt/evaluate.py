@@ -15,6 +15,10 @@ process (`spawn`; `trainer.threads` defaults to the cores / K) and its own run f
 `run<i>_s<seed>/` under the evaluation folder, with its own `.hydra/config.yaml` and
 `overrides.yaml` (the command's, with that seed), so `rlopt report <evaluation folder>` tables
 them as K seeds of one method. The evaluation folder itself is then no run (`rlopt.reporting.runs.is_run`).
+
+`instances=<set>` evaluates the policy on every test instance of the set x `runs` seeds, one after another,
+each in `<instance id>_s<seed>/` (`rlopt.instances.runs`); `instance=all` on every instance (train ones too,
+to compare seen with unseen tasks); `instance=<id>` on that one instance only.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from rlopt.env.layer_actions import LAYER_KIND
 from rlopt.errors import RunsFailed, UserError
 from rlopt.files import atomic_path
 from rlopt.hydra_app import hydra_entry
+from rlopt.instances import apply, jobs, load_set, run_each
 from rlopt.paths import conf_dir
 from rlopt.resources import cpu_count
 from rlopt.train import run_experiment
@@ -70,6 +75,16 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict | list[dict]:
         raise UserError(f"runs={runs} is not allowed: use a positive integer (fresh runs, seeds seed..seed+runs-1)")
     model, meta = load_policy(cfg.policy)  # a bad policy or portfolio fails here, once, not in K processes
     run_cfg = evaluation_config(cfg, meta)
+    instances = load_set(cfg)
+    if instances is not None and cfg.instance in (None, "all"):  # every test (or every) instance x seeds, a folder each
+        chosen = instances.test if cfg.instance is None else instances.all
+        if not chosen:
+            raise UserError(f"instances={instances.name} has no test instances to evaluate on")
+        seeds = [int(cfg.seed) + i for i in range(runs)]
+        return run_each(Path(run_dir), jobs(run_cfg, chosen, seeds), lambda one, folder: run_experiment(
+            one, folder, lambda: FrozenPolicy(model, cfg.policy)))
+    if instances is not None:
+        run_cfg = apply(run_cfg, instances.get(str(cfg.instance)))
     if runs > 1:
         return evaluate_parallel(cfg, Path(run_dir), runs)
     return run_experiment(run_cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))

@@ -193,8 +193,8 @@ class HoldoutConfig:
 
 @dataclass
 class GenerateConfig:
-    """instances.generate: `count` instances drawn with `seed` from `space` (config key -> value, {choices: [...]}
-    or {low, high, log, int}), as CARL samples contexts; checked by `rlopt.instances.spec`."""
+    """instances.generate: `count` instances drawn with `seed` from `space` (an instance's sections and keys, each
+    a value, {choices: [...]} or {low, high, log, int}), as CARL samples contexts; checked by `rlopt.instances.spec`."""
 
     count: int = MISSING
     seed: int = MISSING

@@ -31,6 +31,7 @@ from rlopt.env import TrainingEnv, make_env
 from rlopt.errors import RunInterrupted, RunRefused, UserError
 from rlopt.files import write_json
 from rlopt.hydra_app import hydra_entry
+from rlopt.instances import instance_part, jobs, load_set, run_config, run_each
 from rlopt.metrics import build_summary
 from rlopt.models import model_name
 from rlopt.paths import conf_dir
@@ -91,7 +92,8 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
                "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy"),
                "tuning_grad_evals": int(tuning.get("grad_evals", 0)), "tuning_trials": int(tuning.get("trials", 0)),
                "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(tuning.get("grad_evals", 0)),
-               "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device), **(extra or {})},
+               "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device),
+               "instance": OmegaConf.select(cfg, "instance"), "instance_part": instance_part(cfg), **(extra or {})},
     )
     if cfg.trainer.plots:
         plot_run(pd.read_csv(run_dir / "metrics.csv"), run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")
@@ -218,6 +220,15 @@ def train(cfg: DictConfig, run_dir: Path, observers: Iterable[Observer] = ()) ->
     resuming = bool(cfg.get("resume"))
     if resuming:
         cfg, run_dir = resume_target(cfg.resume)
+    instances = None if resuming else load_set(cfg)
+    if instances is None and not resuming and cfg.instance is not None:
+        raise UserError(f"instance={cfg.instance} needs an instance set: add instances=<set> (conf/instances/) "
+                        "or instances.file=")
+    if instances is not None and cfg.instance == "all":  # every instance of the set, a folder each
+        return run_each(run_dir, jobs(cfg, instances.all, [int(cfg.seed)]), lambda one, folder: run_experiment(
+            one, folder, lambda: build_controller(one.controller, int(one.seed)), observers))
+    if instances is not None:
+        cfg = run_config(cfg, instances)
     return run_experiment(cfg, run_dir, lambda: build_controller(cfg.controller, int(cfg.seed)), observers,
                           own_config=resuming)
 

@@ -103,8 +103,9 @@ def _row_instance(row, line: int, cfg) -> tuple[Instance | None, str | None]:
     return Instance(f"row{row['id']}", "train", settings, f"instances.file row {line}"), None
 
 
-def read_instances(path: str, cfg) -> list[Instance]:
-    """The runnable rows of the DACBench CSV at `path` as instances; a line on stderr for each row left out."""
+def read_instances(path: str, cfg, quiet: bool = False) -> list[Instance]:
+    """The runnable rows of the DACBench CSV at `path` as instances; a line on stderr for each row left out
+    (unless `quiet`)."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"instances.file={path}: no such file (give a DACBench SGD instance-set CSV)")
@@ -122,9 +123,9 @@ def read_instances(path: str, cfg) -> list[Instance]:
             inst, why = _row_instance(row, line, cfg)
         except (TypeError, ValueError) as err:
             inst, why = None, f"row {line} (id {row['id']}): not run here: unreadable value ({err})"
-        if why:
+        if why and not quiet:
             print(f"rlopt: instances.file={path}: {why}", file=sys.stderr)
-        else:
+        elif not why:
             found.append(inst)
     if not found:
         raise UserError(f"instances.file={path}: none of its {len(rows)} rows can run here (see the lines above)")

@@ -148,33 +148,26 @@ def _explicit(entries, part: str) -> list[Instance]:
     return found
 
 
-def _nest(flat: dict) -> dict:
-    """{"dataset.degree": 2} -> {"dataset": {"degree": 2}}."""
-    nested: dict = {}
-    for key, value in flat.items():
-        *path, last = key.split(".")
-        node = nested
-        for part in path:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return nested
+def _is_dimension(spec) -> bool:
+    return isinstance(spec, dict) and bool(spec) and (set(spec) == {"choices"} or set(spec) <= {"low", "high", "log", "int"})
 
 
 def _draw(spec, key: str, rng: np.random.Generator):
-    """One value of a generator dimension: a constant, {choices: [...]}, or {low, high, log, int}."""
+    """One value of a generator dimension: {choices: [...]} or {low, high, log, int}; a mapping of further keys is
+    drawn key by key (in key order); anything else is a constant."""
+    if isinstance(spec, dict) and not _is_dimension(spec):
+        return {k: _draw(spec[k], f"{key}.{k}", rng) for k in sorted(spec)}
     if not isinstance(spec, dict):
         return spec
     if set(spec) == {"choices"} and isinstance(spec["choices"], list) and spec["choices"]:
-        value = spec["choices"][int(rng.integers(len(spec["choices"])))]
-        return value
-    if {"low", "high"} <= set(spec) <= {"low", "high", "log", "int"}:
+        return spec["choices"][int(rng.integers(len(spec["choices"])))]
+    if {"low", "high"} <= set(spec):
         low, high, log, integer = spec["low"], spec["high"], bool(spec.get("log", False)), bool(spec.get("int", False))
         if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and low <= high and (not log or low > 0)):
-            raise UserError(f"instances.generate.space.{key}={spec} is not allowed: low <= high (> 0 with log: true)")
+            raise UserError(f"{key}={spec} is not allowed: low <= high (> 0 with log: true)")
         x = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if log else float(rng.uniform(low, high))
         return int(round(x)) if integer else x
-    raise UserError(f"instances.generate.space.{key}={spec} is not allowed: give a value, {{choices: [...]}} "
-                    "or {low, high, log, int}")
+    raise UserError(f"{key}={spec} is not allowed: give a value, {{choices: [...]}} or {{low, high, log, int}}")
 
 
 def _generate(gen, prefix: str = "g") -> list[Instance]:
@@ -187,7 +180,7 @@ def _generate(gen, prefix: str = "g") -> list[Instance]:
     rng = np.random.default_rng(int(gen.seed))
     found, tasks = [], set()
     for _ in range(100 * count):
-        settings = _nest({key: _draw(space[key], key, rng) for key in sorted(space)})
+        settings = _draw(space, "instances.generate.space", rng)
         inst = Instance(f"{prefix}{len(found):02d}", "train", settings, f"instances.generate[{len(found)}]")
         if inst.task not in tasks:
             tasks.add(inst.task)
@@ -226,16 +219,17 @@ def check_split(train: list[Instance], test: list[Instance]) -> None:
                             f"({twin.source}); the train and test parts must not overlap")
 
 
-def load_set(cfg: DictConfig) -> InstanceSet | None:
-    """The instance set `cfg.instances` names, checked (None for `instances=none` without a file); every instance is
-    applied to `cfg` once, so a key the config lacks fails here, before any run starts."""
+def load_set(cfg: DictConfig, check: bool = True) -> InstanceSet | None:
+    """The instance set `cfg.instances` names (None for `instances=none` without a file). `check`: apply every
+    instance to `cfg` once, so a key the config lacks fails here, before any run starts, and list the file's
+    rows that cannot run here; without it, only the ids and parts are wanted."""
     spec = cfg.instances
     train, test = _explicit(spec.train, "train"), _explicit(spec.test, "test")
     pool = _generate(spec.generate) if spec.generate is not None else []
     if spec.file is not None:
         from rlopt.instances.dacbench import read_instances
 
-        pool += read_instances(str(spec.file), cfg)
+        pool += read_instances(str(spec.file), cfg, quiet=not check)
     if not (train or test or pool):
         if spec.name != "none":
             raise UserError(f"instances={spec.name} holds no instances: give train/test lists, generate or file")
@@ -245,6 +239,6 @@ def load_set(cfg: DictConfig) -> InstanceSet | None:
     check_split(train, test)
     name = Path(str(spec.file)).stem if spec.file is not None and spec.name == "none" else str(spec.name)
     instances = InstanceSet(name, train, test)
-    for inst in instances.all:
+    for inst in instances.all if check else []:
         apply(cfg, inst)
     return instances

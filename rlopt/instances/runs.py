@@ -1,0 +1,86 @@
+"""Running a command over the instances of a set: one run folder per instance and seed.
+
+`rlopt train instances=<set> instance=all` runs the command's controller on every instance (train and
+test part), `rlopt evaluate policy=... instances=<set>` runs the frozen policy on every test instance,
+`runs` seeds each. Each run goes into `<command folder>/<instance id>_s<seed>/` with its own config (the
+instance applied, `instance` = its id), so `rlopt report <command folder>` finds them as ordinary runs and
+groups them by instance. They run one after another in this process; a folder whose run already finished
+is left as it is (rerunning the command continues an interrupted fan-out), and one run's failure is
+recorded in its folder and the others still run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from rlopt.errors import RunsFailed, UserError
+from rlopt.instances.spec import Instance, InstanceSet, apply, load_set
+from rlopt.reporting.runs import FINISHED, read_status
+
+log = logging.getLogger(__name__)
+
+
+def jobs(cfg: DictConfig, instances: list[Instance], seeds: list[int]) -> list[tuple[DictConfig, str]]:
+    """(run config, folder name) per instance and seed, instances first."""
+    found = []
+    for inst in instances:
+        applied = apply(cfg, inst)
+        for seed in seeds:
+            one = copy.deepcopy(applied)
+            with open_dict(one):
+                one.seed = seed
+                if "runs" in one:  # rlopt evaluate's: each folder is one run (`rlopt.reporting.runs.is_run`)
+                    one.runs = 1
+            found.append((one, f"{inst.id}_s{seed}"))
+    return found
+
+
+def run_each(run_dir: Path, todo: list[tuple[DictConfig, str]], run_one: Callable[[DictConfig, Path], dict]) -> list[dict]:
+    """`run_one(cfg, folder)` for each job, in order; finished folders skipped; failures listed at the end."""
+    summaries, failed = [], []
+    for cfg, name in todo:
+        folder = Path(run_dir) / name
+        status, _, summary = read_status(folder) if (folder / "summary.json").is_file() else ("", None, {})
+        if status in FINISHED:
+            log.info("%s finished already: left as it is", folder)
+            summaries.append(summary)
+            continue
+        try:
+            summaries.append(run_one(cfg, folder))
+        except Exception as err:  # recorded in the folder's summary.json by the run itself
+            failed.append(f"{name}: {type(err).__name__}: {err}")
+    log.info("%d/%d instance runs finished", len(todo) - len(failed), len(todo))
+    if failed:
+        raise RunsFailed(f"{len(failed)} of {len(todo)} instance runs failed (their summary.json says why): "
+                         + "; ".join(failed))
+    return summaries
+
+
+def run_config(cfg: DictConfig, instances: InstanceSet) -> DictConfig:
+    """The config of a single run of `rlopt train` with an instance set: the named `instance`; for an agent without
+    one, the train instance its controlled run draws (the learning runs draw theirs as they start, see
+    `rlopt.instances.sampling`); a fixed controller needs one named."""
+    if cfg.instance is not None:
+        return apply(cfg, instances.get(str(cfg.instance)))
+    if cfg.controller.type != "sb3":
+        raise UserError(f"instances={instances.name}: controller={cfg.controller.name} runs one task: name it with "
+                        f"instance=<id> ({', '.join(i.id for i in instances.all)}), or run each with instance=all")
+    return apply(cfg, instances.draw(final_run_seed(cfg)))
+
+
+def final_run_seed(cfg: DictConfig) -> int:
+    """The run seed of an agent's controlled run: seed + episodes (online, episodes=0: the seed itself)."""
+    return int(cfg.seed) + int(cfg.controller.episodes)
+
+
+def instance_part(cfg: DictConfig) -> str | None:
+    """`train` or `test`: the part of its set the run's `instance` belongs to (None for a run without one)."""
+    if OmegaConf.select(cfg, "instance") is None:
+        return None
+    instances: InstanceSet | None = load_set(cfg, check=False)
+    return instances.get(str(cfg.instance)).part if instances is not None else None
