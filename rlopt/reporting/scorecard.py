@@ -133,7 +133,7 @@ class Scorecard:
         sbs = np.array([self.normalised(i, self.sbs) for i in test])
         row["normalised_mean"] = float(mine.mean())
         if np.isclose(sbs.mean(), 1.0):
-            return row  # the SBS is the VBS on these instances: there is no gap to close
+            return row  # the SBS is the VBS on these instances: there is no gap to close (the caption says so)
         row["gap_closed"] = float((mine.mean() - sbs.mean()) / (1 - sbs.mean()))
         if len(test) < 2:
             return row
@@ -156,7 +156,8 @@ class Scorecard:
                    "losses"]
         if self.sbs is None:
             return pd.DataFrame(columns=columns)
-        rows = [{**self.gap_closed(m, reps, seed), **self.win_tie_loss(m)} for m in self.methods]
+        tested = [m for m in self.methods if any((i, m) in self.runs for i in self.part("test"))]
+        rows = [{**self.gap_closed(m, reps, seed), **self.win_tie_loss(m)} for m in tested]
         return pd.DataFrame(rows, columns=columns)
 
     def win_tie_loss(self, method: str) -> dict:
@@ -217,5 +218,6 @@ def caption(card: Scorecard, reps: int, seed: int) -> str:
             f"normalised score - the SBS's) / (1 - the SBS's) on the test instances: 100% = the per-instance oracle, "
             f"0% = the SBS. {CONFIDENCE:.0%} CI: percentile interval of a bootstrap resampling test instances and, "
             f"within each, every method's runs ({reps} resamples, seed {seed}); none below 2 test instances. "
-            f"Win/tie/loss: normalised scores more than {TIE} apart."
+            f"Win/tie/loss: normalised scores more than {TIE} apart. Gap closed is empty (-) where the SBS is the VBS "
+            f"on every test instance: there is no gap to close."
             + (f" Left out (VBS equals the low reference): {', '.join(dropped)}." if dropped else ""))

@@ -5,6 +5,7 @@ Written as PNG and PDF (TrueType fonts embedded, no software or date metadata) l
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from rlopt.reporting.plots import save_figure  # noqa: E402
 from rlopt.reporting.scorecard import Scorecard  # noqa: E402
 
 FORMATS = ("png", "pdf")
+FLOOR = -1.0  # normalised scores below this (a method far worse than the low reference) sit on the axis' edge as ▼
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # embedding TrueType subsets logs every table it prunes
 
 
 def plot_scorecard(card: Scorecard, gaps: pd.DataFrame, path: Path) -> list[Path]:
@@ -39,18 +42,20 @@ def plot_scorecard(card: Scorecard, gaps: pd.DataFrame, path: Path) -> list[Path
                     ha="center", va="bottom", fontsize=8, color="0.35")
         values = []
         for offset, method in zip(offsets, methods):
-            y = [card.normalised(i, method) for i in instances]
+            y = np.array([card.normalised(i, method) for i in instances])
+            x = np.arange(len(instances)) + offset
             values += [v for v in y if not math.isnan(v)]
             label = f"{method} (SBS)" if method == card.sbs else method
-            ax.scatter(np.arange(len(instances)) + offset, y, color=colours[method], s=22, label=label, zorder=3)
+            ax.scatter(x, np.where(y < FLOOR, np.nan, y), color=colours[method], s=22, label=label, zorder=3)
+            ax.scatter(x[y < FLOOR], np.full((y < FLOOR).sum(), FLOOR), color=colours[method], s=30, marker="v", zorder=3)
         ax.axhline(1.0, color="0.3", lw=0.8, ls="--")
         ax.axhline(0.0, color="0.3", lw=0.8, ls=":")
-        low = min([0.0, *values])
-        ax.set_ylim(max(low, -1.0) - 0.05, 1.08)  # a failed method far below 0 is clipped at -1, not the whole axis
+        clipped = any(v < FLOOR for v in values)
+        ax.set_ylim(max(min([0.0, *values]), FLOOR) - 0.08, 1.08)  # a failed method does not squash the others
         ax.set_xticks(range(len(instances)), instances, rotation=45, ha="right", fontsize=8)
         ax.set(ylabel=f"normalised score (0 = {card.low or 'worst run'}, 1 = VBS)", xlim=(-0.5, len(instances) - 0.5))
         ax.grid(axis="y", alpha=0.3)
-        ax.set_title("per instance", fontsize=10)
+        ax.set_title("per instance" + (f" (▼: below {FLOOR:g})" if clipped else ""), fontsize=10, pad=14)
         rows = gaps.dropna(subset=["gap_closed"]).sort_values("gap_closed")
         ypos = np.arange(len(rows))
         for y, r in zip(ypos, rows.itertuples()):
@@ -61,8 +66,12 @@ def plot_scorecard(card: Scorecard, gaps: pd.DataFrame, path: Path) -> list[Path
         ax_gap.set_yticks(ypos, [f"{m} (SBS)" if m == card.sbs else m for m in rows["method"]], fontsize=8)
         ax_gap.axvline(0, color="0.3", lw=0.8, ls=":")
         ax_gap.axvline(100, color="0.3", lw=0.8, ls="--")
+        if rows.empty:
+            ax_gap.text(0.5, 0.5, "no gap to close: the SBS is the VBS\non every test instance it ran on",
+                        transform=ax_gap.transAxes, ha="center", va="center", fontsize=9, color="0.3")
+            ax_gap.set_yticks([])
         ax_gap.set(xlabel="SBS-VBS gap closed on test instances (%)")
         ax_gap.grid(axis="x", alpha=0.3)
-        ax_gap.set_title("gap closed, 95% CI", fontsize=10)
+        ax_gap.set_title("gap closed, 95% CI", fontsize=10, pad=14)
         fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=min(len(methods), 4), fontsize=8)
         return save_figure(fig, path, dpi=110, formats=FORMATS)
