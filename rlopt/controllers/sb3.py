@@ -132,7 +132,7 @@ class SB3Controller(Controller):
         """`env`: the runner's recording env. With n_envs > 1 the agent learns in worker processes
         (their states restored from `state` on resume) and acts in `env` only for the final run."""
         runner = getattr(env, "runner", None)
-        if runner is not None and env.unwrapped.cfg.trainer.tensorboard:
+        if runner is not None and env.unwrapped.config.trainer.tensorboard:
             self.tb_dir = runner.recorder.run_dir / "tb"
         if self.n_envs == 1:
             vec_env = agent_env(env)

@@ -105,7 +105,7 @@ class RunSlot(gym.Wrapper):
     def __init__(self, env: gym.Env, index: int, n_envs: int):
         super().__init__(env)
         self.index, self.n_envs = index, n_envs
-        self.base_seed = int(env.unwrapped.cfg.seed)
+        self.base_seed = env.unwrapped.task.seed
 
     def _run(self) -> int:
         """The global index of the run in progress (the env counts its own runs from 1)."""
@@ -289,7 +289,7 @@ class ParallelRuns:
         bare = env.unwrapped
         self.n_envs = n_envs
         try:
-            self.workers = SubprocVecEnv([functools.partial(make_worker_env, bare.cfg, k, n_envs)
+            self.workers = SubprocVecEnv([functools.partial(make_worker_env, bare.config, k, n_envs)
                                           for k in range(n_envs)], start_method=worker_start_method())
         except (EOFError, BrokenPipeError, ConnectionResetError) as err:
             raise RuntimeError(f"a sub-environment's process failed to start ({type(err).__name__}); "
