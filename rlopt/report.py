@@ -42,7 +42,9 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
     for run_dir in run_dirs:
         status, error, summary = read_status(run_dir)
         times = summary.get("epoch_time_s") or {}
-        records.append({**identity(run_dir), "status": status, "error": error,
+        # the dataset trained, as the summary says: an agent learning across an instance set drew it per run
+        records.append({**identity(run_dir), **({"dataset": summary["dataset"]} if "dataset" in summary else {}),
+                        "status": status, "error": error,
                         **{key: summary.get(key) for key in [*METRICS, "final_val_loss", *INSTANCE_KEYS]},
                         "epoch_time_min": times.get("min"), "epoch_time_max": times.get("max")})
     for record, method in zip(records, method_labels(records)):

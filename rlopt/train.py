@@ -31,7 +31,7 @@ from rlopt.env import TrainingEnv, make_env
 from rlopt.errors import RunInterrupted, RunRefused, UserError
 from rlopt.files import write_json
 from rlopt.hydra_app import hydra_entry
-from rlopt.instances import instance_part, jobs, load_set, run_config, run_each
+from rlopt.instances import jobs, load_set, run_config, run_each, run_instance
 from rlopt.metrics import build_summary
 from rlopt.models import model_name
 from rlopt.paths import conf_dir
@@ -83,17 +83,19 @@ def finish_run(env: TrainingEnv, recorder: RunRecorder, cfg, run_dir: Path, star
     recorder.close()
     grad_evals = recorder.rows[-1]["grad_evals"] if recorder.rows else 0
     tuning = cfg.get("tuning") or {}
+    task = env.task  # what the controlled run trained: an agent learning across instances drew it (rlopt.instances)
+    instance, part = run_instance(cfg, task.name)
     summary = build_summary(
         recorder.rows, result.status, test, result.best_epoch, time.perf_counter() - started,
         float(cfg.trainer.converged_tolerance), action_names(env),
-        extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name),
+        extra={"dataset": task.data.name, "model": model_name(task.model.name, task.data.name),
                "controller": cfg.controller.name,
                "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device),
                "precision": "bf16 autocast" if result.trainer.bf16 else "fp32", "policy": cfg.get("policy"),
                "tuning_grad_evals": int(tuning.get("grad_evals", 0)), "tuning_trials": int(tuning.get("trials", 0)),
                "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(tuning.get("grad_evals", 0)),
                "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device),
-               "instance": OmegaConf.select(cfg, "instance"), "instance_part": instance_part(cfg), **(extra or {})},
+               "instance": instance, "instance_part": part, **(extra or {})},
     )
     if cfg.trainer.plots:
         plot_run(pd.read_csv(run_dir / "metrics.csv"), run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")

@@ -62,25 +62,24 @@ def run_each(run_dir: Path, todo: list[tuple[DictConfig, str]], run_one: Callabl
 
 
 def run_config(cfg: DictConfig, instances: InstanceSet) -> DictConfig:
-    """The config of a single run of `rlopt train` with an instance set: the named `instance`; for an agent without
-    one, the train instance its controlled run draws (the learning runs draw theirs as they start, see
+    """The config of a single run of `rlopt train` with an instance set: the named `instance` applied; for an agent
+    without one, the command's own (each of its runs draws a train instance as it starts, see
     `rlopt.instances.sampling`); a fixed controller needs one named."""
     if cfg.instance is not None:
         return apply(cfg, instances.get(str(cfg.instance)))
     if cfg.controller.type != "sb3":
         raise UserError(f"instances={instances.name}: controller={cfg.controller.name} runs one task: name it with "
                         f"instance=<id> ({', '.join(i.id for i in instances.all)}), or run each with instance=all")
-    return apply(cfg, instances.draw(final_run_seed(cfg)))
+    return cfg
 
 
-def final_run_seed(cfg: DictConfig) -> int:
-    """The run seed of an agent's controlled run: seed + episodes (online, episodes=0: the seed itself)."""
-    return int(cfg.seed) + int(cfg.controller.episodes)
-
-
-def instance_part(cfg: DictConfig) -> str | None:
-    """`train` or `test`: the part of its set the run's `instance` belongs to (None for a run without one)."""
-    if OmegaConf.select(cfg, "instance") is None:
-        return None
+def run_instance(cfg: DictConfig, task_name: str) -> tuple[str | None, str | None]:
+    """(id, part) of the instance a run's controlled episode trained (its Task is named by it); (None, None) for a run
+    without an instance set."""
+    if OmegaConf.select(cfg, "instances") is None:
+        return None, None
     instances: InstanceSet | None = load_set(cfg, check=False)
-    return instances.get(str(cfg.instance)).part if instances is not None else None
+    if instances is None:
+        return None, None
+    inst = instances.get(task_name)
+    return inst.id, inst.part
