@@ -3,13 +3,20 @@ and DACBench's SGD instance-set CSV is read as it is."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import make_cfg
 from rlopt.errors import UserError
+from rlopt.evaluate import evaluate
+from rlopt.files import read_json
 from rlopt.instances import apply, load_set
 from rlopt.instances.spec import Instance, check_split
+from rlopt.paths import conf_dir
+from rlopt.report import report
+from rlopt.train import train
 
 PRESETS = ["poly_family", "digits_family", "mnist_mlp_family", "mixed_family"]
 
@@ -142,3 +149,57 @@ def test_a_dacbench_csv_without_a_runnable_row_or_its_columns_is_one_line(tmp_pa
     csv.write_text("ID,dataset,seed\n0,MNIST,1\n")
     with pytest.raises(UserError, match="missing DACBench columns id, model_type"):
         _set(f"instances.file={csv}")
+
+
+# -- a tiny study end to end: an agent learns across train instances, baselines run on every instance, the frozen
+# agent is evaluated on the test instances, and the report scores them --------------------------------------------------
+def _poly(iid: str, degree: int, steps: int, noise: float = 0.0) -> str:
+    return (f"{{id: {iid}, dataset: {{name: polynomial, degree: {degree}, noise: {noise}}}, model: {{name: maclaurin}}, "
+            f"trainer: {{max_steps: {steps}, batch_size: 32}}}}")
+
+
+TINY_SET = ["instances.name=tiny", f"instances.train=[{_poly('a', 2, 20)},{_poly('b', 3, 15)}]",
+            f"instances.test=[{_poly('c', 4, 20)},{_poly('d', 3, 20, 0.2)}]", "env.steps_per_action=5",
+            "trainer.plots=false", "trainer.tensorboard=false", "trainer.threads=1"]
+
+
+@pytest.mark.slow
+def test_learning_across_instances_evaluation_and_the_scorecard(tmp_path):
+    agent = make_cfg(*TINY_SET, "controller=ppo_lr", "controller.episodes=3")
+    train(agent, tmp_path / "agent")
+    learning = pd.read_csv(tmp_path / "agent" / "learning_metrics.csv")
+    drawn = load_set(agent)
+    assert learning.groupby("episode")["instance"].first().tolist() == [drawn.draw(s).id for s in range(3)]
+    budgets = {"a": 4, "b": 3}  # decisions per run: max_steps / steps_per_action
+    assert learning.groupby("episode").size().tolist() == [budgets[drawn.draw(s).id] for s in range(3)]
+    summary = read_json(tmp_path / "agent" / "summary.json")
+    assert summary["instance"] == drawn.draw(3).id and summary["instance_part"] == "train"
+    assert summary["dataset"] == "polynomial"
+
+    for controller in ("adam", "sgd", "random"):
+        train(make_cfg(*TINY_SET, f"controller={controller}", "instance=all"), tmp_path / "baselines" / controller)
+    assert sorted(p.name for p in (tmp_path / "baselines" / "adam").iterdir()) == ["a_s0", "b_s0", "c_s0", "d_s0"]
+    assert read_json(tmp_path / "baselines" / "adam" / "c_s0" / "summary.json")["instance_part"] == "test"
+
+    frozen = make_cfg(*TINY_SET, f"policy={tmp_path / 'agent' / 'policy.zip'}", "runs=2", config="evaluate")
+    evaluate(frozen, tmp_path / "eval")
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == ["c_s0", "c_s1", "d_s0", "d_s1"]
+
+    out = tmp_path / "report"
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        cfg = compose(config_name="report", overrides=[f"out={out}", "report.bootstrap.reps=200"])
+    cfg.dirs = [str(tmp_path / d) for d in ("agent", "baselines", "eval")]
+    report(cfg, out)
+    gaps = pd.read_csv(out / "scorecard.csv").set_index("method")
+    assert set(gaps.index) == {"adam", "sgd", "random", "ppo_lr_frozen"}
+    assert gaps.loc["ppo_lr_frozen", "test_instances"] == 2 and gaps.loc["ppo_lr_frozen", "n"] == 4
+    per_instance = pd.read_csv(out / "scorecard_instances.csv")
+    assert set(per_instance["instance"]) == {"a", "b", "c", "d"}
+    sbs = "adam" if "adam (SBS)" in (out / "scorecard.md").read_text() else "sgd"
+    train_iqm = per_instance[per_instance["part"] == "train"].pivot(index="instance", columns="method", values="normalised")
+    assert sbs == train_iqm[["adam", "sgd"]].mean().idxmax()  # chosen on the train instances
+    costs = pd.read_csv(out / "amortised.csv").set_index("method")
+    assert costs.loc["ppo_lr_frozen", "learning_grad_evals"] == summary["total_grad_evals"]
+    assert costs.loc["ppo_lr_frozen", "deployments"] == 2
+    assert b"/FontFile2" in (out / "scorecard.pdf").read_bytes()  # TrueType embedded
+    assert (out / "scorecard.png").stat().st_size > 10_000
