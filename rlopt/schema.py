@@ -221,9 +221,9 @@ class TrainConfig:
     model: Any = MISSING
     controller: Any = MISSING
     reward: Any = MISSING
+    seed: int = MISSING
     instances: InstancesConfig = field(default_factory=InstancesConfig)
     instance: str | None = MISSING
-    seed: int = MISSING
     label: str | None = MISSING
     resume: str | None = MISSING
     tuning: TuningConfig = field(default_factory=TuningConfig)
