@@ -8,7 +8,7 @@ on a model of any depth; it also keeps the decision interval it was trained with
 env.steps_per_action is given.
 
 The run's `.hydra/config.yaml` holds the config actually run (the policy's controller and
-features; `run_experiment` writes it), so the run folder describes the run like any `rlopt train` folder.
+features; `rlopt.run.experiment.run_experiment` writes it), so the run folder describes the run like any `rlopt train` folder.
 
 `runs=K` > 1 evaluates the policy on K fresh runs at once, seeds seed..seed+K-1, each in its own
 process (`spawn`; `trainer.threads` defaults to the cores / K) and its own run folder
@@ -18,7 +18,7 @@ them as K seeds of one method. The evaluation folder itself is then no run (`rlo
 
 `instances=<set>` evaluates the policy on every test instance of the set x `runs` seeds, one after another,
 each in `<instance id>_s<seed>/` (`rlopt.instances.runs`); `instance=all` on every instance (train ones too,
-to compare seen with unseen tasks); `instance=<id>` on that one instance only.
+to compare seen with unseen tasks); `instance=<id>` on that one instance only, in the same layout.
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ from rlopt.env.layer_actions import LAYER_KIND
 from rlopt.errors import RunsFailed, UserError
 from rlopt.files import atomic_path
 from rlopt.hydra_app import hydra_entry
-from rlopt.instances import apply, jobs, load_set, run_each
+from rlopt.instances import jobs, load_set, run_each
 from rlopt.paths import conf_dir
 from rlopt.resources import cpu_count
-from rlopt.train import run_experiment
+from rlopt.run.experiment import run_experiment
+from rlopt.run.failures import write_failure
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +77,19 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict | list[dict]:
     model, meta = load_policy(cfg.policy)  # a bad policy or portfolio fails here, once, not in K processes
     run_cfg = evaluation_config(cfg, meta)
     instances = load_set(cfg)
-    if instances is not None and cfg.instance in (None, "all"):  # every test (or every) instance x seeds, a folder each
-        chosen = instances.test if cfg.instance is None else instances.all
+    if instances is not None:  # the test instances (instance=all: every one; or the one named) x seeds, a folder each
+        if cfg.instance is None:
+            chosen = instances.test
+        else:
+            chosen = instances.all if cfg.instance == "all" else [instances.get(str(cfg.instance))]
         if not chosen:
             raise UserError(f"instances={instances.name} has no test instances to evaluate on")
         seeds = [int(cfg.seed) + i for i in range(runs)]
         return run_each(Path(run_dir), jobs(run_cfg, chosen, seeds), lambda one, folder: run_experiment(
-            one, folder, lambda: FrozenPolicy(model, cfg.policy)))
-    if instances is not None:
-        run_cfg = apply(run_cfg, instances.get(str(cfg.instance)))
+            one, folder, lambda _: FrozenPolicy(model, cfg.policy)))
     if runs > 1:
         return evaluate_parallel(cfg, Path(run_dir), runs)
-    return run_experiment(run_cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))
+    return run_experiment(run_cfg, run_dir, lambda _: FrozenPolicy(model, cfg.policy))
 
 
 def evaluate_parallel(cfg: DictConfig, run_dir: Path, runs: int) -> list[dict]:
@@ -117,12 +119,18 @@ def evaluate_parallel(cfg: DictConfig, run_dir: Path, runs: int) -> list[dict]:
 
 def _evaluate_one(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
     """One of `evaluate_parallel`'s runs, in its own process (outside Hydra): its `.hydra/overrides.yaml` is the
-    command's with its seed, as Hydra would have written it; `run_experiment` writes its config.yaml."""
+    command's with its seed, as Hydra would have written it; `run_experiment` writes its config.yaml. A run refused
+    (its folder left as it was) still records why in its summary.json, as a sweep's job does: the command lists it."""
     model, meta = load_policy(cfg.policy)
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     with atomic_path(run_dir / ".hydra" / "overrides.yaml") as tmp:
         OmegaConf.save(OmegaConf.create(overrides), tmp)
-    return run_experiment(evaluation_config(cfg, meta), run_dir, lambda: FrozenPolicy(model, cfg.policy))
+    run_cfg = evaluation_config(cfg, meta)
+    try:
+        return run_experiment(run_cfg, run_dir, lambda _: FrozenPolicy(model, cfg.policy))
+    except UserError as err:
+        write_failure(run_dir, err, run_cfg, keep_existing=True)
+        raise
 
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="evaluate")

@@ -42,7 +42,6 @@ def make_env(cfg, data: DataBundle | None = None, device: torch.device | None = 
         actions = build_actions(cfg.controller.actions)
         env = TrainingEnv(task, actions, FeatureSet(cfg.env.features, actions.n_discrete), reward,
                           steps_per_action=cfg.env.steps_per_action, divergence_penalty=cfg.env.divergence_penalty)
-    env.config = cfg
     return env
 
 

@@ -11,7 +11,7 @@ loss, budget, seed; see `rlopt.task`), built by `rlopt.env.make_env`, the one re
 config; it writes nothing. Whoever drives it records the rows it returns and
 adds what only the driver can know: the time the controller spent between steps
 (`controller_time_s`) and the time spent writing checkpoints (`checkpoint_time_s`); see
-`rlopt.controllers.runner`.
+`rlopt.run.runner`.
 """
 
 from __future__ import annotations
@@ -64,9 +64,7 @@ class TrainingEnv(gym.Env):
         self.observation_space = self.features.space
         self.steps_per_action = steps_per_action
         self.penalty = float(divergence_penalty)
-        self.config = None  # the run config make_env built this from: worker processes build their copies from it
         self.episodes_started = 0
-        self.last_result: EpisodeResult | None = None
         self.trainer: Trainer | None = None
         self._resumed_scheduler: dict | None = None
 
@@ -178,8 +176,13 @@ class TrainingEnv(gym.Env):
         # A scheduler is re-attached by its controller after this; keep what it needs to continue.
         scheduler = state["trainer"]["lr_scheduler"]
         self._resumed_scheduler = {"scheduler": scheduler, "bank": state["bank"]} if scheduler is not None else None
-        if self.status != "running":
-            self.last_result = EpisodeResult(self.status, self.trainer, self.best_state, self.best_epoch)
+
+    def result(self) -> EpisodeResult | None:
+        """The episode's result once it has ended (None before): its status, best-by-validation weights and
+        trainer. Ask at once: the next reset starts another episode."""
+        if self.trainer is None or self.status == "running":
+            return None
+        return EpisodeResult(self.status, self.trainer, self.best_state, self.best_epoch)
 
     def step(self, action):
         started = time.perf_counter()
@@ -234,7 +237,6 @@ class TrainingEnv(gym.Env):
         prev_val, self.val = self.val, val
         if done:
             self.status = "diverged" if diverged else "completed"
-            self.last_result = EpisodeResult(self.status, tr, self.best_state, self.best_epoch)
         self.last_obs = self._observe(val, prev_val)
         return self.last_obs, float(reward), done, False, {"metrics": row}
 

@@ -5,7 +5,8 @@ applies an instance to a run config; `runs` runs a command over a set's instance
 `sampling` gives an agent's learning runs their drawn train instances.
 """
 
-from rlopt.instances.runs import jobs, run_config, run_each, run_instance
+from rlopt.instances.runs import check_run, instance_config, jobs, run_each, run_instance
 from rlopt.instances.spec import Instance, InstanceSet, apply, load_set
 
-__all__ = ["Instance", "InstanceSet", "apply", "jobs", "load_set", "run_config", "run_each", "run_instance"]
+__all__ = ["Instance", "InstanceSet", "apply", "check_run", "instance_config", "jobs", "load_set", "run_each",
+           "run_instance"]

@@ -26,14 +26,14 @@ log = logging.getLogger(__name__)
 
 
 def jobs(cfg: DictConfig, instances: list[Instance], seeds: list[int]) -> list[tuple[DictConfig, str]]:
-    """(run config, folder name) per instance and seed, instances first."""
+    """(run config, folder name) per instance and seed, instances first: `cfg` with `instance` and `seed` set (the run
+    applies its instance, `instance_config`)."""
     found = []
     for inst in instances:
-        applied = apply(cfg, inst)
         for seed in seeds:
-            one = copy.deepcopy(applied)
+            one = copy.deepcopy(cfg)
             with open_dict(one):
-                one.seed = seed
+                one.instance, one.seed = inst.id, seed
                 if "runs" in one:  # rlopt evaluate's: each folder is one run (`rlopt.reporting.runs.is_run`)
                     one.runs = 1
             found.append((one, f"{inst.id}_s{seed}"))
@@ -61,16 +61,28 @@ def run_each(run_dir: Path, todo: list[tuple[DictConfig, str]], run_one: Callabl
     return summaries
 
 
-def run_config(cfg: DictConfig, instances: InstanceSet) -> DictConfig:
-    """The config of a single run of `rlopt train` with an instance set: the named `instance` applied; for an agent
-    without one, the command's own (each of its runs draws a train instance as it starts, see
-    `rlopt.instances.sampling`); a fixed controller needs one named."""
+def instance_config(cfg: DictConfig) -> DictConfig:
+    """`cfg` with its `instance` applied (`rlopt.run.experiment` runs this, so train, evaluate and tune trials alike
+    train the instance they name); as it is without one. Applying is idempotent: a saved config stays the same."""
+    instance = OmegaConf.select(cfg, "instance")
+    if instance is None or instance == "all":
+        return cfg
+    instances = load_set(cfg, check=False)
+    if instances is None:
+        raise UserError(f"instance={instance} needs an instance set: add instances=<set> (conf/instances/) "
+                        "or instances.file=")
+    return apply(cfg, instances.get(str(instance)))
+
+
+def check_run(cfg: DictConfig, instances: InstanceSet) -> None:
+    """A single run of `rlopt train` with an instance set: a named `instance` must be in it; an agent without one
+    draws a train instance per run (`rlopt.instances.sampling`); a fixed controller needs one named."""
     if cfg.instance is not None:
-        return apply(cfg, instances.get(str(cfg.instance)))
+        instances.get(str(cfg.instance))
+        return
     if cfg.controller.type != "sb3":
         raise UserError(f"instances={instances.name}: controller={cfg.controller.name} runs one task: name it with "
                         f"instance=<id> ({', '.join(i.id for i in instances.all)}), or run each with instance=all")
-    return cfg
 
 
 def run_instance(cfg: DictConfig, task_name: str) -> tuple[str | None, str | None]:
