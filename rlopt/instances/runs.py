@@ -5,8 +5,8 @@ test part), `rlopt evaluate policy=... instances=<set>` runs the frozen policy o
 `runs` seeds each. Each run goes into `<command folder>/<instance id>_s<seed>/` with its own config (the
 instance applied, `instance` = its id), so `rlopt report <command folder>` finds them as ordinary runs and
 groups them by instance. They run one after another in this process; a folder whose run already finished
-is left as it is (rerunning the command continues an interrupted fan-out), and one run's failure is
-recorded in its folder and the others still run.
+is left as it is (so rerunning the command continues an interrupted fan-out), and one run's failure is
+recorded in its folder while the others still run.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlopt.errors import RunsFailed, UserError
 from rlopt.instances.spec import Instance, InstanceSet, apply, load_set
-from rlopt.reporting.runs import FINISHED, read_status
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +40,12 @@ def jobs(cfg: DictConfig, instances: list[Instance], seeds: list[int]) -> list[t
 
 
 def run_each(run_dir: Path, todo: list[tuple[DictConfig, str]], run_one: Callable[[DictConfig, Path], dict]) -> list[dict]:
-    """`run_one(cfg, folder)` for each job, in order; finished folders skipped; failures listed at the end."""
+    """`run_one(cfg, folder)` for each job, in order (a finished folder is left as it is by `run_experiment`);
+    failures listed at the end."""
     summaries, failed = [], []
     for cfg, name in todo:
-        folder = Path(run_dir) / name
-        status, _, summary = read_status(folder) if (folder / "summary.json").is_file() else ("", None, {})
-        if status in FINISHED:
-            log.info("%s finished already: left as it is", folder)
-            summaries.append(summary)
-            continue
         try:
-            summaries.append(run_one(cfg, folder))
+            summaries.append(run_one(cfg, Path(run_dir) / name))
         except Exception as err:  # recorded in the folder's summary.json by the run itself
             failed.append(f"{name}: {type(err).__name__}: {err}")
     log.info("%d/%d instance runs finished", len(todo) - len(failed), len(todo))
