@@ -63,6 +63,9 @@ def test_an_instance_applied_sets_its_options_and_keys_and_names_itself():
     assert run.instance == "poly_d4" and run.dataset.name == "polynomial" and run.model.name == "maclaurin"
     assert run.dataset.degree == 4 and run.dataset.noise == 0.1 and run.trainer.max_steps == 600
     assert cfg.dataset.name == "digits"  # the command's config is left as it was
+    assert run.dataset.val_size == 100 and run.dataset.train_subset == 256  # +debug=tiny's sizes carried over
+    assert run.dataset.test_size == 32  # polynomial's own (digits' 360 is its default, not the command's)
+    assert apply(run, instances.get("poly_d4")) == run  # idempotent: a saved config applies to itself
 
 
 def test_the_split_never_leaks_a_train_task_into_test():

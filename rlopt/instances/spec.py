@@ -6,8 +6,9 @@ families are): a partial run config over the keys that describe the task and not
     {id: p2, dataset: {name: polynomial, degree: 2, noise: 0.1}, model: {name: maclaurin, hidden: [64, 32]},
      trainer: {batch_size: 16, max_steps: 600}, optim: {adam: {lr: 3.0e-3}}}
 
-`dataset.name` / `model.name` pick that group's option (as `dataset=polynomial` would), the other keys
-override it. The controller, reward and seed stay the command's: the same method runs on every instance.
+`dataset.name` / `model.name` pick that group's option (as `dataset=polynomial` would, keeping what the
+command changed in the option it replaces, such as `+debug=tiny`'s subset sizes), the other keys override
+it. The controller, reward and seed stay the command's: the same method runs on every instance.
 
 A set holds instances from three sources, merged: the explicit `train` / `test` lists, a seeded
 generator (`generate`: ranges and choices, a count and a seed, as CARL samples contexts) and a
@@ -31,7 +32,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from rlopt.config import option
+from rlopt.config import option, options
 from rlopt.errors import UserError
 
 PARTS = ("train", "test")
@@ -106,7 +107,7 @@ def apply(cfg: DictConfig, inst: Instance) -> DictConfig:
         name = values.pop("name", None) if section in GROUPS else None
         if name is not None and name != run[section].name:
             with open_dict(run):
-                run[section] = copy.deepcopy(option(section, str(name)))
+                run[section] = _switched(run[section], section, str(name))
         if values:
             rest[section] = values
     try:
@@ -117,6 +118,18 @@ def apply(cfg: DictConfig, inst: Instance) -> DictConfig:
     with open_dict(run):
         run.instance = inst.id
     return run
+
+
+def _switched(node: DictConfig, section: str, name: str) -> DictConfig:
+    """Option `name` of `section`, keeping what the command changed in the option it replaces (keys that option
+    also has, set to other values than its defaults: `+debug=tiny`'s subset sizes, a `dataset.test_subset=`)."""
+    fresh = copy.deepcopy(option(section, name))
+    if str(node.name) not in options(section):
+        return fresh
+    before = OmegaConf.to_container(option(section, str(node.name)), resolve=False)
+    changed = {k: v for k, v in OmegaConf.to_container(node, resolve=False).items()
+               if k in fresh and k not in ("name", "default_model", "_target_") and v != before.get(k)}
+    return OmegaConf.merge(fresh, changed) if changed else fresh
 
 
 def _check_settings(settings, source: str) -> dict:
