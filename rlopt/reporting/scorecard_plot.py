@@ -20,7 +20,7 @@ from rlopt.reporting.plots import save_figure  # noqa: E402
 from rlopt.reporting.scorecard import Scorecard  # noqa: E402
 
 FORMATS = ("png", "pdf")
-FLOOR = -1.0  # normalised scores below this (a method far worse than the low reference) sit on the axis' edge as ▼
+FLOOR = -1.0  # normalised scores (and gaps closed, x100%) below this sit on the axis' edge, marked, not stretching it
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # embedding TrueType subsets logs every table it prunes
 
 
@@ -59,11 +59,15 @@ def plot_scorecard(card: Scorecard, gaps: pd.DataFrame, path: Path) -> list[Path
         rows = gaps.dropna(subset=["gap_closed"]).sort_values("gap_closed")
         ypos = np.arange(len(rows))
         for y, r in zip(ypos, rows.itertuples()):
-            ax_gap.barh(y, 100 * r.gap_closed, color=colours[r.method], height=0.6)
-            if not math.isnan(r.ci_low):
-                ax_gap.errorbar(100 * r.gap_closed, y, xerr=[[100 * (r.gap_closed - r.ci_low)],
-                                                            [100 * (r.ci_high - r.gap_closed)]], color="0.15", capsize=3)
+            gap = 100 * r.gap_closed
+            ax_gap.barh(y, max(gap, 100 * FLOOR), color=colours[r.method], height=0.6)
+            if gap < 100 * FLOOR:  # far worse than the SBS: the bar stops at the edge and says its value
+                ax_gap.text(100 * FLOOR, y, f" ◀ {gap:.0f}%", va="center", ha="left", fontsize=8, color="0.1")
+            elif not math.isnan(r.ci_low):
+                low, high = max(100 * r.ci_low, 100 * FLOOR), 100 * r.ci_high
+                ax_gap.errorbar(gap, y, xerr=[[gap - low], [high - gap]], color="0.15", capsize=3)
         ax_gap.set_yticks(ypos, [f"{m} (SBS)" if m == card.sbs else m for m in rows["method"]], fontsize=8)
+        ax_gap.set_xlim(100 * FLOOR - 8, max(108.0, *(100 * rows["ci_high"].dropna()), *(100 * rows["gap_closed"])) + 4)
         ax_gap.axvline(0, color="0.3", lw=0.8, ls=":")
         ax_gap.axvline(100, color="0.3", lw=0.8, ls="--")
         if rows.empty:
