@@ -113,7 +113,13 @@ def test_population_groups_share_an_architecture():
     cfg = make_cfg("instances=mnist_mlp_family")
     assert len(load_set(cfg).groups(cfg)) == 1  # MLP tasks differing in data and lr only: one population
     cfg = make_cfg("instances=mixed_family")
-    assert len(load_set(cfg).groups(cfg)) == 5
+    groups = load_set(cfg).groups(cfg)
+    assert len(groups) == 5
+    poly = load_set(make_cfg("instances=poly_family"))
+    degree_groups = poly.groups(make_cfg("instances=poly_family"))
+    assert len(degree_groups) == 3  # the output layer follows the degree
+    for members in degree_groups.values():  # a population draws its members within one group
+        assert {poly.draw(s, among=members).id for s in range(20)} <= {m.id for m in members}
 
 
 HEADER = ("id,dataset,model_type,model_kwargs,optimizer,optimizer_params,seed,batch_size,train_validation_ratio,"

@@ -77,11 +77,13 @@ class InstanceSet:
         raise UserError(f"instance={instance_id} is not in instances={self.name}; its ids: train {ids['train']}; "
                         f"test {ids['test']} (or instance=all)")
 
-    def draw(self, run_seed: int) -> Instance:
-        """The train instance a learning run with seed `run_seed` trains on (uniform, seeded by the run seed)."""
-        if not self.train:
+    def draw(self, run_seed: int, among: list[Instance] | None = None) -> Instance:
+        """The train instance a learning run with seed `run_seed` trains on (uniform, seeded by the run seed), from
+        `among` (one of `groups`, for a population whose members share an architecture) or the whole train part."""
+        pool = self.train if among is None else among
+        if not pool:
             raise UserError(f"instances={self.name} has no train instances to learn on")
-        return self.train[int(np.random.default_rng([int(run_seed), 24]).integers(len(self.train)))]
+        return pool[int(np.random.default_rng([int(run_seed), 24]).integers(len(pool)))]
 
     def groups(self, cfg: DictConfig, part: str = "train") -> dict[str, list[Instance]]:
         """`part`'s instances grouped by architecture (see `architecture`): the members of one population
