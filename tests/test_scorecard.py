@@ -9,6 +9,7 @@ import pytest
 
 from rlopt.reporting.amortised import amortised_table
 from rlopt.reporting.scorecard import Scorecard, instance_scores
+from rlopt.reporting.scorecard_plot import plot_scorecard
 
 NOISE = [-0.01, 0.0, 0.0, 0.0, 0.01]  # five seeds whose IQM is the centre value
 # instance -> part, method -> centre score. SBS on train: sgd. VBS on test: adam on C, sgd on D.
@@ -78,3 +79,10 @@ def test_break_even_instances_against_a_tuned_baseline(tmp_path):
     assert row["break_even_instances"] == pytest.approx(12000 / (3000 + 100 - 100))
     runs.loc[runs["method"] == "adam", "tuning_grad_evals"] = 0
     assert math.isnan(amortised_table(runs).loc[0, "tuning_grad_evals"])
+
+
+def test_the_figure_is_written_as_png_and_pdf_with_truetype_fonts(tmp_path):
+    card = Scorecard(instance_scores(hand_made_runs()), low="random")
+    written = plot_scorecard(card, card.gap_table(reps=200, seed=0), tmp_path / "scorecard")
+    assert [p.suffix for p in written] == [".png", ".pdf"]
+    assert b"/FontFile2" in written[1].read_bytes() and b"/FontFile3" not in written[1].read_bytes()

@@ -67,7 +67,7 @@ def plot_scorecard(card: Scorecard, gaps: pd.DataFrame, path: Path) -> list[Path
                 low, high = max(100 * r.ci_low, 100 * FLOOR), 100 * r.ci_high
                 ax_gap.errorbar(gap, y, xerr=[[gap - low], [high - gap]], color="0.15", capsize=3)
         ax_gap.set_yticks(ypos, [f"{m} (SBS)" if m == card.sbs else m for m in rows["method"]], fontsize=8)
-        ax_gap.set_xlim(100 * FLOOR - 8, max(108.0, *(100 * rows["ci_high"].dropna()), *(100 * rows["gap_closed"])) + 4)
+        ax_gap.set_xlim(100 * FLOOR - 8, max([108.0, *(100 * rows["ci_high"].dropna()), *(100 * rows["gap_closed"])]) + 4)
         ax_gap.axvline(0, color="0.3", lw=0.8, ls=":")
         ax_gap.axvline(100, color="0.3", lw=0.8, ls="--")
         if rows.empty:
