@@ -193,6 +193,36 @@ class TuningConfig:
 
 
 @dataclass
+class HoldoutConfig:
+    """instances.holdout: how many generated or file instances form the test part, drawn with `seed`."""
+
+    test: int = MISSING
+    seed: int = MISSING
+
+
+@dataclass
+class GenerateConfig:
+    """instances.generate: `count` instances drawn with `seed` from `space` (an instance's sections and keys, each
+    a value, {choices: [...]} or {low, high, log, int}), as CARL samples contexts; checked by `rlopt.instances.spec`."""
+
+    count: int = MISSING
+    seed: int = MISSING
+    space: dict[str, Any] = MISSING
+
+
+@dataclass
+class InstancesConfig:
+    """The `instances` group: a set of tasks (rlopt.instances) with a train and a test part."""
+
+    name: str = MISSING
+    file: str | None = MISSING  # a DACBench SGD instance-set CSV
+    train: list[Any] = MISSING  # explicit instances: {id, dataset: {...}, model: {...}, trainer: {...}, optim: {...}}
+    test: list[Any] = MISSING
+    generate: GenerateConfig | None = MISSING
+    holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
+
+
+@dataclass
 class TrainConfig:
     """`rlopt train`: the four groups (each typed by its own schema below) plus the run's own blocks."""
 
@@ -201,6 +231,8 @@ class TrainConfig:
     controller: Any = MISSING
     reward: Any = MISSING
     seed: int = MISSING
+    instances: InstancesConfig = field(default_factory=InstancesConfig)
+    instance: str | None = MISSING
     label: str | None = MISSING
     resume: str | None = MISSING
     tuning: TuningConfig = field(default_factory=TuningConfig)
@@ -297,6 +329,9 @@ class DatasetConfig:
     val_size: int = MISSING
     test_subset: int | None = MISSING
     augment: bool = MISSING
+    # the seed of the validation split and the training subset; null = the run's seed. Instance sets fix it per
+    # instance (DACBench's `seed` column), so an instance is the same data whatever seed the run trains with.
+    split_seed: int | None = None
 
 
 @dataclass
@@ -310,6 +345,9 @@ class FixedSplitDatasetConfig(DatasetConfig):
 class PolynomialDatasetConfig(FixedSplitDatasetConfig):
     n_polynomials: int = MISSING
     scales: list[float] = MISSING
+    degree: int = MISSING
+    coef_scale: float = MISSING
+    noise: float = MISSING
     n_points: int = MISSING
     x_min: float = MISSING
     x_max: float = MISSING
@@ -514,6 +552,7 @@ class LayerwiseControllerConfig(PPOControllerConfig):
 
 SCHEMAS = {
     "schema": {"train": TrainConfig, "evaluate": EvaluateConfig, "report": ReportConfig, "tune": TuneConfig},
+    "schema/instances": {"set": InstancesConfig},
     "schema/dataset": {"base": DatasetConfig, "fixed_split": FixedSplitDatasetConfig,
                        "polynomial": PolynomialDatasetConfig},
     "schema/model": {"auto": AutoModelConfig, "resnet18": ResNet18Config, "resnet18_imagenet": ResNet18ImagenetConfig,

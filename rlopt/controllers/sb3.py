@@ -40,6 +40,7 @@ from rlopt.controllers.hyperparams import check_hyperparams
 from rlopt.controllers.sb3_env import ParallelRuns, agent_env, start_worker_server
 from rlopt.errors import UserError
 from rlopt.files import atomic_path, write_json
+from rlopt.instances.sampling import InstanceSampler, learns_across
 from rlopt.run.protocol import Controller, RunContext
 
 ALGOS = {"ppo": PPO, "dqn": DQN}
@@ -144,6 +145,7 @@ class SB3Controller(Controller):
         self.stop: StopAfterEpisodes | None = None
         self.resumed = False  # set up from a checkpoint: SB3 continues the restored episode instead of resetting
         self.clock: KeepLearningClock | None = None  # a resumed agent's learning clock, put back when it learns on
+        self.sampler: InstanceSampler | None = None  # with an instance set: the env wrapper drawing each run's task
 
     @property
     def learned(self) -> bool:
@@ -152,10 +154,16 @@ class SB3Controller(Controller):
     def setup(self, env, state: dict | None, context: RunContext) -> None:
         """`env`: the runner's recording env. With n_envs > 1 the agent learns in worker processes built from
         `context.config` (their states restored from `state` on resume), whose rows go to `context.record_rows`,
-        and acts in `env` only for the final run."""
+        and acts in `env` only for the final run. With an instance set and no `instance` named, every run trains
+        the train instance its run seed draws (`rlopt.instances.sampling`)."""
         self.tb_dir = context.tb_dir
+        if learns_across(context.config):
+            if state is not None:
+                raise UserError("an agent learning across an instance set cannot be resumed from its checkpoint yet: "
+                                "rerun it into a fresh folder")
+            self.sampler = InstanceSampler(env, context.config)
         if self.n_envs == 1:
-            vec_env = agent_env(env)
+            vec_env = agent_env(self.sampler or env)
         elif state is None or state["phase"] == "learn":
             if state is None:  # the main env waits for the final run; reset, it has a state for the checkpoints
                 env.unwrapped.reset(options={"run_seed": self.seed + self.episodes})
@@ -194,12 +202,15 @@ class SB3Controller(Controller):
         per_run = self.model.n_envs // self.n_envs  # sub-environments per training run: 1, or the layers
         self.stop = StopAfterEpisodes(learn_episodes, already=self.finished, per_run=per_run)
         # SB3 counts one timestep per sub-environment; K runs advance together
-        agent_steps = env.unwrapped.decisions_per_episode * per_run
+        if self.sampler is None:
+            agent_steps = env.unwrapped.decisions_per_episode * per_run * learn_episodes
+        else:  # each run's budget is its instance's
+            agent_steps = self.sampler.learning_steps(self.seed, learn_episodes, self.n_envs) * per_run
         started = time.perf_counter()
         # SB3 logs to tensorboard_log while it learns; set only then, so no saved policy names this run's folder
         self.model.tensorboard_log = str(self.tb_dir) if self.tb_dir is not None else None
         try:
-            self.model.learn(total_timesteps=agent_steps * learn_episodes - self.model.num_timesteps,
+            self.model.learn(total_timesteps=agent_steps - self.model.num_timesteps,
                              callback=[self.stop, CheckpointOnRollout(save), *([self.clock] if self.clock else [])],
                              reset_num_timesteps=not self.resumed,
                              tb_log_name="agent", log_interval=1)  # DQN logs every log_interval runs (default 4)
@@ -219,7 +230,8 @@ class SB3Controller(Controller):
         return self.model.predict(obs, deterministic=True)[0]
 
     def episode_options(self) -> dict:
-        return {"run_seed": self.seed + self.episodes}
+        run_seed = self.seed + self.episodes
+        return {"run_seed": run_seed, **({"task": self.sampler.task_for(run_seed)} if self.sampler else {})}
 
     def state_dict(self) -> dict:
         state = self._state(self.phase, self.stop.finished if self.phase == "learn" else self.finished)

@@ -128,7 +128,7 @@ class RunSlot(gym.Wrapper):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         run, run_seed = self._run(), self.env.unwrapped.run_seed
-        info["metrics"].update(episode=run, env=self.index, run_seed=run_seed)
+        info["metrics"].update(episode=run, env=self.index, run_seed=run_seed, instance=self.env.unwrapped.task.name)
         for row in info.get("layer_rows", ()):
             row["episode"] = run
         return obs, reward, terminated, truncated, info
@@ -184,6 +184,7 @@ def make_worker_env(cfg, index: int, n_envs: int) -> RunSlot:
     cores / n_envs), the dataset read and split as in the main process, the env on `trainer.device`."""
     from rlopt.cpu_memory import keep_freed_memory
     from rlopt.env import make_env
+    from rlopt.instances.sampling import InstanceSampler, learns_across
 
     _die_with_parent()
     threads = cfg.trainer.threads if cfg.trainer.threads is not None else max(1, cpu_count() // n_envs)
@@ -194,7 +195,7 @@ def make_worker_env(cfg, index: int, n_envs: int) -> RunSlot:
     env = make_env(cfg)
     if env.device.type == "cpu":
         keep_freed_memory()
-    return RunSlot(env, index, n_envs)
+    return RunSlot(InstanceSampler(env, cfg) if learns_across(cfg) else env, index, n_envs)
 
 
 class RecordedVecEnv(VecEnvWrapper):

@@ -26,7 +26,8 @@ FINISHED = ("completed", "diverged")
 # Overrides that never tell methods apart: the table's own axes (dataset, seed, controller),
 # the explicit label, and switches that change where or how loudly a run goes, not what it does.
 NOT_METHOD = {"seed", "dataset", "dataset.name", "controller", "controller.name", "label", "trainer.progress",
-              "trainer.plots", "trainer.device", "dataset.root", "dataset.download"}
+              "trainer.plots", "trainer.device", "dataset.root", "dataset.download", "instance", "instances",
+              "instances.file"}
 
 _PARSER = OverridesParser.create()
 
@@ -41,7 +42,7 @@ def is_run(run_dir: Path) -> bool:
     `rlopt evaluate runs=K` holds its K runs in sub-folders)."""
     cfg = _config(run_dir)
     return ("controller" in cfg and "dataset" in cfg and "tune" not in cfg
-            and OmegaConf.select(cfg, "runs", default=1) == 1)
+            and OmegaConf.select(cfg, "runs", default=1) == 1 and OmegaConf.select(cfg, "instance", default=None) != "all")
 
 
 def find_runs(dirs) -> list[Path]:

@@ -42,6 +42,7 @@ from rlopt.env import TrainingEnv, make_env
 from rlopt.env.training_env import EpisodeResult
 from rlopt.errors import RunInterrupted, RunRefused, UserError
 from rlopt.files import write_json
+from rlopt.instances import instance_config, run_instance
 from rlopt.metrics import build_summary
 from rlopt.models import model_name
 from rlopt.resources import peak_gpu_memory_mb
@@ -71,7 +72,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
     """
     run_dir = Path(run_dir)
     started = time.perf_counter()
-    cfg = pin_data_root(cfg)
+    cfg = pin_data_root(instance_config(cfg))  # the task of its instance, if it names one (rlopt.instances)
     with RunFolder(run_dir) as folder, raise_on_interrupt():
         recorder = RunRecorder(run_dir, progress=bool(cfg.trainer.progress), title=f"{cfg.dataset.name}/{cfg.controller.name}")
         resume, cfg = _resumable(run_dir, cfg, recorder)
@@ -210,16 +211,19 @@ def finish_run(env: TrainingEnv, outcome: EpisodeResult, recorder: RunRecorder, 
     test = outcome.evaluate_test(progress=bool(cfg.trainer.progress))
     recorder.close()
     grad_evals = recorder.rows[-1]["grad_evals"] if recorder.rows else 0
+    task = env.task  # what the controlled run trained: an agent learning across instances drew it (rlopt.instances)
+    instance, part = run_instance(cfg, task.name)
     summary = build_summary(
         recorder.rows, outcome.status, test, outcome.best_epoch, time.perf_counter() - started,
         float(cfg.trainer.converged_tolerance), action_names(env),
-        extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name),
+        extra={"dataset": task.data.name, "model": model_name(task.model.name, task.data.name),
                "controller": cfg.controller.name,
                "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device),
                "precision": "bf16 autocast" if outcome.trainer.bf16 else "fp32", "policy": None,  # FrozenPolicy names it
                "tuning_grad_evals": int(cfg.tuning.grad_evals), "tuning_trials": int(cfg.tuning.trials),
                "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(cfg.tuning.grad_evals),
-               "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device), **(extra or {})},
+               "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device), "instance": instance, "instance_part": part,
+               **(extra or {})},
     )
     if cfg.trainer.plots:
         from rlopt.reporting.plots import plot_layer_lrs, plot_run  # matplotlib: imported by runs that plot

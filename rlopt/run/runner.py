@@ -30,8 +30,9 @@ from rlopt.run.recorder import RunRecorder
 
 Observer = Callable[[dict], None]
 
-# learning_metrics.csv: which sub-environment ran the row's training run (controller.n_envs) and its seed
-LEARNING_COLUMNS = [*COLUMNS, "env", "run_seed"]
+# learning_metrics.csv: which sub-environment ran the row's training run (controller.n_envs), its seed and its task
+# (the instance id of an instance set, else the dataset)
+LEARNING_COLUMNS = [*COLUMNS, "env", "run_seed", "instance"]
 
 
 class RecordedEnv(gym.Wrapper):
@@ -137,6 +138,7 @@ class Runner:
         row = info["metrics"]
         row.setdefault("env", 0)  # rows of runs in other processes come with their own (rlopt.controllers.sb3_env)
         row.setdefault("run_seed", self.bare.run_seed)
+        row.setdefault("instance", self.bare.task.name)
         row["controller_time_s"] = controller_time + info.get("extra_time_s", 0.0)
         row["checkpoint_time_s"], self.checkpoint_time = self.checkpoint_time, 0.0
         self.recorder.on_step(row)
