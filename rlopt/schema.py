@@ -193,6 +193,7 @@ class TrainConfig:
     reward: Any = MISSING
     seed: int = MISSING
     label: str | None = MISSING
+    reference: str | None = MISSING
     resume: str | None = MISSING
     tuning: TuningConfig = field(default_factory=TuningConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -270,6 +271,7 @@ class TuneConfig(TrainConfig):
 class ReportConfig:
     dirs: list[str] = MISSING
     sweep: str | None = MISSING
+    runs_csv: str | None = MISSING
     out: str = MISSING
     report: ReportSettings = field(default_factory=ReportSettings)
 

@@ -93,9 +93,11 @@ def study_report(study, tmp_path_factory) -> Path:
 
 
 def _report(dirs, out: Path, *overrides: str) -> dict:
-    """`rlopt report DIRS out=OUT OVERRIDES`, in this process, with the composed report config."""
+    """`rlopt report DIRS out=OUT OVERRIDES`, in this process, with the composed report config; 2000 resamples
+    unless told otherwise (the default, 50,000, takes a few seconds more)."""
+    quick = [] if any(o.startswith("report.bootstrap.reps=") for o in overrides) else ["report.bootstrap.reps=2000"]
     with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        cfg = compose(config_name="report", overrides=[f"out={out}", *overrides])
+        cfg = compose(config_name="report", overrides=[f"out={out}", *quick, *overrides])
     cfg.dirs = [str(d) for d in dirs]
     return report(cfg, out)
 

@@ -87,6 +87,8 @@ def identity(run_dir: Path) -> dict:
         "controller_type": OmegaConf.select(cfg, "controller.type"),
         "seed": OmegaConf.select(cfg, "seed"),
         "label": OmegaConf.select(cfg, "label", default=None),
+        # the method the study compares with, declared in its preset before the runs (`reference`)
+        "declared_reference": OmegaConf.select(cfg, "reference", default=None),
         "overrides": overrides(run_dir),
     }
 
