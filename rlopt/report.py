@@ -124,7 +124,8 @@ def report(cfg: DictConfig, out_dir: Path) -> dict:
         "bootstrap": {"reps": reps, "seed": seed, "interval": "percentile",
                       "resampling": "runs, with replacement, within each dataset (stratified); methods independently"},
         "reference": comparison["references"], "reference_rule": comparison["reference_rule"],
-        "low": settings.low, "normalisation": comparison["normalisation"], "runs": len(runs), "problems": len(problems)})
+        "reference_setting": settings.reference, "low": settings.low, "normalisation": comparison["normalisation"],
+        "runs": len(runs), "problems": len(problems)})
     for line in _problem_lines(problems):
         print(f"rlopt report: {line}")
     print(f"rlopt report: {len(runs) - len(problems)} finished runs, {len(problems)} failed or incomplete -> {out}")

@@ -50,6 +50,7 @@ CURVES = {
                      ("val_f1", "validation F1 (macro)")],
 }
 LOG_SCALE = {"train_loss", "val_loss", "lr"}
+SCORES = {"val_acc", "val_precision", "val_recall", "val_f1"}  # higher is better; y range follows the typical methods
 NUMERIC = ["epoch", "step", "lr", "train_loss", "val_loss", "val_acc", "val_precision", "val_recall", "val_f1",
            "reward", "epoch_time_s", "controller_time_s", "grad_evals"]
 FORMATS = ("png", "pdf")
@@ -71,8 +72,9 @@ def load_curves(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _band(ax, data: pd.DataFrame, column: str, colours: dict, spread: str = "std") -> None:
-    """One line per method (the mean over its runs at each epoch) and a band: ± std or min-max."""
+def _band(ax, data: pd.DataFrame, column: str, colours: dict, spread: str = "std") -> dict[str, pd.Series]:
+    """One line per method (the mean over its runs at each epoch) and a band: ± std or min-max; returns the lines."""
+    means = {}
     for method, m in data.groupby("method", sort=True):
         stats = m.groupby("epoch")[column].agg(["mean", "std", "min", "max"]).dropna(subset=["mean"])
         if stats.empty:
@@ -81,6 +83,8 @@ def _band(ax, data: pd.DataFrame, column: str, colours: dict, spread: str = "std
                      if spread == "std" else (stats["min"], stats["max"]))
         ax.plot(stats.index, stats["mean"], color=colours[method], label=method, lw=1.5)
         ax.fill_between(stats.index, low, high, color=colours[method], alpha=0.2, lw=0)
+        means[method] = stats["mean"]
+    return means
 
 
 def _curve_figure(dataset: str, data: pd.DataFrame, panels: list[tuple[str, str]], colours: dict, path: Path,
@@ -90,8 +94,13 @@ def _curve_figure(dataset: str, data: pd.DataFrame, panels: list[tuple[str, str]
         return []
     fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.6), squeeze=False)
     for ax, (column, label) in zip(axes[0], panels):
-        _band(ax, data, column, colours, spread)
+        means = _band(ax, data, column, colours, spread)
         ax.set(xlabel="epoch", ylabel=label, yscale="log" if column in LOG_SCALE else "linear")
+        if column in SCORES and means:  # a failed method runs off the axis instead of flattening the others
+            (low, high), off = _typical_range(means, higher_is_better=True)
+            ax.set_ylim(low, high)
+            if off:
+                ax.set_title(f"off the axis: {', '.join(sorted(off))}", fontsize=7)
         ax.grid(alpha=0.3)
     axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     band = "mean ± std" if spread == "std" else "mean, min-max band"
@@ -137,13 +146,17 @@ def _label(method: str, band: bool) -> str:
     return method if band else f"{method} {FEW_RUNS}"
 
 
+def _outliers(values: pd.Series, higher_is_better: bool) -> set[str]:
+    """The names whose value lies beyond 1.5 IQR of all values on the bad side (Tukey's rule; 4+ values)."""
+    q1, q3 = values.quantile([0.25, 0.75])
+    bad = values < q1 - 1.5 * (q3 - q1) if higher_is_better else values > q3 + 1.5 * (q3 - q1)
+    return set(values[bad].index) if len(values) >= 4 else set()
+
+
 def _typical_range(curves: dict[str, pd.Series], higher_is_better: bool) -> tuple[tuple[float, float], set[str]]:
     """(y limits, methods left off): the range of every curve except those whose final value is an outlier
     on the bad side by Tukey's rule (beyond 1.5 IQR of the methods' final values)."""
-    finals = pd.Series({m: c.dropna().iloc[-1] for m, c in curves.items() if c.notna().any()})
-    q1, q3 = finals.quantile([0.25, 0.75])
-    bad = finals < q1 - 1.5 * (q3 - q1) if higher_is_better else finals > q3 + 1.5 * (q3 - q1)
-    off = set(finals[bad].index) if len(finals) >= 4 else set()
+    off = _outliers(pd.Series({m: c.dropna().iloc[-1] for m, c in curves.items() if c.notna().any()}), higher_is_better)
     kept = pd.concat([c for m, c in curves.items() if m not in off]).dropna()
     low, high = float(kept.min()), float(kept.max())
     pad = 0.04 * (high - low) or 0.01 * abs(high) or 0.01
@@ -159,7 +172,9 @@ def _compute(dataset: str, data: pd.DataFrame, colours: dict, path: Path, reps: 
     data = data.sort_values(["run", "step"])
     data = data.assign(wall_s=(data["epoch_time_s"] + data["controller_time_s"]).groupby(data["run"]).cumsum(),
                        total=data["grad_evals"] + data["spent_before"])
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9), sharey=True)
+    paid = data["spent_before"].max() > 0  # some run was paid for before it started: show it
+    xs_names = ["evals", "total", "wall"] if paid else ["evals", "wall"]
+    fig, axes = plt.subplots(1, len(xs_names), figsize=(4.6 * len(xs_names) + 1.5, 3.9), sharey=True)
     curves, lines = {}, {}
     for method, m in data.groupby("method", sort=True):
         curve = _iqm_curve(m.pivot_table(index="step", columns="run", values=y, aggfunc="first"), reps, seed)
@@ -167,9 +182,10 @@ def _compute(dataset: str, data: pd.DataFrame, colours: dict, path: Path, reps: 
                                    wall=("wall_s", "mean")).loc[curve.index]
         curves[method] = curve["iqm"]
         before = float(m["spent_before"].mean())
-        lines[method] = [ax.plot(xs[x], curve["iqm"], color=colours[method], lw=1.5, marker="o", ms=2.5)[0]
-                         for ax, x in zip(axes, ("evals", "total", "wall"))][0]
-        for ax, x in zip(axes, ("evals", "total", "wall")):
+        drawn = [ax.plot(xs[x], curve["iqm"], color=colours[method], lw=1.5, marker="o", ms=2.5)[0]
+                 for ax, x in zip(axes, xs_names)]
+        lines[method] = drawn[0]
+        for ax, x in zip(axes, xs_names):
             ax.fill_between(xs[x], curve["low"], curve["high"], color=colours[method], alpha=0.2, lw=0)
         if before > 0:  # the learning or tuning paid before the curve starts: a dotted lead-in from 0
             axes[1].plot([0, xs["total"].iloc[0]], [curve["iqm"].iloc[0]] * 2, color=colours[method], lw=1, ls=":")
@@ -178,14 +194,15 @@ def _compute(dataset: str, data: pd.DataFrame, colours: dict, path: Path, reps: 
     (low, high), off = _typical_range(curves, higher_is_better=accuracy)
     for method in off:
         lines[method].set_label(f"{lines[method].get_label()} (final {curves[method].dropna().iloc[-1]:.3g}: off the axis)")
-    axes[0].set(xlabel="gradient evaluations of the run (cumulative, mean over seeds)",
-                ylabel=f"{label} (IQM, 95% CI)", ylim=(low, high))
-    axes[1].set(xlabel="gradient evaluations incl. learning/tuning before the run\n(dotted: paid before its first step)")
-    axes[2].set(xlabel="wall time (s, training + controller, mean over seeds)")
-    for ax in axes:
+    titles = {"evals": "gradient evaluations of the run", "total": "+ learning/tuning before it (dotted)",
+              "wall": "wall time (s, training + controller)"}
+    for ax, x in zip(axes, xs_names):
+        ax.set(xlabel=titles[x])
         ax.grid(alpha=0.3)
-    axes[2].legend(handles=list(lines.values()), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-    fig.suptitle(f"{dataset}: {label} against compute, IQM over seeds with 95% bootstrap band", fontsize=10)
+    axes[0].set(ylabel=f"{label} (IQM, 95% CI)", ylim=(low, high))
+    axes[-1].legend(handles=list(lines.values()), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle(f"{dataset}: {label} against compute (x: mean over seeds), IQM over seeds with 95% bootstrap band",
+                 fontsize=10)
     return save_figure(fig, path, dpi=100, formats=FORMATS)
 
 
@@ -193,15 +210,20 @@ def _profile(title: str, tasks_by_method: dict[str, list[np.ndarray]], axis: str
              path: Path, reps: int, seed: int) -> list[Path]:
     """Performance profile: for each threshold, the fraction of runs scoring above it (averaged over the
     datasets in `tasks`), with a 95% band. `sign` -1 turns a negated loss back into a loss on the x axis."""
-    pooled = np.concatenate([t for tasks in tasks_by_method.values() for t in tasks])
+    # thresholds span the typical methods' runs: a failed method (Tukey's rule on the IQMs) does not stretch them
+    off = _outliers(pd.Series({m: float(pooled_iqm([t[None] for t in tasks])[0]) for m, tasks in tasks_by_method.items()}),
+                    higher_is_better=True)
+    pooled = np.concatenate([t for m, tasks in tasks_by_method.items() if m not in off for t in tasks])
     thresholds = np.linspace(pooled.min(), pooled.max(), 101)
     profile = score_distribution(thresholds)
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for method, tasks in tasks_by_method.items():
         point, low, high = interval(profile, tasks, reps=reps, seed=seed)
         band = min(map(len, tasks)) >= MIN_RUNS
-        ax.fill_between(sign * thresholds, low, high, color=colours[method], alpha=0.2, lw=0, step="post")
-        ax.step(sign * thresholds, point, where="post", color=colours[method], label=_label(method, band), lw=1.5)
+        ax.fill_between(sign * thresholds, low, high, color=colours[method], alpha=0.2 if len(tasks_by_method) <= 6 else 0.07,
+                        lw=0, step="post")  # many methods: fainter bands, so the lines stay readable
+        ax.step(sign * thresholds, point, where="post", color=colours[method], lw=1.5,
+                label=_label(method, band) + (" (most runs below the axis)" if method in off else ""))
     relation = ">" if sign > 0 else "<"
     ax.set(xlabel=f"{axis} threshold τ", ylabel=f"fraction of runs with {axis} {relation} τ", ylim=(-0.02, 1.02))
     ax.grid(alpha=0.3)

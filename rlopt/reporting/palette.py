@@ -16,9 +16,9 @@ FIXED = {
     "sgd": "#1f77b4", "sam": "#ff7f0e", "adam": "#2ca02c", "adadelta": "#8c564b", "prodigy": "#9467bd",
     "dadapt_adam": "#e377c2", "dadapt_sgd": "#7f7f7f", "schedulefree_adamw": "#17becf", "schedulefree_sgd": "#bcbd22",
     # schedules, tuned and random baselines
-    "cosine_adam": "#8db600", "sgdr_adam": "#2b3d26", "adam_tuned": "#00563f", "random": "#000000",
+    "cosine_adam": "#98df8a", "sgdr_adam": "#2b3d26", "adam_tuned": "#00563f", "random": "#000000",
     # agents
-    "ppo_3opt": "#d62728", "ppo_2opt": "#f99379", "dqn_2opt": "#882d17", "ppo_portfolio": "#0b3d91",
+    "ppo_3opt": "#d62728", "ppo_2opt": "#f99379", "dqn_2opt": "#882d17", "ppo_portfolio": "#a6761d",
     "ppo_lr": "#b3446c", "dqn_lr": "#654522", "ppo_layerwise": "#f3c300",
 }
 # Kelly's colours of maximum contrast not used above, for every other name
