@@ -19,7 +19,7 @@ from rlopt.reporting.runs_table import read_runs
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 STUDIES = sorted(p.parent for p in DOCS.glob("*/runs.csv"))
-TABLES = ("table.md", "improvement.md", "aggregate.md", "ranks.md")
+TABLES = ("table.md", "table.csv", "improvement.md", "improvement.csv", "aggregate.md", "ranks.md")
 
 
 def test_some_committed_tables_have_their_runs():
