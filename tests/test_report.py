@@ -25,6 +25,7 @@ from rlopt.files import write_json
 from rlopt.metrics import COLUMNS
 from rlopt.paths import conf_dir
 from rlopt.report import report
+from rlopt.reporting.palette import FIXED, colours
 from rlopt.reporting.ranks import rank_blocks
 from rlopt.reporting.runs import find_runs, method_labels
 from rlopt.reporting.runs_table import read_runs
@@ -368,3 +369,13 @@ def test_ranks_and_critical_difference_over_datasets(tmp_path):
     runs = read_runs(tmp_path / "rep" / "runs.csv")
     assert rank_blocks(runs[runs["dataset"] == "digits"]) is None  # one dataset: no rank table
     assert rank_blocks(runs[runs["method"] != "adam"]) is None  # two methods: none either
+
+
+def test_a_method_keeps_its_colour_in_every_figure():
+    """One palette: a shipped method or optimizer has its fixed colour whatever else is drawn; another name a
+    colour that does not depend on the other names unless two collide; no two names of a figure share one."""
+    small, large = colours(["adam", "sgd", "my_label"]), colours(["adam", "sgd", "sam", "prodigy", "my_label", "x y"])
+    assert small["adam"] == large["adam"] == FIXED["adam"] and small["sgd"] == FIXED["sgd"]
+    assert small["my_label"] == large["my_label"]
+    many = colours([f"method {i}" for i in range(12)] + ["adam"])
+    assert len(set(many.values())) == len(many)
