@@ -156,11 +156,13 @@ def _outliers(values: pd.Series, higher_is_better: bool) -> set[str]:
 def _typical_range(curves: dict[str, pd.Series], higher_is_better: bool) -> tuple[tuple[float, float], set[str]]:
     """(y limits, methods left off): the range of every curve except those whose final value is an outlier
     on the bad side by Tukey's rule (beyond 1.5 IQR of the methods' final values)."""
-    off = _outliers(pd.Series({m: c.dropna().iloc[-1] for m, c in curves.items() if c.notna().any()}), higher_is_better)
+    finals = pd.Series({m: c.dropna().iloc[-1] for m, c in curves.items() if c.notna().any()})
+    off = _outliers(finals, higher_is_better)
     kept = pd.concat([c for m, c in curves.items() if m not in off]).dropna()
     low, high = float(kept.min()), float(kept.max())
     pad = 0.04 * (high - low) or 0.01 * abs(high) or 0.01
-    return (low - pad, high + pad), off
+    low, high = low - pad, high + pad
+    return (low, high), {m for m in off if not low <= finals[m] <= high}  # an outlier still inside is not "off"
 
 
 def _compute(dataset: str, data: pd.DataFrame, colours: dict, path: Path, reps: int, seed: int) -> list[Path]:

@@ -28,7 +28,7 @@ ALPHA = 0.05
 
 @dataclass
 class Ranking:
-    table: pd.DataFrame   # raw numbers per method: mean rank, median score, its rank CI, effect size
+    table: pd.DataFrame   # raw numbers per method, best first: mean rank, median score, its MAD and CI
     cells: pd.DataFrame   # the same as text
     caption: str
     result: object        # autorank's RankResult (what the CD diagram is drawn from)
@@ -52,22 +52,18 @@ def rank_blocks(runs: pd.DataFrame) -> Ranking | None:
 
     with contextlib.redirect_stdout(io.StringIO()):  # it prints that normality tests are skipped when forced
         result = autorank(data.reset_index(drop=True), alpha=ALPHA, order="descending", force_mode="nonparametric")
-    ranked = result.rankdf
+    ranked = result.rankdf.sort_values("meanrank", kind="stable")
     table = pd.DataFrame({"method": ranked.index, "mean_rank": ranked["meanrank"].to_numpy(),
                           "median_score": ranked["median"].to_numpy(), "mad": ranked["mad"].to_numpy(),
-                          "ci_low": ranked["ci_lower"].to_numpy(), "ci_high": ranked["ci_upper"].to_numpy(),
-                          "effect_size": ranked["effect_size"].to_numpy(), "magnitude": ranked["magnitude"].to_numpy()})
+                          "ci_low": ranked["ci_lower"].to_numpy(), "ci_high": ranked["ci_upper"].to_numpy()})
     cells = pd.DataFrame({"method": table["method"], "mean rank": table["mean_rank"].map("{:.2f}".format),
                           "median score": table["median_score"].map("{:.4g}".format),
-                          "median CI": [f"[{lo:.4g}, {hi:.4g}]" for lo, hi in zip(table["ci_low"], table["ci_high"])],
-                          "effect size vs best": table["effect_size"].map("{:.2f}".format),
-                          "magnitude": table["magnitude"].astype(str)})
+                          "median CI": [f"[{lo:.4g}, {hi:.4g}]" for lo, hi in zip(table["ci_low"], table["ci_high"])]})
     caption = (f"Ranks over {len(data)} blocks (dataset x instance x seed with a finished run of every method; "
-               f"{tasks} datasets or instances), rank 1 = best score (test accuracy, or minus the test loss). "
-               f"Friedman test p = {result.pvalue:.3g}; Nemenyi critical difference CD = {result.cd:.2f} at alpha "
-               f"{ALPHA}: methods whose mean ranks differ by less than CD cannot be told apart (`ranks_cd.png`). "
-               f"Effect size: {result.effect_size} against the best-ranked method. autorank "
-               f"(Herbold 2020), nonparametric mode.")
+               f"{tasks} datasets or instances), rank 1 = best score (test accuracy, or minus the test loss); median "
+               f"score with autorank's confidence interval. Friedman test p = {result.pvalue:.3g}; Nemenyi critical "
+               f"difference CD = {result.cd:.2f} at alpha {ALPHA}: methods whose mean ranks differ by less than CD "
+               f"cannot be told apart (`ranks_cd.png`). autorank (Herbold 2020), nonparametric mode.")
     return Ranking(table, cells, caption, result)
 
 
