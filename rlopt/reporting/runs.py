@@ -24,9 +24,10 @@ from rlopt.files import read_json
 FINISHED = ("completed", "diverged")
 
 # Overrides that never tell methods apart: the table's own axes (dataset, seed, controller),
-# the explicit label, and switches that change where or how loudly a run goes, not what it does.
+# the explicit label, switches that change where or how loudly a run goes, not what it does, and the
+# policy file of `rlopt evaluate` (one per learner seed, like the seed itself; `label=` tells policies apart).
 NOT_METHOD = {"seed", "dataset", "dataset.name", "controller", "controller.name", "label", "trainer.progress",
-              "trainer.plots", "trainer.device", "dataset.root", "dataset.download"}
+              "trainer.plots", "trainer.device", "dataset.root", "dataset.download", "policy"}
 
 _PARSER = OverridesParser.create()
 
