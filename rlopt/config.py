@@ -124,9 +124,9 @@ def check_values(command: str, cfg) -> None:
 
 
 def validate_report(cfg) -> None:
-    """At least one folder to report, and `report.bootstrap.*`: at least one resample, a non-negative seed."""
-    if not cfg.dirs and not cfg.sweep:
-        raise UserError("give at least one run or sweep folder (rlopt report DIR... or sweep=DIR)")
+    """At least one folder to report (or a runs.csv), and `report.bootstrap.*`: at least one resample, a non-negative seed."""
+    if not cfg.dirs and not cfg.sweep and not cfg.runs_csv:
+        raise UserError("give at least one run or sweep folder (rlopt report DIR... or sweep=DIR), or runs_csv=FILE")
     _positive_int(cfg.report.bootstrap.reps, "report.bootstrap.reps")
     if cfg.report.bootstrap.seed < 0:
         raise UserError(f"report.bootstrap.seed={cfg.report.bootstrap.seed} is not allowed: use a non-negative integer")

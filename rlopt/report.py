@@ -1,7 +1,10 @@
 """`rlopt report DIR...`: tables and figures from finished runs, without retraining.
 
-Runs are gathered first (every run folder at or under the folders given), then tabled and
-plotted into the report's own folder (`out`). Only the run folders are read. Failed and
+Runs are gathered first (every run folder at or under the folders given) into `runs.csv`
+(rlopt/reporting/runs_table.py); the tables are computed from that file as read back, so the same
+runs.csv and settings (`report.json`) give the same tables byte for byte, also without the run folders
+(`rlopt report runs_csv=PATH`). Figures are plotted from the runs' metrics.csv files into the report's
+own folder (`out`). Only the run folders are read. Failed and
 incomplete runs are counted in the tables, listed under them and in `problems.csv`, never
 silently dropped. Statistics are the IQM with stratified-bootstrap intervals, probability of
 improvement and performance profiles (rlopt/reporting/stats.py); the bootstrap's resamples and
@@ -22,36 +25,13 @@ from rlopt.errors import UserError
 from rlopt.files import atomic_path, write_json
 from rlopt.hydra_app import hydra_entry
 from rlopt.paths import conf_dir
-from rlopt.reporting import amortised, compare, scorecard, tables
+from rlopt.reporting import amortised, compare, ranks, scorecard, tables
 from rlopt.reporting.figures import plot_report
-from rlopt.reporting.runs import FINISHED, find_runs, identity, method_labels, read_status
+from rlopt.reporting.runs import FINISHED, find_runs
+from rlopt.reporting.runs_table import load_runs, read_runs, runs_csv
 from rlopt.reporting.scorecard_plot import plot_scorecard
 from rlopt.reporting.stats import CONFIDENCE, MIN_RUNS
-from rlopt.reporting.tables import METRICS, few_note
-
-# summary.json keys of a run on an instance of a set (rlopt.instances) and what its compute report needs
-INSTANCE_KEYS = ["instance", "instance_part", "tuning_grad_evals", "policy"]
-
-RUN_COLUMNS = ["dataset", "method", "seed", "status", "controller", "controller_type", "run", *METRICS,
-               "final_val_loss", "epoch_time_min", "epoch_time_max", "overrides", "error", *INSTANCE_KEYS]
-
-
-def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
-    """One row per run: identity and method from its config, results from its summary (or why there are none)."""
-    records = []
-    for run_dir in run_dirs:
-        status, error, summary = read_status(run_dir)
-        times = summary.get("epoch_time_s") or {}
-        # the dataset trained, as the summary says: an agent learning across an instance set drew it per run
-        records.append({**identity(run_dir), **({"dataset": summary["dataset"]} if "dataset" in summary else {}),
-                        "status": status, "error": error,
-                        **{key: summary.get(key) for key in [*METRICS, "final_val_loss", *INSTANCE_KEYS]},
-                        "epoch_time_min": times.get("min"), "epoch_time_max": times.get("max")})
-    for record, method in zip(records, method_labels(records)):
-        record["method"] = method
-        record["overrides"] = " ".join(f"{k}={v}" for k, v in record["overrides"].items())
-    runs = pd.DataFrame(records, columns=RUN_COLUMNS)
-    return runs.sort_values(["dataset", "method", "seed", "run"], kind="stable", ignore_index=True)
+from rlopt.reporting.tables import few_note
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -71,8 +51,7 @@ def _write_table(out: Path, name: str, table: pd.DataFrame, cells: pd.DataFrame,
 
 
 def write_tables(runs: pd.DataFrame, out: Path, stat: str, reps: int, seed: int) -> None:
-    """runs.csv, problems.csv, table.{csv,md,tex} and loss_table.{csv,md,tex}."""
-    _write_text(out / "runs.csv", runs.to_csv(index=False))
+    """problems.csv, table.{csv,md,tex} and loss_table.{csv,md,tex}: functions of `runs` (read from runs.csv)."""
     problems = runs[~runs["status"].isin(FINISHED)]
     _write_text(out / "problems.csv", problems[["run", "dataset", "method", "seed", "status", "error"]].to_csv(index=False))
     listing = "".join(f"\n- {line}" for line in _problem_lines(problems))
@@ -86,22 +65,46 @@ def write_tables(runs: pd.DataFrame, out: Path, stat: str, reps: int, seed: int)
 
 
 def write_comparison(runs: pd.DataFrame, out: Path, settings: DictConfig) -> dict:
-    """improvement.{csv,md,tex} and, over several datasets, aggregate.{csv,md,tex}; returns what the figures need."""
+    """improvement.{csv,md,tex}, over several datasets aggregate.{csv,md,tex}, and with 3+ methods over 2+
+    datasets or instances the rank table (rlopt.reporting.ranks); returns what the figures need."""
     reps, seed = settings.bootstrap.reps, settings.bootstrap.seed
     scored, names = compare.scores(runs)
-    refs = compare.references(scored, settings.reference) if len(scored) else {}
+    reference, source = compare.chosen_reference(runs, settings.reference)
+    refs = compare.references(scored, reference) if len(scored) else {}
     improvement = compare.improvement_table(scored, refs, reps, seed)
     normalised, how = compare.normalise(scored, refs, settings.low)
     aggregate = compare.aggregate_table(normalised, scored, refs, reps, seed)
     if len(improvement):
         cells = compare.readable_improvement(improvement)
         _write_table(out, "improvement", improvement, cells,
-                     compare.improvement_caption(names, refs, settings.reference, reps, seed) + few_note(cells))
+                     compare.improvement_caption(names, refs, reference, source, reps, seed) + few_note(cells))
     if len(aggregate):
         cells = compare.readable_aggregate(aggregate)
         _write_table(out, "aggregate", aggregate, cells, compare.aggregate_caption(how, settings.low) + few_note(cells))
-    return {"scores": scored, "names": names, "references": refs, "improvement": improvement,
-            "normalised": normalised, "normalisation": how, "aggregate": aggregate}
+    ranking = ranks.rank_blocks(runs)
+    if ranking is not None:
+        _write_table(out, "ranks", ranking.table, ranking.cells, ranking.caption)
+    return {"scores": scored, "names": names, "references": refs, "reference_rule": compare.reference_rule(reference, source),
+            "improvement": improvement, "normalised": normalised, "normalisation": how, "aggregate": aggregate,
+            "ranking": ranking}
+
+
+def _gather(cfg: DictConfig, out: Path) -> pd.DataFrame:
+    """Write runs.csv (from the run folders, or copied from `runs_csv`) and return it as read back from disk,
+    so that every table below is a function of that file."""
+    if cfg.runs_csv:
+        source = Path(str(cfg.runs_csv))
+        if not source.is_file():
+            raise UserError(f"runs_csv={cfg.runs_csv}: no such file (give the runs.csv of an earlier rlopt report)")
+        text = runs_csv(read_runs(source))
+    else:
+        dirs = list(cfg.dirs or []) + ([cfg.sweep] if cfg.sweep else [])
+        run_dirs = find_runs(dirs)
+        if not run_dirs:
+            raise UserError(f"no runs under {', '.join(map(str, dirs))} (a run folder holds .hydra/config.yaml)")
+        text = runs_csv(load_runs(run_dirs))
+    _write_text(out / "runs.csv", text)
+    return read_runs(out / "runs.csv")
 
 
 def write_scorecard(runs: pd.DataFrame, out: Path, settings: DictConfig) -> list[Path]:
@@ -128,14 +131,10 @@ def write_scorecard(runs: pd.DataFrame, out: Path, settings: DictConfig) -> list
 
 def report(cfg: DictConfig, out_dir: Path) -> dict:
     validate_report(cfg)
-    dirs = list(cfg.dirs or []) + ([cfg.sweep] if cfg.sweep else [])
     settings = cfg.report
-    run_dirs = find_runs(dirs)
-    if not run_dirs:
-        raise UserError(f"no runs under {', '.join(map(str, dirs))} (a run folder holds .hydra/config.yaml)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(run_dirs)
+    runs = _gather(cfg, out)
     reps, seed = settings.bootstrap.reps, settings.bootstrap.seed
     write_tables(runs, out, str(settings.stat), reps, seed)
     comparison = write_comparison(runs, out, settings)
@@ -147,8 +146,9 @@ def report(cfg: DictConfig, out_dir: Path) -> dict:
         "stat": str(settings.stat), "confidence": CONFIDENCE, "min_runs_for_interval": MIN_RUNS,
         "bootstrap": {"reps": reps, "seed": seed, "interval": "percentile",
                       "resampling": "runs, with replacement, within each dataset (stratified); methods independently"},
-        "reference": comparison["references"], "reference_rule": compare.reference_rule(settings.reference),
-        "normalisation": comparison["normalisation"], "runs": len(runs), "problems": len(problems)})
+        "reference": comparison["references"], "reference_rule": comparison["reference_rule"],
+        "reference_setting": settings.reference, "low": settings.low, "normalisation": comparison["normalisation"],
+        "runs": len(runs), "problems": len(problems)})
     for line in _problem_lines(problems):
         print(f"rlopt report: {line}")
     print(f"rlopt report: {len(runs) - len(problems)} finished runs, {len(problems)} failed or incomplete -> {out}")

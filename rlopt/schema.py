@@ -234,6 +234,7 @@ class TrainConfig:
     instances: InstancesConfig = field(default_factory=InstancesConfig)
     instance: str | None = MISSING
     label: str | None = MISSING
+    reference: str | None = MISSING
     resume: str | None = MISSING
     tuning: TuningConfig = field(default_factory=TuningConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -311,6 +312,7 @@ class TuneConfig(TrainConfig):
 class ReportConfig:
     dirs: list[str] = MISSING
     sweep: str | None = MISSING
+    runs_csv: str | None = MISSING
     out: str = MISSING
     report: ReportSettings = field(default_factory=ReportSettings)
 

@@ -22,16 +22,16 @@ rlopt train -m experiment=layerwise_digits controller=ppo_layerwise controller.e
 rlopt train -m experiment=layerwise_digits controller=ppo_layerwise controller.difference_reward=true seed=0,1,2,3,4 hydra.sweep.dir=$S/layerwise_digits_difference
 
 # 3. Transfer: each seed's policy from 1 (trained on digits_cnn, 4 layers), frozen, on mlp (3 layers, 5 seeds)
-#    and resnet18 (CIFAR layout on 8x8 digits, 21 layers, 3 seeds: ~5 min a run on CPU), against Adam there.
+#    and resnet18 (CIFAR layout on 8x8 digits, 21 layers, 5 seeds: ~5 min a run on CPU), against Adam there.
 for s in 0 1 2 3 4; do
   rlopt evaluate policy=$S/layerwise_digits/${s}_digits_ppo_layerwise_s$s/policy.zip experiment=layerwise_digits model=mlp seed=$s hydra.run.dir=$E/layerwise_digits_mlp/s$s
 done
 rlopt train -m experiment=layerwise_digits controller=adam model=mlp seed=0,1,2,3,4 hydra.sweep.dir=$S/layerwise_digits_adam_mlp
-for s in 0 1 2; do
+for s in 0 1 2 3 4; do
   rlopt evaluate policy=$S/layerwise_digits/${s}_digits_ppo_layerwise_s$s/policy.zip experiment=layerwise_digits model=resnet18 seed=$s hydra.run.dir=$E/layerwise_digits_resnet18/s$s
 done
-rlopt train -m experiment=layerwise_digits controller=adam model=resnet18 seed=0,1,2 hydra.sweep.dir=$S/layerwise_digits_adam_resnet18
-rlopt train -m experiment=layerwise_digits controller=adam optim.adam.lr=0.01 model=resnet18 seed=0,1,2 hydra.sweep.dir=$S/layerwise_digits_adam_1e-2_resnet18
+rlopt train -m experiment=layerwise_digits controller=adam model=resnet18 seed=0,1,2,3,4 hydra.sweep.dir=$S/layerwise_digits_adam_resnet18
+rlopt train -m experiment=layerwise_digits controller=adam optim.adam.lr=0.01 model=resnet18 seed=0,1,2,3,4 hydra.sweep.dir=$S/layerwise_digits_adam_1e-2_resnet18
 
 # 4. Tables (table.md in each report folder).
 for name in layerwise_digits layerwise_digits_cosine layerwise_digits_global layerwise_digits_adam_2e-3 layerwise_digits_adam_1e-2 layerwise_digits_30runs \

@@ -25,18 +25,23 @@ from rlopt.files import write_json
 from rlopt.metrics import COLUMNS
 from rlopt.paths import conf_dir
 from rlopt.report import report
+from rlopt.reporting.palette import FIXED, colours
+from rlopt.reporting.ranks import rank_blocks
 from rlopt.reporting.runs import find_runs, method_labels
+from rlopt.reporting.runs_table import read_runs
 
 
 def make_run(root: Path, name: str, controller: str = "sgd", seed: int = 0, status: str | None = "completed",
              overrides: tuple[str, ...] = (), label: str | None = None, dataset: str = "digits",
-             acc: float | None = 0.9, final_loss: float = 0.3, epochs: int = 3, optimizers=("sgd",)) -> Path:
+             acc: float | None = 0.9, final_loss: float = 0.3, epochs: int = 3, optimizers=("sgd",),
+             reference: str | None = None) -> Path:
     """A run folder as `rlopt train` leaves it; status None = stopped before summary.json; acc None = a
     regression task (no accuracy, precision, recall or F1)."""
     run = root / name
     (run / ".hydra").mkdir(parents=True)
     kind = "random" if controller == "random" else "sb3" if controller.startswith(("ppo", "dqn")) else "fixed"
-    config = {"seed": seed, "label": label, "dataset": {"name": dataset}, "controller": {"name": controller, "type": kind}}
+    config = {"seed": seed, "label": label, "reference": reference, "dataset": {"name": dataset},
+              "controller": {"name": controller, "type": kind}}
     (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     (run / ".hydra" / "overrides.yaml").write_text(
         yaml.safe_dump([f"controller={controller}", f"seed={seed}", *overrides]))
@@ -93,9 +98,11 @@ def study_report(study, tmp_path_factory) -> Path:
 
 
 def _report(dirs, out: Path, *overrides: str) -> dict:
-    """`rlopt report DIRS out=OUT OVERRIDES`, in this process, with the composed report config."""
+    """`rlopt report DIRS out=OUT OVERRIDES`, in this process, with the composed report config; 2000 resamples
+    unless told otherwise (the default, 50,000, takes a few seconds more)."""
+    quick = [] if any(o.startswith("report.bootstrap.reps=") for o in overrides) else ["report.bootstrap.reps=2000"]
     with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        cfg = compose(config_name="report", overrides=[f"out={out}", *overrides])
+        cfg = compose(config_name="report", overrides=[f"out={out}", *quick, *overrides])
     cfg.dirs = [str(d) for d in dirs]
     return report(cfg, out)
 
@@ -315,3 +322,60 @@ def test_an_unknown_statistic_fails_at_composition(cli_inproc, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith("rlopt report: error: report.stat=median is not allowed"), lines[0]
+
+
+def test_tables_are_a_function_of_runs_csv(wide, tmp_path):
+    """A report from the runs.csv alone (no run folders) writes the same tables, byte for byte."""
+    _, out = wide
+    runs = pd.read_csv(out / "runs.csv")
+    assert {"instance", "declared_reference", "grad_evals", "total_grad_evals", "test_acc", "test_loss"} <= set(runs)
+    assert len(runs) == sum(seeds for _, seeds in WIDE.values()) + 5 * len(POLY)
+    alone = Path(shutil.copy(out / "runs.csv", tmp_path / "kept.csv"))
+    _report([], tmp_path / "again", f"runs_csv={alone}")
+    for name in ("runs.csv", "table.md", "table.csv", "improvement.md", "aggregate.md", "loss_table.md"):
+        assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes(), name
+    assert (tmp_path / "again" / "improvement.png").is_file()  # the comparison figures need only the scores
+    with pytest.raises(UserError, match="runs_csv=.*no such file"):
+        _report([], tmp_path / "none", f"runs_csv={tmp_path / 'missing.csv'}")
+
+
+def test_the_reference_declared_before_the_runs_is_used(tmp_path):
+    sweep = tmp_path / "sweep"
+    for controller, acc in (("sgd", 0.90), ("adam", 0.85)):
+        for seed in range(5):
+            make_run(sweep, f"{controller}_{seed}", controller, seed, acc=acc + 0.01 * seed, reference="adam")
+    _report([sweep], tmp_path / "rep")
+    improvement = pd.read_csv(tmp_path / "rep" / "improvement.csv")
+    assert set(improvement["reference"]) == {"adam"}  # not sgd, the better one: it was declared before
+    assert "declared by the study before its runs" in (tmp_path / "rep" / "improvement.md").read_text()
+    make_run(sweep, "sgd_9", "sgd", 9, reference="sgd")
+    with pytest.raises(UserError, match=re.escape("the runs declare different references (adam, sgd)")):
+        _report([sweep], tmp_path / "rep2")
+
+
+def test_ranks_and_critical_difference_over_datasets(tmp_path):
+    """3 methods x 2 datasets x 5 seeds: autorank's mean ranks (1 = best) and a CD diagram."""
+    sweep = tmp_path / "sweep"
+    for dataset in ("digits", "iris"):
+        for controller, acc in (("sgd", 0.80), ("sam", 0.90), ("adam", 0.85)):
+            for seed in range(5):
+                make_run(sweep, f"{dataset}_{controller}_{seed}", controller, seed, dataset=dataset,
+                         acc=acc + 0.001 * seed)
+    _report([sweep], tmp_path / "rep")
+    ranks = pd.read_csv(tmp_path / "rep" / "ranks.csv").set_index("method")
+    assert ranks["mean_rank"].to_dict() == {"sam": 1.0, "adam": 2.0, "sgd": 3.0}  # sam wins every block
+    assert "Friedman test p = " in (tmp_path / "rep" / "ranks.md").read_text()
+    assert (tmp_path / "rep" / "ranks_cd.png").is_file()
+    runs = read_runs(tmp_path / "rep" / "runs.csv")
+    assert rank_blocks(runs[runs["dataset"] == "digits"]) is None  # one dataset: no rank table
+    assert rank_blocks(runs[runs["method"] != "adam"]) is None  # two methods: none either
+
+
+def test_a_method_keeps_its_colour_in_every_figure():
+    """One palette: a shipped method or optimizer has its fixed colour whatever else is drawn; another name a
+    colour that does not depend on the other names unless two collide; no two names of a figure share one."""
+    small, large = colours(["adam", "sgd", "my_label"]), colours(["adam", "sgd", "sam", "prodigy", "my_label", "x y"])
+    assert small["adam"] == large["adam"] == FIXED["adam"] and small["sgd"] == FIXED["sgd"]
+    assert small["my_label"] == large["my_label"]
+    many = colours([f"method {i}" for i in range(12)] + ["adam"])
+    assert len(set(many.values())) == len(many)

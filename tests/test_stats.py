@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.stats import norm, trim_mean
@@ -58,3 +61,35 @@ def test_performance_profile_is_the_fraction_of_runs_above_each_threshold():
     assert profile([np.array([[0.1, 0.5, 0.9]])])[0].tolist() == pytest.approx([1.0, 1 / 3, 0.0])
     # averaged over tasks, each task weighing the same whatever its number of runs
     assert profile([np.array([[0.9]]), np.array([[0.1, 0.2, 0.6, 0.7]])])[0].tolist() == pytest.approx([1.0, 0.75, 0.0])
+
+
+# The calibration of the report's two decision aids, measured by simulation and stated in
+# docs/guide/statistics.md (this test checks the two agree): how often the 95% IQM interval holds the
+# true IQM, and how often "the probability-of-improvement interval excludes 0.5" fires between two
+# methods that do not differ. Scores: normal, so the true IQM is the mean; TRIALS studies per seed count.
+TRIALS, REPS = 400, 1000
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guide" / "statistics.md"
+
+
+def calibration(n: int) -> tuple[float, float]:
+    """(coverage of the IQM interval, false-positive rate of the POI rule) over TRIALS simulated studies of n seeds."""
+    rng = np.random.default_rng(n)
+    covered = fired = 0
+    for trial in range(TRIALS):
+        x, y = rng.normal(0.0, 1.0, (2, n))
+        _, low, high = interval(pooled_iqm, [x], reps=REPS, seed=trial)
+        covered += low <= 0.0 <= high
+        _, p_low, p_high = interval(improvement_probability, [x], [y], reps=REPS, seed=trial)
+        fired += p_low > 0.5 or p_high < 0.5
+    return covered / TRIALS, fired / TRIALS
+
+
+def test_interval_coverage_and_false_positives_are_as_the_guide_states():
+    stated = {int(m[1]): (float(m[2]), float(m[3]))
+              for m in re.finditer(r"^\| (\d+) seeds \| (0\.\d+) \| (0\.\d+) \|", GUIDE.read_text(), re.M)}
+    assert set(stated) == {5, 10}, "docs/guide/statistics.md must state both rows"
+    for n, (coverage, false_positives) in stated.items():
+        measured = calibration(n)
+        assert measured == pytest.approx((coverage, false_positives), abs=1e-9), (n, measured)
+    # what the numbers mean for a reader: at 5 seeds the interval covers less than its nominal 95%
+    assert stated[5][0] < 0.95 and stated[5][1] > 0.05

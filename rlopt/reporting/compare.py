@@ -2,8 +2,11 @@
 
 Each finished run has one score per dataset: its test accuracy, or, for a regression dataset (no
 accuracy), its test loss with the sign turned so that higher is better everywhere. The reference
-on a dataset is `report.reference` when given, else the fixed baseline (a fixed optimizer or
-schedule) with the highest IQM score there. Across datasets, scores are first normalised per
+on a dataset is `report.reference` when given, else the one the runs' study declared in its preset
+before they ran (`reference`), else the fixed baseline (a fixed optimizer or schedule) with the
+highest IQM score there; that last one is picked after looking at the same scores it is compared on
+(with ten identical methods, about two of the other nine look worse than the best-looking one by
+chance), so the tables say so. Across datasets, scores are first normalised per
 dataset between a low reference (`report.low`, default `random`; without it, the dataset's worst
 run) at 0 and the reference at 1, so that datasets with different scales can be pooled.
 """
@@ -25,7 +28,7 @@ PROBABILITY = "P(method > reference)"
 
 
 def scores(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """(dataset, method, controller_type, score) of every finished run with a finite score, and the name of
+    """(dataset, instance, seed, method, controller_type, score) of every finished run with a finite score, and the name of
     each dataset's score. Runs without one (a diverged regression run's loss) are left out here; the
     summary table counts them."""
     frames, names = [], {}
@@ -35,8 +38,8 @@ def scores(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
             names[dataset], score = "test accuracy", accuracy
         else:
             names[dataset], score = "test loss (lower is better)", -numbers(group["test_loss"])
-        frames.append(group.loc[score.index, ["dataset", "method", "controller_type"]].assign(score=score))
-    columns = ["dataset", "method", "controller_type", "score"]
+        frames.append(group.loc[score.index, ["dataset", "instance", "seed", "method", "controller_type"]].assign(score=score))
+    columns = ["dataset", "instance", "seed", "method", "controller_type", "score"]
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)), names
 
 
@@ -61,8 +64,25 @@ def references(scored: pd.DataFrame, reference: str | None) -> dict[str, str]:
     return chosen
 
 
-def reference_rule(reference: str | None) -> str:
-    return f"`{reference}` (report.reference)" if reference else "the fixed baseline with the highest IQM"
+def chosen_reference(runs: pd.DataFrame, given: str | None) -> tuple[str | None, str]:
+    """(reference method or None, where it comes from): `report.reference`, else what the runs' study
+    declared (`reference` in its preset), else None (the best fixed baseline is picked per dataset)."""
+    if given is not None:
+        return str(given), "report.reference"
+    declared = sorted(set(runs["declared_reference"]) - {""})
+    if len(declared) > 1:
+        raise UserError(f"the runs declare different references ({', '.join(declared)}): "
+                        f"choose one with report.reference=METHOD")
+    return (declared[0], "declared") if declared else (None, "post hoc")
+
+
+def reference_rule(reference: str | None, source: str) -> str:
+    if source == "report.reference":
+        return f"`{reference}` (report.reference)"
+    if source == "declared":
+        return f"`{reference}` (declared by the study before its runs: `reference` in its preset)"
+    return ("the fixed baseline with the highest IQM, picked after seeing these scores (no reference declared: "
+            "exploratory, it favours finding differences)")
 
 
 def _estimate(statistic, *groups, reps: int, seed: int) -> tuple[float, float, float]:
@@ -147,14 +167,14 @@ def readable_aggregate(table: pd.DataFrame) -> pd.DataFrame:
                                         f"{PROBABILITY} [95% CI]"])
 
 
-def improvement_caption(names: dict[str, str], refs: dict[str, str], reference: str | None, reps: int,
+def improvement_caption(names: dict[str, str], refs: dict[str, str], reference: str | None, source: str, reps: int,
                         seed: int) -> str:
     scored_on = "; ".join(f"{d}: {name}" for d, name in names.items())
     chosen = "; ".join(f"{d}: {method}" for d, method in refs.items())
     missing = [d for d in names if d not in refs]
     return (f"Probability of improvement (Agarwal et al. 2021): P(X > Y) + 0.5 P(X = Y) over every pair of a run of the "
             f"method (X) and a run of the reference (Y), i.e. the Mann-Whitney U over n_x n_y; 0.5 = no difference. "
-            f"Score: {scored_on}. Reference, {reference_rule(reference)}: {chosen}"
+            f"Score: {scored_on}. Reference, {reference_rule(reference, source)}: {chosen}"
             + (f" (no runs of it on {', '.join(missing)}, left out)" if missing else "") + ". "
             f"{CONFIDENCE:.0%} CI: percentile interval of a bootstrap resampling both methods' runs independently "
             f"({reps} resamples, seed {seed}).")

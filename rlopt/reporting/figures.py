@@ -3,14 +3,21 @@
 - curves per method over epochs, mean ± std over seeds: accuracy, loss (train | validation),
   reward, precision | recall | F1, and the learning rate (min-max band, log scale);
 - the action timeline: per method, the share of seeds that chose each optimizer at each epoch;
-- accuracy against compute (cumulative gradient evaluations | wall time): the IQM over seeds with
-  its 95% bootstrap interval as a band; SAM's two gradient evaluations per step stretch its curve;
+- accuracy against compute: cumulative gradient evaluations of the run itself | the same shifted right by
+  what producing the run cost before it started (an agent's learning runs, a tuned baseline's trials:
+  `total_grad_evals - grad_evals`) | wall time; the IQM over seeds with its 95% bootstrap interval as a
+  band; SAM's two gradient evaluations per step stretch its curve;
 - performance profiles: the fraction of runs scoring above each threshold, with 95% bands (and one
   over all datasets, on normalised scores, when there are several);
 - probability of improvement over the reference, with 95% intervals, per dataset and over datasets.
 
+- the critical-difference diagram of the rank table, when there is one (rlopt.reporting.ranks).
+
 Bands need at least `MIN_RUNS` runs; a method with fewer is drawn without one, and its legend entry
-says so. A method keeps its colour in every figure, an optimizer its colour in every timeline. Every
+says so. Colours come from rlopt.reporting.palette: one per method and optimizer in every figure.
+Legends sit outside the axes. The y range of accuracy against compute follows the typical methods:
+a method whose final score is far below the others' (Tukey's rule) runs off the axis and its legend
+entry says so, rather than squeezing every other curve into a sliver. Every
 figure is written as PNG and PDF, without software, version or date metadata, so the same runs give
 byte-identical files.
 """
@@ -28,6 +35,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from rlopt.reporting import palette, ranks  # noqa: E402
 from rlopt.reporting.compare import PROBABILITY  # noqa: E402
 from rlopt.reporting.plots import save_figure  # noqa: E402
 from rlopt.reporting.runs import FINISHED  # noqa: E402
@@ -42,16 +50,12 @@ CURVES = {
                      ("val_f1", "validation F1 (macro)")],
 }
 LOG_SCALE = {"train_loss", "val_loss", "lr"}
+SCORES = {"val_acc", "val_precision", "val_recall", "val_f1"}  # higher is better; y range follows the typical methods
 NUMERIC = ["epoch", "step", "lr", "train_loss", "val_loss", "val_acc", "val_precision", "val_recall", "val_f1",
            "reward", "epoch_time_s", "controller_time_s", "grad_evals"]
 FORMATS = ("png", "pdf")
 CURVE_POINTS = 200  # at most this many decision steps per IQM curve (each one its own bootstrap)
 FEW_RUNS = f"(<{MIN_RUNS} runs: no band)"
-
-
-def _palette(names: list[str], cmap: str) -> dict[str, tuple]:
-    colours = matplotlib.colormaps[cmap].colors
-    return {name: colours[i % len(colours)] for i, name in enumerate(sorted(names))}
 
 
 def load_curves(runs: pd.DataFrame) -> pd.DataFrame:
@@ -62,12 +66,15 @@ def load_curves(runs: pd.DataFrame) -> pd.DataFrame:
         if metrics.is_file():
             df = pd.read_csv(metrics)
             df[NUMERIC] = df[NUMERIC].apply(pd.to_numeric, errors="coerce").replace([math.inf, -math.inf], math.nan)
-            frames.append(df.assign(dataset=run.dataset, method=run.method, run=run.run))
+            before = run.total_grad_evals - run.grad_evals  # learning or tuning runs paid before this one
+            frames.append(df.assign(dataset=run.dataset, method=run.method, run=run.run,
+                                    spent_before=before if math.isfinite(before) else 0.0))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _band(ax, data: pd.DataFrame, column: str, colours: dict, spread: str = "std") -> None:
-    """One line per method (the mean over its runs at each epoch) and a band: ± std or min-max."""
+def _band(ax, data: pd.DataFrame, column: str, colours: dict, spread: str = "std") -> dict[str, pd.Series]:
+    """One line per method (the mean over its runs at each epoch) and a band: ± std or min-max; returns the lines."""
+    means = {}
     for method, m in data.groupby("method", sort=True):
         stats = m.groupby("epoch")[column].agg(["mean", "std", "min", "max"]).dropna(subset=["mean"])
         if stats.empty:
@@ -76,6 +83,8 @@ def _band(ax, data: pd.DataFrame, column: str, colours: dict, spread: str = "std
                      if spread == "std" else (stats["min"], stats["max"]))
         ax.plot(stats.index, stats["mean"], color=colours[method], label=method, lw=1.5)
         ax.fill_between(stats.index, low, high, color=colours[method], alpha=0.2, lw=0)
+        means[method] = stats["mean"]
+    return means
 
 
 def _curve_figure(dataset: str, data: pd.DataFrame, panels: list[tuple[str, str]], colours: dict, path: Path,
@@ -85,10 +94,15 @@ def _curve_figure(dataset: str, data: pd.DataFrame, panels: list[tuple[str, str]
         return []
     fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.6), squeeze=False)
     for ax, (column, label) in zip(axes[0], panels):
-        _band(ax, data, column, colours, spread)
+        means = _band(ax, data, column, colours, spread)
         ax.set(xlabel="epoch", ylabel=label, yscale="log" if column in LOG_SCALE else "linear")
+        if column in SCORES and means:  # a failed method runs off the axis instead of flattening the others
+            (low, high), off = _typical_range(means, higher_is_better=True)
+            ax.set_ylim(low, high)
+            if off:
+                ax.set_title(f"off the axis: {', '.join(sorted(off))}", fontsize=7)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     band = "mean ± std" if spread == "std" else "mean, min-max band"
     fig.suptitle(f"{dataset}: {band} over seeds", fontsize=10)
     return save_figure(fig, path, dpi=100, formats=FORMATS)
@@ -132,26 +146,65 @@ def _label(method: str, band: bool) -> str:
     return method if band else f"{method} {FEW_RUNS}"
 
 
+def _outliers(values: pd.Series, higher_is_better: bool) -> set[str]:
+    """The names whose value lies beyond 1.5 IQR of all values on the bad side (Tukey's rule; 4+ values)."""
+    q1, q3 = values.quantile([0.25, 0.75])
+    bad = values < q1 - 1.5 * (q3 - q1) if higher_is_better else values > q3 + 1.5 * (q3 - q1)
+    return set(values[bad].index) if len(values) >= 4 else set()
+
+
+def _typical_range(curves: dict[str, pd.Series], higher_is_better: bool) -> tuple[tuple[float, float], set[str]]:
+    """(y limits, methods left off): the range of every curve except those whose final value is an outlier
+    on the bad side by Tukey's rule (beyond 1.5 IQR of the methods' final values)."""
+    finals = pd.Series({m: c.dropna().iloc[-1] for m, c in curves.items() if c.notna().any()})
+    off = _outliers(finals, higher_is_better)
+    kept = pd.concat([c for m, c in curves.items() if m not in off]).dropna()
+    low, high = float(kept.min()), float(kept.max())
+    pad = 0.04 * (high - low) or 0.01 * abs(high) or 0.01
+    low, high = low - pad, high + pad
+    return (low, high), {m for m in off if not low <= finals[m] <= high}  # an outlier still inside is not "off"
+
+
 def _compute(dataset: str, data: pd.DataFrame, colours: dict, path: Path, reps: int, seed: int) -> list[Path]:
-    """Accuracy (loss for regression) against cumulative gradient evaluations and wall time: the IQM over
-    seeds at each decision step, with its 95% interval as a band; x is the mean over seeds at that step."""
-    y, label = ("val_acc", "validation accuracy") if data["val_acc"].notna().any() else ("val_loss", "validation loss")
+    """Accuracy (loss for regression) against the run's own gradient evaluations, against those plus what the
+    run cost before it started (learning or tuning), and against wall time: the IQM over seeds at each decision
+    step, with its 95% interval as a band; x is the mean over seeds at that step."""
+    accuracy = data["val_acc"].notna().any()
+    y, label = ("val_acc", "validation accuracy") if accuracy else ("val_loss", "validation loss")
     data = data.sort_values(["run", "step"])
-    data = data.assign(wall_s=(data["epoch_time_s"] + data["controller_time_s"]).groupby(data["run"]).cumsum())
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    data = data.assign(wall_s=(data["epoch_time_s"] + data["controller_time_s"]).groupby(data["run"]).cumsum(),
+                       total=data["grad_evals"] + data["spent_before"])
+    paid = data["spent_before"].max() > 0  # some run was paid for before it started: show it
+    xs_names = ["evals", "total", "wall"] if paid else ["evals", "wall"]
+    fig, axes = plt.subplots(1, len(xs_names), figsize=(4.6 * len(xs_names) + 1.5, 3.9), sharey=True)
+    curves, lines = {}, {}
     for method, m in data.groupby("method", sort=True):
         curve = _iqm_curve(m.pivot_table(index="step", columns="run", values=y, aggfunc="first"), reps, seed)
-        xs = m.groupby("step").agg(evals=("grad_evals", "mean"), wall=("wall_s", "mean")).loc[curve.index]
-        band = curve["low"].notna().any()
-        for ax, x in zip(axes, ("evals", "wall")):
-            ax.plot(xs[x], curve["iqm"], color=colours[method], label=_label(method, band), lw=1.5, marker="o", ms=2.5)
+        xs = m.groupby("step").agg(evals=("grad_evals", "mean"), total=("total", "mean"),
+                                   wall=("wall_s", "mean")).loc[curve.index]
+        curves[method] = curve["iqm"]
+        before = float(m["spent_before"].mean())
+        drawn = [ax.plot(xs[x], curve["iqm"], color=colours[method], lw=1.5, marker="o", ms=2.5)[0]
+                 for ax, x in zip(axes, xs_names)]
+        lines[method] = drawn[0]
+        for ax, x in zip(axes, xs_names):
             ax.fill_between(xs[x], curve["low"], curve["high"], color=colours[method], alpha=0.2, lw=0)
-    axes[0].set(xlabel="gradient evaluations (cumulative, mean over seeds)", ylabel=f"{label} (IQM, 95% CI)")
-    axes[1].set(xlabel="wall time (s, training + controller, mean over seeds)")
-    for ax in axes:
+        if before > 0:  # the learning or tuning paid before the curve starts: a dotted lead-in from 0
+            axes[1].plot([0, xs["total"].iloc[0]], [curve["iqm"].iloc[0]] * 2, color=colours[method], lw=1, ls=":")
+        lines[method].set_label(_label(method, curve["low"].notna().any())
+                                + (f" (+{before:,.0f} learning/tuning)" if before > 0 else ""))
+    (low, high), off = _typical_range(curves, higher_is_better=accuracy)
+    for method in off:
+        lines[method].set_label(f"{lines[method].get_label()} (final {curves[method].dropna().iloc[-1]:.3g}: off the axis)")
+    titles = {"evals": "gradient evaluations of the run", "total": "+ learning/tuning before it (dotted)",
+              "wall": "wall time (s, training + controller)"}
+    for ax, x in zip(axes, xs_names):
+        ax.set(xlabel=titles[x])
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-    fig.suptitle(f"{dataset}: {label} against compute, IQM over seeds with 95% bootstrap band", fontsize=10)
+    axes[0].set(ylabel=f"{label} (IQM, 95% CI)", ylim=(low, high))
+    axes[-1].legend(handles=list(lines.values()), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle(f"{dataset}: {label} against compute (x: mean over seeds), IQM over seeds with 95% bootstrap band",
+                 fontsize=10)
     return save_figure(fig, path, dpi=100, formats=FORMATS)
 
 
@@ -159,15 +212,20 @@ def _profile(title: str, tasks_by_method: dict[str, list[np.ndarray]], axis: str
              path: Path, reps: int, seed: int) -> list[Path]:
     """Performance profile: for each threshold, the fraction of runs scoring above it (averaged over the
     datasets in `tasks`), with a 95% band. `sign` -1 turns a negated loss back into a loss on the x axis."""
-    pooled = np.concatenate([t for tasks in tasks_by_method.values() for t in tasks])
+    # thresholds span the typical methods' runs: a failed method (Tukey's rule on the IQMs) does not stretch them
+    off = _outliers(pd.Series({m: float(pooled_iqm([t[None] for t in tasks])[0]) for m, tasks in tasks_by_method.items()}),
+                    higher_is_better=True)
+    pooled = np.concatenate([t for m, tasks in tasks_by_method.items() if m not in off for t in tasks])
     thresholds = np.linspace(pooled.min(), pooled.max(), 101)
     profile = score_distribution(thresholds)
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for method, tasks in tasks_by_method.items():
         point, low, high = interval(profile, tasks, reps=reps, seed=seed)
         band = min(map(len, tasks)) >= MIN_RUNS
-        ax.fill_between(sign * thresholds, low, high, color=colours[method], alpha=0.2, lw=0, step="post")
-        ax.step(sign * thresholds, point, where="post", color=colours[method], label=_label(method, band), lw=1.5)
+        ax.fill_between(sign * thresholds, low, high, color=colours[method], alpha=0.2 if len(tasks_by_method) <= 6 else 0.07,
+                        lw=0, step="post")  # many methods: fainter bands, so the lines stay readable
+        ax.step(sign * thresholds, point, where="post", color=colours[method], lw=1.5,
+                label=_label(method, band) + (" (most runs below the axis)" if method in off else ""))
     relation = ">" if sign > 0 else "<"
     ax.set(xlabel=f"{axis} threshold τ", ylabel=f"fraction of runs with {axis} {relation} τ", ylim=(-0.02, 1.02))
     ax.grid(alpha=0.3)
@@ -228,20 +286,22 @@ def plot_comparison(comparison: dict, colours: dict, out: Path, reps: int, seed:
 
 
 def plot_report(runs: pd.DataFrame, comparison: dict, out: Path, reps: int, seed: int) -> list[Path]:
-    """Write every figure for every dataset into `out`; returns the paths written."""
+    """Write every figure for every dataset into `out`; returns the paths written. Without the runs' metrics.csv
+    files (a report from a runs.csv alone) only the comparison figures, which need the scores alone."""
     curves = load_curves(runs)
-    if curves.empty:
-        return []
-    methods = sorted(set(curves["method"]) | set(comparison["scores"]["method"]))
-    method_colours = _palette(methods, "tab10" if len(methods) <= 10 else "tab20")
-    optimizer_colours = _palette(list(curves["optimizer"].astype(str).unique()), "Dark2")
+    methods = sorted(set(runs["method"]))
+    method_colours = palette.colours(methods)
     written = []
-    for dataset, data in curves.groupby("dataset", sort=True):
-        for stem, panels in CURVES.items():
-            written += _curve_figure(dataset, data, panels, method_colours, out / f"{dataset}_{stem}.png")
-        written += _curve_figure(dataset, data, [("lr", "learning rate")], method_colours, out / f"{dataset}_lr.png",
-                                 spread="range")
-        written += _action_timeline(dataset, data.assign(optimizer=data["optimizer"].astype(str)), optimizer_colours,
-                                    out / f"{dataset}_actions.png")
-        written += _compute(dataset, data, method_colours, out / f"{dataset}_compute.png", reps, seed)
+    if not curves.empty:
+        optimizer_colours = palette.colours(list(curves["optimizer"].astype(str).unique()))
+        for dataset, data in curves.groupby("dataset", sort=True):
+            for stem, panels in CURVES.items():
+                written += _curve_figure(dataset, data, panels, method_colours, out / f"{dataset}_{stem}.png")
+            written += _curve_figure(dataset, data, [("lr", "learning rate")], method_colours,
+                                     out / f"{dataset}_lr.png", spread="range")
+            written += _action_timeline(dataset, data.assign(optimizer=data["optimizer"].astype(str)),
+                                        optimizer_colours, out / f"{dataset}_actions.png")
+            written += _compute(dataset, data, method_colours, out / f"{dataset}_compute.png", reps, seed)
+    if comparison["ranking"] is not None:
+        written += ranks.plot_ranks(comparison["ranking"], out / "ranks_cd.png", FORMATS)
     return written + plot_comparison(comparison, method_colours, out, reps, seed)

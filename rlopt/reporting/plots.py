@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from rlopt.files import atomic_path  # noqa: E402
+from rlopt.reporting import palette  # noqa: E402
 
 # per format: the metadata that names the software or the date, left out so the same data gives the same bytes
 UNDATED = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
@@ -58,9 +59,10 @@ def plot_run(df: pd.DataFrame, out: Path, title: str) -> list[Path]:
     written += [out / "loss.png", out / "reward.png"]
 
     fig, (ax_opt, ax_lr) = plt.subplots(2, 1, figsize=(6, 4.2), sharex=True)
-    names = list(dict.fromkeys(df["optimizer"]))
-    codes = df["optimizer"].map({n: i for i, n in enumerate(names)})
-    ax_opt.scatter(df["epoch"], codes, c=codes, cmap="tab10", vmin=0, vmax=9, s=30)
+    names = list(dict.fromkeys(df["optimizer"].astype(str)))
+    codes = df["optimizer"].astype(str).map({n: i for i, n in enumerate(names)})
+    colour = palette.colours(names)  # the optimizer's colour in every figure
+    ax_opt.scatter(df["epoch"], codes, c=[colour[n] for n in df["optimizer"].astype(str)], s=30)
     ax_opt.set_yticks(range(len(names)), names)
     ax_opt.set(ylabel="optimizer", title=f"{title}: actions")
     ax_lr.step(df["epoch"], df["lr"], where="pre")

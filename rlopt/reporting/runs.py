@@ -24,10 +24,11 @@ from rlopt.files import read_json
 FINISHED = ("completed", "diverged")
 
 # Overrides that never tell methods apart: the table's own axes (dataset, seed, controller),
-# the explicit label, and switches that change where or how loudly a run goes, not what it does.
+# the explicit label, switches that change where or how loudly a run goes, not what it does, and the
+# policy file of `rlopt evaluate` (one per learner seed, like the seed itself; `label=` tells policies apart).
 NOT_METHOD = {"seed", "dataset", "dataset.name", "controller", "controller.name", "label", "trainer.progress",
               "trainer.plots", "trainer.device", "dataset.root", "dataset.download", "instance", "instances",
-              "instances.file"}
+              "instances.file", "policy"}
 
 _PARSER = OverridesParser.create()
 
@@ -94,6 +95,8 @@ def identity(run_dir: Path) -> dict:
         "controller_type": OmegaConf.select(cfg, "controller.type"),
         "seed": OmegaConf.select(cfg, "seed"),
         "label": OmegaConf.select(cfg, "label", default=None),
+        # the method the study compares with, declared in its preset before the runs (`reference`)
+        "declared_reference": OmegaConf.select(cfg, "reference", default=None),
         "overrides": overrides(run_dir),
     }
 
