@@ -139,7 +139,7 @@ def report(cfg: DictConfig, out_dir: Path) -> dict:
     write_tables(runs, out, str(settings.stat), reps, seed)
     comparison = write_comparison(runs, out, settings)
     figures = plot_report(runs, comparison, out, reps, seed)
-    if runs["instance"].nunique() >= 2:
+    if runs.loc[runs["instance"] != "", "instance"].nunique() >= 2:
         figures += write_scorecard(runs, out, settings)
     problems = runs[~runs["status"].isin(FINISHED)]
     write_json(out / "report.json", {

@@ -32,10 +32,10 @@ TIE = 0.01  # normalised scores closer than this (1% of the low-to-VBS range) ar
 
 def instance_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """(instance, part, method, controller_type, score) of every finished run with an instance and a finite score."""
-    with_instance = runs[runs["instance"].notna()]
+    with_instance = runs[runs["instance"].fillna("") != ""]  # runs.csv writes no instance as ""
     parts = dict(zip(with_instance["instance"], with_instance["instance_part"]))
     scored, _ = run_scores(with_instance.assign(dataset=with_instance["instance"]))
-    scored = scored.rename(columns={"dataset": "instance"})
+    scored = scored.drop(columns="instance").rename(columns={"dataset": "instance"})
     return scored.assign(part=scored["instance"].map(parts))
 
 
