@@ -161,6 +161,11 @@ class SB3Controller(Controller):
             if state is not None:
                 raise UserError("an agent learning across an instance set cannot be resumed from its checkpoint yet: "
                                 "rerun it into a fresh folder")
+            if self.n_envs > 1 and self.vectorize == "population":
+                # a population trains one Task (one dataset, batch size and budget for every member), so its members
+                # cannot each draw their run's instance: refused rather than run on the command's own task
+                raise UserError("controller.vectorize=population is not allowed with an instance set (its members share "
+                                "one task): use controller.vectorize=processes, or name one instance=<id>")
             self.sampler = InstanceSampler(env, context.config)
         if self.n_envs == 1:
             vec_env = agent_env(self.sampler or env)
