@@ -6,7 +6,7 @@
 #   scripts/study_meta.sh [stage...]      # stages: splits baselines learn evaluate tune report
 # With no stage named, all run in that order. Every stage writes its own folder under $OUT (default
 # outputs/studies/meta/$FAMILY). Size: the environment variables below; the defaults are the size that ran on
-# 2 CPU cores for RESULTS.md (about 25 minutes). Full size (issue 28), on a machine that affords it:
+# 2 CPU cores for RESULTS.md. Full size (issue 28), on a machine that affords it:
 #   FAMILY=poly_family   EPISODES=2000 SEEDS=0,1,2,3,4 TUNE_BUDGET=12000 scripts/study_meta.sh
 #   FAMILY=mnist_mlp_family EPISODES=2000 SEEDS=0,1,2,3,4 TUNE_BUDGET=... scripts/study_meta.sh   (MNIST under $RLOPT_DATA)
 # An agent learning across an instance set learns in n_envs worker processes (controller.vectorize=processes):
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FAMILY=${FAMILY:-poly_family}
 OUT=${OUT:-outputs/studies/meta/$FAMILY}
-EPISODES=${EPISODES:-128}          # learning runs of the agent (each a train instance drawn from its run seed)
+EPISODES=${EPISODES:-1024}         # learning runs of the agent (each a train instance drawn from its run seed)
 N_ENVS=${N_ENVS:-2}                # learning runs at once (one process each)
 SEEDS=${SEEDS:-0,1,2}              # seeds of every baseline on every instance
 RUNS=${RUNS:-3}                    # seeds of the frozen agent on every test instance
@@ -25,7 +25,8 @@ export OMP_NUM_THREADS=1           # one thread per run: two runs share two core
 QUIET=(trainer.threads=1 trainer.progress=false trainer.plots=false trainer.tensorboard=false)
 PAR=(hydra/launcher=joblib hydra.launcher.n_jobs=2)
 # the agent's state, reward and decision interval: the learning-rate presets' (conf/experiment/lr_mnist.yaml)
-AGENT=(controller=ppo_lr reward=best_loss 'env.features=[val_loss,d_loss,log10_lr,epoch_frac]' env.steps_per_action=30)
+CONTROLLERS=${CONTROLLERS:-ppo_lr}   # the agents meta-trained, space-separated (ppo_lr dqn_lr)
+AGENT=(reward=best_loss 'env.features=[val_loss,d_loss,log10_lr,epoch_frac]' env.steps_per_action=30)
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(splits baselines learn evaluate tune report)
 status=0
@@ -67,11 +68,15 @@ EOF
       rlopt train -m instances="$FAMILY" instance=all "${QUIET[@]}" "${PAR[@]}" controller=schedule \
         controller.schedule=onecycle controller.lr=0.01 seed="$SEEDS" hydra.sweep.dir="$OUT/onecycle" || status=$? ;;
     learn)      # ppo_lr over $EPISODES learning runs, each on the train instance its run seed draws
-      rlopt train instances="$FAMILY" "${AGENT[@]}" "${QUIET[@]}" controller.episodes="$EPISODES" \
-        controller.n_envs="$N_ENVS" seed=1000 hydra.run.dir="$OUT/agent" || status=$? ;;
+      for c in $CONTROLLERS; do
+        rlopt train instances="$FAMILY" controller="$c" "${AGENT[@]}" "${QUIET[@]}" controller.episodes="$EPISODES" \
+          controller.n_envs="$N_ENVS" seed=1000 hydra.run.dir="$OUT/agent_$c" || status=$?
+      done ;;
     evaluate)   # the frozen policy on every test instance x $RUNS seeds
-      rlopt evaluate instances="$FAMILY" policy="$OUT/agent/policy.zip" runs="$RUNS" "${QUIET[@]}" \
-        hydra.run.dir="$OUT/evaluate" || status=$? ;;
+      for c in $CONTROLLERS; do
+        rlopt evaluate instances="$FAMILY" policy="$OUT/agent_$c/policy.zip" runs="$RUNS" "${QUIET[@]}" \
+          hydra.run.dir="$OUT/evaluate_$c" || status=$?
+      done ;;
     tune)       # Adam's constant lr tuned per test instance at $TUNE_BUDGET gradient evaluations, then on $SEEDS
       for id in ${TUNE_ON:-$(test_ids | tr , ' ')}; do
         rlopt tune instances="$FAMILY" instance="$id" controller=adam "${QUIET[@]}" \
@@ -79,9 +84,9 @@ EOF
           "tune.final_seeds=[${SEEDS}]" hydra.run.dir="$OUT/tune/$id" || status=$?
       done ;;
     report)
-      tuned=()
-      for d in "$OUT"/tune/*/final; do [ -d "$d" ] && tuned+=("$d"); done
-      rlopt report "$OUT/baselines" "$OUT/onecycle" "$OUT/agent" "$OUT/evaluate" "${tuned[@]}" \
+      learned=()
+      for d in "$OUT"/agent_* "$OUT"/evaluate_* "$OUT"/tune/*/final; do [ -d "$d" ] && learned+=("$d"); done
+      rlopt report "$OUT/baselines" "$OUT/onecycle" "${learned[@]}" \
         out="$OUT/report" || status=$? ;;
     *) echo "study_meta.sh: unknown stage '$stage' (allowed: splits baselines learn evaluate tune report)" >&2; exit 2 ;;
   esac
