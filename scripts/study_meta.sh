@@ -31,16 +31,9 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(splits baselines learn evaluate tune report)
 status=0
 
-test_ids() {  # the ids of the set's test part, comma-separated
-  python - "$FAMILY" <<'EOF'
-import sys
-from hydra import compose, initialize_config_dir
-from rlopt.instances import load_set
-from rlopt.paths import conf_dir
-with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-    cfg = compose(config_name="train", overrides=[f"instances={sys.argv[1]}"])
-print(",".join(i.id for i in load_set(cfg).test))
-EOF
+test_ids() {  # the ids of the set's test part (from the splits stage's file), space-separated
+  [ -f "$OUT/splits.csv" ] || { echo "study_meta.sh: run the splits stage first ($OUT/splits.csv)" >&2; exit 2; }
+  awk -F, '$2 == "test" {print $1}' "$OUT/splits.csv" | tr '\n' ' '
 }
 
 for stage in "${stages[@]}"; do
@@ -77,9 +70,9 @@ EOF
         rlopt evaluate instances="$FAMILY" policy="$OUT/agent_$c/policy.zip" runs="$RUNS" "${QUIET[@]}" \
           hydra.run.dir="$OUT/evaluate_$c" || status=$?
       done ;;
-    tune)       # Adam's constant lr tuned per test instance at $TUNE_BUDGET gradient evaluations, then on $SEEDS
-      for id in ${TUNE_ON:-$(test_ids | tr , ' ')}; do
-        rlopt tune instances="$FAMILY" instance="$id" controller=adam "${QUIET[@]}" \
+    tune)       # Adam's constant lr (controller=schedule, tune's default) tuned per test instance at $TUNE_BUDGET gradient evaluations, then on $SEEDS
+      for id in ${TUNE_ON:-$(test_ids)}; do
+        rlopt tune instances="$FAMILY" instance="$id" "${QUIET[@]}" \
           tune.budget_grad_evals="$TUNE_BUDGET" tune.n_trials=100 final=true label=adam_tuned \
           "tune.final_seeds=[${SEEDS}]" hydra.run.dir="$OUT/tune/$id" || status=$?
       done ;;
