@@ -6,12 +6,14 @@ through the same `TrainingEnv`, so every comparison runs the same loop and write
 """
 
 from rlopt.controllers.fixed import FixedController, RandomController
+from rlopt.controllers.heuristics import LateSAMController
 from rlopt.controllers.runner import Agent, Controller, Runner
 from rlopt.controllers.sb3 import SB3Controller, load_policy
 from rlopt.controllers.schedule import ScheduleController
 from rlopt.errors import UserError
 
-CONTROLLERS = {"fixed": FixedController, "random": RandomController, "schedule": ScheduleController, "sb3": SB3Controller}
+CONTROLLERS = {"fixed": FixedController, "random": RandomController, "schedule": ScheduleController, "sb3": SB3Controller,
+               "late_sam": LateSAMController}
 
 
 def build_controller(cfg, seed: int):

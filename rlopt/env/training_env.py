@@ -129,7 +129,7 @@ class TrainingEnv(gym.Env):
             model = model.to(memory_format=torch.channels_last)
         if cfg.trainer.compile:
             model = torch.compile(model)
-        self.bank = OptimizerBank(lambda: self._param_groups(model), self.actions.optimizers, cfg.optim, self.device)
+        self.bank = OptimizerBank(lambda: self._param_groups(model), self.actions.optimizers, cfg.optim)
         self.trainer = Trainer(model, self.data, self.bank, self.device, cfg.trainer.batch_size,
                                cfg.trainer.eval_batch_size, cfg.trainer.amp, run_seed)
 
@@ -234,6 +234,7 @@ class TrainingEnv(gym.Env):
     def _build_spaces(self, cfg):
         """The action space object and the observation features, from the config."""
         actions = build_actions(cfg.controller.actions)
+        actions.check_optimizers(cfg.optim)
         return actions, FeatureSet(cfg.env.features, actions.n_discrete)
 
     def _param_groups(self, model):
