@@ -4,6 +4,8 @@ a save/restore."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +13,7 @@ import torch.nn.functional as F
 from rlopt.engine import Trainer
 from rlopt.errors import UserError
 from rlopt.optim import OptimizerBank, build_optimizer
+from rlopt.paths import conf_dir
 from test_optim import CPU, bn_net, optim_cfg, same_state, state_of, step, tiny_image_bundle, tiny_regression
 
 LR, WD = 0.05, 5e-4  # optim.sgd's lr and weight decay (conf/optim/sgd.yaml); momentum 0 below, so SGD is w - lr (d + wd w)
@@ -176,3 +179,13 @@ def test_a_bad_node_is_one_line_naming_it(override, message):
     with pytest.raises(UserError) as err:
         build_optimizer("bad", net.parameters(), optim_cfg(override))
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_every_optimizer_file_is_in_the_bank_and_builds():
+    """conf/optim/<name>.yaml and train.yaml's `optim:` list agree (a file left out of the list would be unusable)."""
+    on_disk = sorted(p.stem for p in Path(conf_dir(), "optim").glob("*.yaml"))
+    cfg = optim_cfg()
+    assert sorted(cfg) == on_disk and len(on_disk) >= 13
+    net, _, _ = tiny_regression()
+    for name in cfg:
+        assert isinstance(build_optimizer(name, net.parameters(), cfg), torch.optim.Optimizer)
