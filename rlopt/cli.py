@@ -67,8 +67,9 @@ def _report_args(args: list[str]) -> list[str]:
 
 
 def _resume_args(args: list[str]) -> list[str]:
-    """`resume=DIR`: checked here, and Hydra's run folder becomes DIR itself, before Hydra starts. Hydra would
-    otherwise create a folder named from the default config (a phantom run) and log the continuation there."""
+    """`resume=DIR`: Hydra's run folder becomes DIR itself. Hydra would otherwise create a folder named from the
+    default config (a phantom run) and log the continuation there. What DIR holds is for the run to find out
+    (`rlopt.run.folder.resume_target`), once; a refusal leaves DIR as it was."""
     values = [a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == "resume"]
     if not values or values[-1] in ("", "null"):
         return args
@@ -76,9 +77,8 @@ def _resume_args(args: list[str]) -> list[str]:
         raise UserError(f"resume={values[-1]} continues one run and takes no -m; to continue a sweep's interrupted "
                         "runs, run the sweep again with the same hydra.sweep.dir (each run folder with a "
                         "checkpoint.pt resumes itself)")
-    from rlopt.train import resume_target
-
-    resume_target(values[-1])
+    if not Path(values[-1]).expanduser().is_dir():  # Hydra would create it, to log a refusal into it
+        raise UserError(f"resume={values[-1]} is not a run folder: there is no such folder")
     return [*args, f"hydra.run.dir={_quote(values[-1])}"]
 
 

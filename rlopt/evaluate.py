@@ -8,7 +8,7 @@ on a model of any depth; it also keeps the decision interval it was trained with
 env.steps_per_action is given.
 
 The run's `.hydra/config.yaml` holds the config actually run (the policy's controller and
-features; `run_experiment` writes it), so the run folder describes the run like any `rlopt train` folder.
+features; `rlopt.run.experiment.run_experiment` writes it), so the run folder describes the run like any `rlopt train` folder.
 
 `runs=K` > 1 evaluates the policy on K fresh runs at once, seeds seed..seed+K-1, each in its own
 process (`spawn`; `trainer.threads` defaults to the cores / K) and its own run folder
@@ -36,7 +36,8 @@ from rlopt.files import atomic_path
 from rlopt.hydra_app import hydra_entry
 from rlopt.paths import conf_dir
 from rlopt.resources import cpu_count
-from rlopt.train import run_experiment
+from rlopt.run.experiment import run_experiment
+from rlopt.run.failures import write_failure
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict | list[dict]:
     run_cfg = evaluation_config(cfg, meta)
     if runs > 1:
         return evaluate_parallel(cfg, Path(run_dir), runs)
-    return run_experiment(run_cfg, run_dir, lambda: FrozenPolicy(model, cfg.policy))
+    return run_experiment(run_cfg, run_dir, lambda _: FrozenPolicy(model, cfg.policy))
 
 
 def evaluate_parallel(cfg: DictConfig, run_dir: Path, runs: int) -> list[dict]:
@@ -102,12 +103,18 @@ def evaluate_parallel(cfg: DictConfig, run_dir: Path, runs: int) -> list[dict]:
 
 def _evaluate_one(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
     """One of `evaluate_parallel`'s runs, in its own process (outside Hydra): its `.hydra/overrides.yaml` is the
-    command's with its seed, as Hydra would have written it; `run_experiment` writes its config.yaml."""
+    command's with its seed, as Hydra would have written it; `run_experiment` writes its config.yaml. A run refused
+    (its folder left as it was) still records why in its summary.json, as a sweep's job does: the command lists it."""
     model, meta = load_policy(cfg.policy)
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     with atomic_path(run_dir / ".hydra" / "overrides.yaml") as tmp:
         OmegaConf.save(OmegaConf.create(overrides), tmp)
-    return run_experiment(evaluation_config(cfg, meta), run_dir, lambda: FrozenPolicy(model, cfg.policy))
+    run_cfg = evaluation_config(cfg, meta)
+    try:
+        return run_experiment(run_cfg, run_dir, lambda _: FrozenPolicy(model, cfg.policy))
+    except UserError as err:
+        write_failure(run_dir, err, run_cfg, keep_existing=True)
+        raise
 
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="evaluate")

@@ -1,6 +1,7 @@
 """What every `@hydra.main` wrapper shares: run-folder lookup, multirun behaviour, error reporting.
 
-A `UserError` becomes one line on stderr and exit status 2 (in a single run); a run stopped by
+A `UserError` becomes one line on stderr and exit status 2 (in a single run), and the folder Hydra made
+for the command is removed if it still holds nothing but Hydra's own files; a run stopped by
 SIGINT/SIGTERM one line saying how to continue it, and exit status 130/143. Under multirun a
 failing job is logged and its failure recorded in its own folder's summary.json (by the command
 itself, or here when it failed before it could), and the sweep goes on; the `SweepSummary`
@@ -11,17 +12,18 @@ from __future__ import annotations
 
 import logging
 import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlopt.errors import RunInterrupted, RunRefused, RunsFailed, UserError
 from rlopt.run.failures import write_failure
-from rlopt.run.folder import CONFIG_DIR, write_run_config
+from rlopt.run.folder import CONFIG_DIR, only_hydra_files, write_run_config
 
 log = logging.getLogger("rlopt")
 
@@ -42,6 +44,8 @@ def hydra_entry(command: str, cfg: DictConfig, fn: Callable[[DictConfig, Path], 
         with open_dict(cfg):
             cfg.trainer.progress = False
     out_dir = Path(hc.runtime.output_dir)
+    # what a refusal may remove: a folder Hydra made for this command (with `resume=DIR` it is the user's DIR)
+    made_for_command = only_hydra_files(out_dir) and not OmegaConf.select(cfg, "resume")
     try:
         return fn(cfg, out_dir)
     except RunInterrupted as err:  # status `interrupted` is in summary.json already; the whole command stops
@@ -63,6 +67,8 @@ def hydra_entry(command: str, cfg: DictConfig, fn: Callable[[DictConfig, Path], 
             log.error("rlopt %s: error: %s", command, err)
             _record_job_failure(out_dir, err, cfg)
             return None
+        if made_for_command and only_hydra_files(out_dir):  # a user's mistake leaves no folder behind
+            shutil.rmtree(out_dir, ignore_errors=True)
         print(f"rlopt {command}: error: {err}", file=sys.stderr)
         sys.exit(2)
     except Exception as err:

@@ -1,6 +1,6 @@
 """The live view: every metrics row of a run as TensorBoard scalars, in the run's `tb/` folder.
 
-`TensorBoardRows` is a row observer (see `rlopt.controllers.runner.Runner`): it receives each row of
+`TensorBoardRows` is a row observer (see `rlopt.run.runner.Runner`): it receives each row of
 `metrics.csv` right after it is written and adds it to `tb/` as namespaced scalars at the row's
 decision `step` (`val/acc`, `val/loss`, `train/loss`, `control/lr`, `control/optimizer` (the index of
 the optimizer in the controller's list), `reward`, ...), flushed at once so `tensorboard --logdir outputs`

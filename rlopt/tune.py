@@ -1,6 +1,6 @@
 """`rlopt tune`: an Optuna study over a baseline's hyperparameters, each trial one `rlopt train` run.
 
-Every trial goes through `rlopt.train.train` (same loop, data split and budget as any run) into
+Every trial goes through `rlopt.run.experiment.run_experiment` (same loop, data split and budget as any run) into
 its own compact folder `trials/NNNN/` (no plots, no checkpoints). A row observer reports the
 validation metric of every decision step to the trial, and Optuna's Hyperband pruner stops the
 trials that fall behind. Only validation metrics are read: the test split never informs tuning.
@@ -53,7 +53,7 @@ from rlopt.files import atomic_path, read_json, write_json
 from rlopt.hydra_app import hydra_entry
 from rlopt.paths import conf_dir
 from rlopt.reporting.runs import read_status
-from rlopt.train import train
+from rlopt.run.experiment import run_experiment
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +376,7 @@ def make_objective(cfg: DictConfig, folder: Path, space: dict, max_resource: int
                 raise optuna.TrialPruned(f"pruned at decision step {row['step']} ({metric}={value:.4g})")
 
         try:
-            train(run_cfg, run_dir, observers=[observe])
+            run_experiment(run_cfg, run_dir, observers=[observe])
         except optuna.TrialPruned:
             summary = run_dir / "summary.json"
             write_json(summary, {**read_json(summary), "status": "pruned"})
@@ -510,7 +510,7 @@ def run_final(cfg: DictConfig, folder: Path, info: dict) -> list[dict]:
         hydra_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(run_cfg, hydra_dir / "config.yaml")
         OmegaConf.save(OmegaConf.create([*info["best"]["overrides"].split(), f"seed={seed}"]), hydra_dir / "overrides.yaml")
-        summaries.append(train(run_cfg, run_dir))
+        summaries.append(run_experiment(run_cfg, run_dir))
     return summaries
 
 

@@ -20,8 +20,8 @@ import pytest
 from conftest import REPO, call_cli, make_cfg
 from rlopt.errors import RunRefused
 from rlopt.run import killpoints
-from rlopt.run.folder import RunFolder
-from rlopt.train import resume_target, train
+from rlopt.run.folder import RunFolder, resume_target
+from rlopt.train import train
 
 TIMING = ["epoch_time_s", "controller_time_s", "checkpoint_time_s"]
 RUN = ["+debug=tiny", "reward=loss_delta", "trainer.threads=1"]
@@ -209,7 +209,8 @@ def test_a_kill_while_finishing_resumes_to_the_files_of_an_uninterrupted_run(tmp
     # killed while writing the plots: the folder must not say `completed` (it did: summary.json came first)
     args = ["train", "controller=sgd", *RUN, "trainer.epochs=3", "trainer.plots=true"]
     assert call_cli(*args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
-    kill_in_plots = ("import os, signal, rlopt.train as t; t.plot_run = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL); "
+    kill_in_plots = ("import os, signal, rlopt.run.experiment as t; "
+                     "t.plot_run = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL); "
                      f"from rlopt.cli import main; main({[*args, 'hydra.run.dir=run']!r})")
     assert _run_python(kill_in_plots, tmp_path).returncode == -signal.SIGKILL
     summary = tmp_path / "run" / "summary.json"

@@ -39,7 +39,7 @@ def test_late_sam_takes_at_least_one_late_step_and_accepts_another_pair(tmp_path
 def test_late_sam_bad_input_is_one_line_naming_the_key(overrides, message):
     cfg = make_cfg("controller=late_sam", *overrides)
     with pytest.raises(UserError) as err:
-        build_controller(cfg.controller, 0).setup(make_env(cfg), None)
+        build_controller(cfg.controller, 0).setup(make_env(cfg), None, None)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 

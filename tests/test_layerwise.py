@@ -74,7 +74,7 @@ def test_layer_vec_env_shapes_spaces_actions_and_auto_reset():
     venv.seed(5)
     obs = venv.reset()
     assert obs.shape == (4, 9) and obs.dtype == np.float32 and all(venv.observation_space.contains(o) for o in obs)
-    same_seed = LayerwiseTrainingEnv(env.cfg, env.data, env.device).reset(seed=5)[0]
+    same_seed = make_env(env.config, env.data, env.device).reset(seed=5)[0]
     np.testing.assert_array_equal(obs, same_seed)  # the seed reached the run
     names = env.features.names
     assert (obs[:, :4] == obs[0, :4]).all(), "global features differ between layers"
@@ -209,7 +209,7 @@ def test_bad_layerwise_settings_name_their_key(override, key):
 def test_layerwise_digits_preset_composes_for_the_agent_and_the_baseline():
     agent = make_env(make_cfg("experiment=layerwise_digits", "trainer.progress=false", tiny=False))
     assert isinstance(agent, LayerwiseTrainingEnv) and agent.n_layers == 4
-    assert agent.steps_per_action == 20 and agent.decisions_per_episode == 18 and agent.cfg.controller.episodes == 8
+    assert agent.steps_per_action == 20 and agent.decisions_per_episode == 18 and agent.config.controller.episodes == 8
     baseline = make_env(make_cfg("experiment=layerwise_digits", "controller=adam", "trainer.progress=false", tiny=False))
     assert not isinstance(baseline, LayerwiseTrainingEnv) and baseline.decisions_per_episode == 18
     assert baseline.actions.optimizers == agent.actions.optimizers == ["adam"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from rlopt.env import make_env
 from rlopt.errors import UserError
 from rlopt.evaluate import evaluate
 from rlopt.report import report
+from rlopt.run.protocol import RunContext
 from rlopt.tensorboard_log import TAGS
 from rlopt.train import train
 from test_reliability import _kill_after_rows
@@ -93,10 +95,12 @@ def test_a_k_run_agent_resumed_in_its_final_run_acts_without_workers():
     cfg = make_cfg("controller=ppo_2opt", "controller.episodes=2")
     env = make_env(cfg)
     learned = build_controller(cfg.controller, 0)
-    learned.setup(env, None)
+    context = RunContext(run_dir=Path("unused"), tb_dir=None, config=cfg,
+                         record_rows=lambda infos, elapsed: pytest.fail("an agent in its final run records no batch"))
+    learned.setup(env, None, context)
     state = learned._state("final", 2)
     resumed = build_controller(make_cfg("controller=ppo_2opt", "controller.episodes=2", "controller.n_envs=2").controller, 0)
-    resumed.setup(env, state)
+    resumed.setup(env, state, context)
     obs, _ = env.reset()
     assert resumed.learned and resumed.runs is None and resumed.model.get_env() is None
     assert resumed.act(obs) == learned.act(obs)

@@ -93,7 +93,6 @@ def test_bad_inputs_each_get_one_line_and_exit_2(tmp_path, trained_run):
 
     cases = [
         (["train", "resume=notarun"], "resume=notarun is not a run folder"),
-        (["train", f"resume={done}"], "already finished"),
         (["train", f"resume={broken}"], "is unreadable"),
         (["train", "hydra.run.dir=afile/run"], "cannot write the output folder"),
         (["evaluate", "policy=missing.zip"], "policy=missing.zip: no such file"),

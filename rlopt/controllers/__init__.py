@@ -1,13 +1,12 @@
-"""Controllers behind one small interface (`runner.Controller`), driven by one `runner.Runner`.
+"""Controllers behind one small interface (`rlopt.run.protocol.Controller`), driven by `rlopt.run.runner.Runner`.
 
 Fixed baselines (one optimizer, or one learning-rate schedule) and the random controller are policies
-that ignore (or barely use) the observation; SB3 agents learn from it (`runner.Agent`). All of them act
+that ignore (or barely use) the observation; SB3 agents learn from it (`rlopt.run.protocol.Agent`). All of them act
 through the same `TrainingEnv`, so every comparison runs the same loop and writes the same files.
 """
 
 from rlopt.controllers.fixed import FixedController, RandomController
 from rlopt.controllers.heuristics import LateSAMController
-from rlopt.controllers.runner import Agent, Controller, Runner
 from rlopt.controllers.sb3 import SB3Controller, load_policy
 from rlopt.controllers.schedule import ScheduleController
 from rlopt.errors import UserError
@@ -24,4 +23,4 @@ def build_controller(cfg, seed: int):
     return cls(cfg, seed)
 
 
-__all__ = ["CONTROLLERS", "Agent", "Controller", "Runner", "build_controller", "load_policy"]
+__all__ = ["CONTROLLERS", "build_controller", "load_policy"]

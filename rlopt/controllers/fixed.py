@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rlopt.controllers.runner import Controller
 from rlopt.errors import UserError
+from rlopt.run.protocol import Controller
 
 
 class FixedController(Controller):
@@ -12,7 +12,7 @@ class FixedController(Controller):
     def __init__(self, cfg, seed: int):
         self.action = int(cfg.action)
 
-    def setup(self, env, state: dict | None) -> None:
+    def setup(self, env, state: dict | None, context) -> None:
         if not env.action_space.contains(self.action):
             raise UserError(f"controller.action={self.action} is not allowed: the action space is {env.action_space}")
 
@@ -27,7 +27,7 @@ class RandomController(Controller):
         self.seed = seed
         self.space = None
 
-    def setup(self, env, state: dict | None) -> None:
+    def setup(self, env, state: dict | None, context) -> None:
         self.space = env.action_space
         self.space.seed(self.seed)
         if state is not None:

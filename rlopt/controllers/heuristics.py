@@ -14,8 +14,8 @@ optimizer of the bank, `rlopt.optim.sam_arms.SAMEveryK`, run by a fixed controll
 
 from __future__ import annotations
 
-from rlopt.controllers.runner import Controller
 from rlopt.errors import UserError
+from rlopt.run.protocol import Controller
 
 
 class LateSAMController(Controller):
@@ -28,7 +28,7 @@ class LateSAMController(Controller):
         self.env = None
         self.first_late = 0
 
-    def setup(self, env, state: dict | None) -> None:
+    def setup(self, env, state: dict | None, context) -> None:
         if env.action_space.n != 2:
             raise UserError(f"controller.actions.choices is not allowed with late_sam: it needs two optimizers "
                             f"(early, late), got {env.action_space.n}")

@@ -36,10 +36,10 @@ from torch import nn
 
 from rlopt.controllers.exploration import configure_exploration
 from rlopt.controllers.hyperparams import check_hyperparams
-from rlopt.controllers.runner import Controller
 from rlopt.controllers.sb3_env import ParallelRuns, agent_env, start_worker_server
 from rlopt.errors import UserError
 from rlopt.files import atomic_path, write_json
+from rlopt.run.protocol import Controller, RunContext
 
 ALGOS = {"ppo": PPO, "dqn": DQN}
 # The agent's Adam settings SB3 picks when given none (ActorCriticPolicy: eps 1e-5; DQN: torch's), kept
@@ -128,18 +128,17 @@ class SB3Controller(Controller):
     def learned(self) -> bool:
         return self.phase == "final"
 
-    def setup(self, env, state: dict | None) -> None:
-        """`env`: the runner's recording env. With n_envs > 1 the agent learns in worker processes
-        (their states restored from `state` on resume) and acts in `env` only for the final run."""
-        runner = getattr(env, "runner", None)
-        if runner is not None and env.unwrapped.cfg.trainer.tensorboard:
-            self.tb_dir = runner.recorder.run_dir / "tb"
+    def setup(self, env, state: dict | None, context: RunContext) -> None:
+        """`env`: the runner's recording env. With n_envs > 1 the agent learns in worker processes built from
+        `context.config` (their states restored from `state` on resume), whose rows go to `context.record_rows`,
+        and acts in `env` only for the final run."""
+        self.tb_dir = context.tb_dir
         if self.n_envs == 1:
             vec_env = agent_env(env)
         elif state is None or state["phase"] == "learn":
             if state is None:  # the main env waits for the final run; reset, it has a state for the checkpoints
                 env.unwrapped.reset(options={"run_seed": self.seed + self.episodes})
-            self.runs = ParallelRuns(env, runner, self.n_envs)
+            self.runs = ParallelRuns(env, context.config, context.record_rows, self.n_envs)
             if state is not None:
                 self.runs.load_state(state["workers"])
             vec_env = self.runs.agent
@@ -287,7 +286,7 @@ class FrozenPolicy(Controller):
     def __init__(self, model, path: str):
         self.model, self.path = model, path
 
-    def setup(self, env, state: dict | None) -> None:
+    def setup(self, env, state: dict | None, context: RunContext) -> None:
         agent = agent_env(env)  # a layer-wise policy acts per layer: batched over however many layers this model has
         if self.model.observation_space.shape != agent.observation_space.shape or self.model.action_space != agent.action_space:
             raise UserError(

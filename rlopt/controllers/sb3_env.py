@@ -30,6 +30,7 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -105,7 +106,7 @@ class RunSlot(gym.Wrapper):
     def __init__(self, env: gym.Env, index: int, n_envs: int):
         super().__init__(env)
         self.index, self.n_envs = index, n_envs
-        self.base_seed = int(env.unwrapped.cfg.seed)
+        self.base_seed = env.unwrapped.task.seed
 
     def _run(self) -> int:
         """The global index of the run in progress (the env counts its own runs from 1)."""
@@ -188,23 +189,24 @@ def make_worker_env(cfg, index: int, n_envs: int) -> RunSlot:
 
 
 class RecordedVecEnv(VecEnvWrapper):
-    """The workers' rows recorded in the main process, as they come back in the step infos: `record`
-    is `Runner.record_batch`, `timer` is `Runner.controller_time` (the agent's time since the last step,
-    shared by the K rows of one batched step), `returned` marks the moment the environments returned."""
+    """The workers' rows recorded in the main process, as they come back in the step infos: `record` is the run's
+    `RunContext.record_rows`, given each batch's infos and the agent's time from the moment the environments last
+    returned to its next actions (shared by the K rows of one batched step)."""
 
-    def __init__(self, venv: VecEnv, runner):
+    def __init__(self, venv: VecEnv, record: Callable[[Sequence[dict], float], None]):
         super().__init__(venv)
-        self.runner = runner
+        self.record = record
+        self.returned = time.perf_counter()  # when the environments last returned
         self.controller_time = 0.0
         self.waited = 0.0  # seconds spent in step_wait: the agent waiting on the slowest sub-environment
 
     def reset(self):
         obs = self.venv.reset()
-        self.runner.last_return = time.perf_counter()
+        self.returned = time.perf_counter()
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self.controller_time = self.runner.controller_time()
+        self.controller_time = time.perf_counter() - self.returned
         self.venv.step_async(actions)
 
     def step_wait(self):
@@ -215,7 +217,8 @@ class RecordedVecEnv(VecEnvWrapper):
             raise RuntimeError(f"a sub-environment's process ended unexpectedly ({type(err).__name__}); "
                                "its own error, if any, is in the log above") from None
         self.waited += time.perf_counter() - started
-        self.runner.record_batch(infos, self.controller_time)
+        self.record(infos, self.controller_time)
+        self.returned = time.perf_counter()
         return obs, rewards, dones, infos
 
 
@@ -285,16 +288,16 @@ class ParallelRuns:
     model steps), `workers` (the SubprocVecEnv, one sub-environment per run) and `recorded` (the wrapper that
     records their rows and times the waiting)."""
 
-    def __init__(self, env: gym.Env, runner, n_envs: int):
+    def __init__(self, env: gym.Env, config, record: Callable[[Sequence[dict], float], None], n_envs: int):
         bare = env.unwrapped
         self.n_envs = n_envs
         try:
-            self.workers = SubprocVecEnv([functools.partial(make_worker_env, bare.cfg, k, n_envs)
+            self.workers = SubprocVecEnv([functools.partial(make_worker_env, config, k, n_envs)
                                           for k in range(n_envs)], start_method=worker_start_method())
         except (EOFError, BrokenPipeError, ConnectionResetError) as err:
             raise RuntimeError(f"a sub-environment's process failed to start ({type(err).__name__}); "
                                "its own error is in the log above") from None
-        self.recorded = RecordedVecEnv(self.workers, runner)
+        self.recorded = RecordedVecEnv(self.workers, record)
         if isinstance(bare, LayerwiseTrainingEnv):
             self.agent = LayerRunsVecEnv(self.recorded, bare.n_layers, bare.features.agent_space,
                                          bare.actions.agent_space)

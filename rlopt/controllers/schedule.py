@@ -19,8 +19,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from rlopt.controllers.runner import Controller
 from rlopt.errors import UserError
+from rlopt.run.protocol import Controller
 
 
 def _has_momentum(opt) -> bool:

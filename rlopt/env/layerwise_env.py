@@ -40,11 +40,15 @@ from rlopt.env.layer_actions import LayerLrActions
 from rlopt.env.layer_features import LayerFeatureSet, LayerState
 from rlopt.env.training_env import TrainingEnv
 from rlopt.errors import UserError
-from rlopt.models import build_model
 from rlopt.optim.layers import layer_groups, layer_param_groups
 
 LAYER_COLUMNS = ["episode", "step", "opt_steps", "layer", "name", "depth", "action", "lr", "weight_norm", "grad_norm",
                  "agent_reward"]
+
+
+def model_layer_names(task, per_layer: bool) -> list[str]:
+    """The layers (parameter groups) of `task`'s model that get their own learning rate: built once to count them."""
+    return [layer.name for layer in layer_groups(task.new_model(), per_layer)]
 
 
 @torch.no_grad()
@@ -60,14 +64,14 @@ def group_norms(groups: list[list[torch.Tensor]]) -> list[float]:
 
 
 class LayerwiseTrainingEnv(TrainingEnv):
-    def __init__(self, cfg, data, device):
-        super().__init__(cfg, data, device)
-        interval = cfg.env.steps_per_action if cfg.env.steps_per_action is not None else cfg.controller.steps_per_action
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
-            raise UserError(f"controller.steps_per_action={interval} is not allowed: use a positive integer "
-                            "(env.steps_per_action, when set, takes its place)")
-        self.steps_per_action = interval
-        self.difference_reward = bool(cfg.controller.difference_reward)
+    def __init__(self, task, actions: LayerLrActions, features: LayerFeatureSet, reward, *, layer_names: list[str],
+                 per_layer: bool, difference_reward: bool, steps_per_action: int, divergence_penalty: float):
+        """`layer_names`: the layers of `task`'s model, as `layer_groups(model, per_layer)` finds them (the
+        spaces are sized for them); see `rlopt.env.make_env`."""
+        super().__init__(task, actions, features, reward, steps_per_action=steps_per_action,
+                         divergence_penalty=divergence_penalty)
+        self.layer_names, self.per_layer = list(layer_names), per_layer
+        self.difference_reward = difference_reward
         if self.difference_reward and self.actions.keep is None:
             raise UserError(f"controller.difference_reward=true needs a keep action: controller.actions.factors="
                             f"{self.actions.factors} must hold 1.0")
@@ -77,15 +81,12 @@ class LayerwiseTrainingEnv(TrainingEnv):
     def n_layers(self) -> int:
         return len(self.layer_names)
 
-    def _build_spaces(self, cfg):
-        # The layer count fixes the spaces, so build the model once to count its layers.
-        self.per_layer = cfg.controller.per_layer
-        if not isinstance(self.per_layer, bool):
-            raise UserError(f"controller.per_layer={self.per_layer} is not allowed: use true or false")
-        probe = build_model(cfg.model, self.data.name, self.data.input_shape, self.data.num_outputs)
-        self.layer_names = [layer.name for layer in layer_groups(probe, self.per_layer)]
-        return (LayerLrActions(cfg.controller.actions, cfg.optim, self.n_layers),
-                LayerFeatureSet(cfg.controller.features, self.n_layers))
+    def _switch_task(self, task) -> None:
+        names = model_layer_names(task, self.per_layer)
+        if names != self.layer_names:
+            raise ValueError(f"task {task.name} has layers {names}, not this env's {self.layer_names}: the layer-wise "
+                             "env's spaces are sized for one architecture")
+        super()._switch_task(task)
 
     def _param_groups(self, model):
         return layer_param_groups(model, self.per_layer)

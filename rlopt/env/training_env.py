@@ -6,11 +6,12 @@ decision step (one epoch, or `env.steps_per_action` optimizer steps), evaluates 
 and returns the observation, the reward, `terminated` (budget spent or divergence) and the
 step's metrics row in `info["metrics"]`. Fixed baselines and RL agents all act through here.
 
-It is a plain gymnasium environment: the dataset and the device come in from outside (see
-`rlopt.env.make_env`) and it writes nothing. Whoever drives it records the rows it returns and
+It is a plain gymnasium environment around a `Task` (what is trained: data on the device, model,
+loss, budget, seed; see `rlopt.task`), built by `rlopt.env.make_env`, the one reader of the run
+config; it writes nothing. Whoever drives it records the rows it returns and
 adds what only the driver can know: the time the controller spent between steps
 (`controller_time_s`) and the time spent writing checkpoints (`checkpoint_time_s`); see
-`rlopt.controllers.runner`.
+`rlopt.run.runner`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlopt.data import DataBundle
 from rlopt.engine import Trainer
-from rlopt.env.actions import action_value, build_actions
-from rlopt.env.features import FeatureSet, TrainingState
-from rlopt.models import build_model
+from rlopt.env.actions import action_value
+from rlopt.env.features import TrainingState
 from rlopt.optim import OptimizerBank
-from rlopt.rewards import RewardContext, build_reward
+from rlopt.rewards import RewardContext
+from rlopt.task import Task
 
 
 @dataclass
@@ -53,33 +53,37 @@ def _finite(x: float) -> bool:
 class TrainingEnv(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, cfg, data: DataBundle, device: torch.device):
-        """`data`: the dataset's splits, already on `device`, where the model is trained."""
-        self.cfg = cfg
-        self.device = torch.device(device)
-        self.data = data
-        self.channels_last = bool(cfg.trainer.channels_last) and self.device.type == "cuda" and len(self.data.input_shape) == 3
-        if self.channels_last:
-            self.data.transform.memory_format = torch.channels_last
-        self.actions, self.features = self._build_spaces(cfg)
-        self.reward_fn = build_reward(cfg.reward)
+    def __init__(self, task: Task, actions, features, reward, *, steps_per_action: int | None,
+                 divergence_penalty: float):
+        """`actions`: the action space object (`rlopt.env.actions`); `features`: the observation (`FeatureSet`);
+        `reward`: the reward function (`rlopt.rewards`); a decision every `steps_per_action` optimizer steps
+        (None: every epoch); a diverged run is paid -(p + U(0,1) p), p = `divergence_penalty`."""
+        self.task = task
+        self.actions, self.features, self.reward_fn = actions, features, reward
         self.action_space = self.actions.space
         self.observation_space = self.features.space
-        self.steps_per_action = cfg.env.steps_per_action
-        self._set_budget(cfg)
-        self.penalty = float(cfg.env.divergence_penalty)
+        self.steps_per_action = steps_per_action
+        self.penalty = float(divergence_penalty)
         self.episodes_started = 0
-        self.last_result: EpisodeResult | None = None
         self.trainer: Trainer | None = None
         self._resumed_scheduler: dict | None = None
 
-    # -- budget ---------------------------------------------------------------------------------
-    def _set_budget(self, cfg) -> None:
-        """Batches per epoch and optimizer steps per episode (trainer.max_steps, else trainer.epochs
-        full epochs), read from the config once: OmegaConf lookups cost ~50 us each."""
-        self.batches_per_epoch = Trainer.epoch_length(len(self.data.train), int(cfg.trainer.batch_size))
-        max_steps = cfg.trainer.max_steps
-        self.budget_steps = int(max_steps) if max_steps is not None else int(cfg.trainer.epochs) * self.batches_per_epoch
+    # -- the task ---------------------------------------------------------------------------------
+    @property
+    def data(self):
+        return self.task.data
+
+    @property
+    def device(self) -> torch.device:
+        return self.task.device
+
+    @property
+    def budget_steps(self) -> int:
+        return self.task.budget_steps
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.task.batches_per_epoch
 
     @property
     def decisions_per_episode(self) -> int:
@@ -91,24 +95,28 @@ class TrainingEnv(gym.Env):
     def episode(self) -> int:
         """The training run's number: run i trains with seed + i (the final run of `controller.episodes=N`
         is N, whether or not the agent's VecEnv reset once more after its last learning run)."""
-        return self.run_seed - int(self.cfg.seed)
+        return self.run_seed - self.task.seed
 
     # -- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         # A seeded reset trains with that seed, an unseeded one with the previous episode's + 1 (the first with
-        # cfg.seed: episode k trains with seed + k), so what follows a seeded reset repeats (gymnasium's contract).
+        # the task's seed: episode k trains with seed + k), so what follows a seeded reset repeats (gymnasium's
+        # contract). options: `run_seed` overrides that; `task` trains another Task from this episode on.
+        options = options or {}
+        if "task" in options:
+            self._switch_task(options["task"])
         if seed is not None:
             default = int(seed)
         else:
-            default = int(self.cfg.seed) if self.episodes_started == 0 else self.run_seed + 1
-        run_seed = int((options or {}).get("run_seed", default))
+            default = self.task.seed if self.episodes_started == 0 else self.run_seed + 1
+        run_seed = int(options.get("run_seed", default))
         self.episodes_started += 1
         self._build(run_seed)
         self.actions.reset(self.bank)
         self.val = self.trainer.evaluate(self.data.val)
         self.best_loss = self.val["loss"]
-        self.best_score = self._score(self.val)
+        self.best_score = self.task.score(self.val)
         self.best_state = self._snapshot()
         self.best_epoch = 0.0
         self.decision = 0
@@ -122,16 +130,14 @@ class TrainingEnv(gym.Env):
     def _build(self, run_seed: int) -> None:
         """A fresh model (initialised from `run_seed`), optimizer bank and trainer."""
         self.run_seed = run_seed
-        torch.manual_seed(run_seed)
-        cfg = self.cfg
-        model = build_model(cfg.model, self.data.name, self.data.input_shape, self.data.num_outputs).to(self.device)
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if cfg.trainer.compile:
-            model = torch.compile(model)
-        self.bank = OptimizerBank(lambda: self._param_groups(model), self.actions.optimizers, cfg.optim)
-        self.trainer = Trainer(model, self.data, self.bank, self.device, cfg.trainer.batch_size,
-                               cfg.trainer.eval_batch_size, cfg.trainer.amp, run_seed)
+        model = self.task.build_model(run_seed)
+        self.bank = OptimizerBank(lambda: self._param_groups(model), self.actions.optimizers, self.task.optim)
+        self.trainer = self.task.trainer(model, self.bank, run_seed)
+
+    def _switch_task(self, task: Task) -> None:
+        """Train `task` from the next episode on (an instance set's next instance). The spaces stay as they are,
+        so a task that would change them (the layer-wise env's layer count) is refused by the subclass."""
+        self.task = task
 
     def attach_lr_scheduler(self, scheduler, interval: str) -> None:
         """Let the trainer step `scheduler` every optimizer step or epoch (see `Trainer.set_lr_scheduler`).
@@ -170,8 +176,13 @@ class TrainingEnv(gym.Env):
         # A scheduler is re-attached by its controller after this; keep what it needs to continue.
         scheduler = state["trainer"]["lr_scheduler"]
         self._resumed_scheduler = {"scheduler": scheduler, "bank": state["bank"]} if scheduler is not None else None
-        if self.status != "running":
-            self.last_result = EpisodeResult(self.status, self.trainer, self.best_state, self.best_epoch)
+
+    def result(self) -> EpisodeResult | None:
+        """The episode's result once it has ended (None before): its status, best-by-validation weights and
+        trainer. Ask at once: the next reset starts another episode."""
+        if self.trainer is None or self.status == "running":
+            return None
+        return EpisodeResult(self.status, self.trainer, self.best_state, self.best_epoch)
 
     def step(self, action):
         started = time.perf_counter()
@@ -226,34 +237,21 @@ class TrainingEnv(gym.Env):
         prev_val, self.val = self.val, val
         if done:
             self.status = "diverged" if diverged else "completed"
-            self.last_result = EpisodeResult(self.status, tr, self.best_state, self.best_epoch)
         self.last_obs = self._observe(val, prev_val)
         return self.last_obs, float(reward), done, False, {"metrics": row}
 
     # -- what a subclass may change (the layer-wise env does) --------------------------------------
-    def _build_spaces(self, cfg):
-        """The action space object and the observation features, from the config."""
-        actions = build_actions(cfg.controller.actions)
-        actions.check_optimizers(cfg.optim)
-        return actions, FeatureSet(cfg.env.features, actions.n_discrete)
-
     def _param_groups(self, model):
         """What each optimizer is built over: every parameter in one group (one learning rate)."""
         return model.parameters()
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _score(self, val: dict) -> float:
-        """Higher is better: accuracy for classification (ties broken by loss), -loss for regression."""
-        if self.data.is_classification:
-            return val["acc"] - 1e-9 * val["loss"]
-        return -val["loss"]
-
     def _snapshot(self) -> dict:
         return {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
 
     def _track_best(self, val: dict, epoch: float) -> None:
         self.best_loss = min(self.best_loss, val["loss"])
-        score = self._score(val)
+        score = self.task.score(val)
         if score > self.best_score:
             self.best_score, self.best_state, self.best_epoch = score, self._snapshot(), epoch
 

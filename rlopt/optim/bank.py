@@ -70,7 +70,8 @@ def _build(name: str, params, optim_cfg) -> tuple[OptimizerConfig, torch.optim.O
                   for k, v in spec.items()}
         return own, get_class(own._target_)(params, **kwargs)
     except (ImportError, InstantiationException) as err:
-        raise UserError(f"optim.{name} cannot be built: a class it names cannot be imported ({str(err).splitlines()[0]})") from None
+        reason = str(err).splitlines()[0]
+        raise UserError(f"optim.{name} cannot be built: a class it names cannot be imported ({reason})") from None
     except (TypeError, ValueError) as err:
         raise UserError(f"optim.{name} is not allowed: {own._target_.rpartition('.')[2]} refuses it ({err})") from None
 

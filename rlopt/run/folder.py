@@ -8,22 +8,30 @@ as it was. Only then does `claim` write: the holder's pid, the removal of tempor
 interrupted writes left behind, and the run's `.hydra/` files. rlopt writes those itself (the
 config sets `hydra.output_subdir: null`) because Hydra would overwrite the saved config of the
 interrupted run before rlopt could compare it with the new one.
+
+A refusal (a user's mistake found before the run recorded a row) leaves the folder as it found it:
+`abandon` removes what this process added, and the command removes a folder that then holds nothing
+but Hydra's own files (`only_hydra_files`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import shutil
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rlopt.errors import RunRefused
+from rlopt.errors import RunRefused, UserError
 from rlopt.files import atomic_path
+from rlopt.reporting.runs import FINISHED
 
 LOCK = ".rlopt.lock"
 CONFIG_DIR = ".hydra"
+SUMMARY = "summary.json"
 # Keys a resumed run may be started with differently: they change what is shown or kept, not what is computed
 # (`dataset.root` is where the data was read from: a resume reads it from the same place, see `pin_data_root`).
 ASIDE = ("resume", "label", "trainer.progress", "trainer.plots", "checkpoint.every", "checkpoint.keep", "dataset.root")
@@ -38,6 +46,7 @@ class RunFolder:
 
     def __enter__(self) -> RunFolder:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.found = set(os.listdir(self.run_dir))  # what `abandon` leaves
         path = self.run_dir / LOCK
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -53,6 +62,16 @@ class RunFolder:
     def __exit__(self, *exc) -> None:
         os.close(self.fd)  # releases the lock
         self.fd = None
+
+    def abandon(self) -> None:
+        """Remove everything this process added to the folder (the run was refused before it recorded a row):
+        what was there when the lock was taken stays."""
+        for name in set(os.listdir(self.run_dir)) - self.found:
+            path = self.run_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     def claim(self, cfg: DictConfig, starting_over: bool, keep_config: bool = False) -> None:
         """Write into the folder, now that the run may go on: the pid (for a refused second process), no stale
@@ -123,3 +142,38 @@ def same_config(run_dir: Path, saved: dict, cfg: DictConfig) -> None:
     shown = ", ".join(differ[:8]) + (f" and {len(differ) - 8} more" if len(differ) > 8 else "")
     raise RunRefused(f"{run_dir} holds an interrupted run with a different config ({shown} differ); continue it with "
                      f"the same config (or `rlopt train resume={run_dir}`), or write this run into another folder")
+
+
+def finished_summary(run_dir: Path) -> dict | None:
+    """The summary of a run that finished (completed or diverged) in `run_dir`, else None."""
+    path = Path(run_dir) / SUMMARY
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("status") in FINISHED else None
+
+
+def saved_config(run_dir: Path) -> DictConfig | None:
+    """The config a run in `run_dir` saved when it claimed the folder, or None."""
+    path = Path(run_dir) / CONFIG_DIR / "config.yaml"
+    return OmegaConf.load(path) if path.is_file() else None
+
+
+def resume_target(path: str) -> tuple[DictConfig, Path]:
+    """The config and folder of the run at `path` (what `resume=PATH` continues, with its own config); whether
+    there is anything left to do there is the run's to find out, holding the folder (`rlopt.run.experiment`)."""
+    run_dir = Path(path).expanduser()
+    cfg = saved_config(run_dir)
+    if cfg is None:
+        raise UserError(f"resume={path} is not a run folder: {run_dir / CONFIG_DIR / 'config.yaml'} is missing (a run "
+                        f"stopped before it started saved none: run its command again, with hydra.run.dir={path})")
+    with open_dict(cfg):
+        cfg.resume = None
+    return cfg, run_dir
+
+
+def only_hydra_files(folder: Path) -> bool:
+    """Whether `folder` holds nothing but what Hydra writes into a job's folder before the job runs (its log
+    files and `.hydra/`): a folder a refused command may remove, having put nothing of a run there."""
+    return all(entry.name == CONFIG_DIR or (entry.suffix == ".log" and entry.is_file()) for entry in Path(folder).iterdir())

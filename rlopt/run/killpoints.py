@@ -2,10 +2,10 @@
 it reaches `<point>`, so the fault-injection tests (tests/test_faults.py) can kill a run at an
 exact place, e.g. in the middle of writing a checkpoint, instead of racing it from outside.
 
-Points: `row` (a CSV row of the controlled or learning run was written), `checkpoint` (the new
-checkpoint is complete in its temporary file, not yet renamed over checkpoint.pt), `policy`,
-`plots` and `summary` (each right after it was written). Not a user feature: unset, it costs
-one dictionary lookup per point.
+Points: `claimed` (the run wrote its config into the folder, before it reads its data), `row` (a CSV
+row of the controlled or learning run was written), `checkpoint` (the new checkpoint is complete in its
+temporary file, not yet renamed over checkpoint.pt), `policy`, `plots` and `summary` (each right after
+it was written). Not a user feature: unset, it costs one dictionary lookup per point.
 """
 
 from __future__ import annotations

@@ -96,6 +96,11 @@ class RunRecorder:
         self.prefix = state["file"].removesuffix("metrics.csv") if state["file"] else ""
 
     @property
+    def wrote_rows(self) -> bool:
+        """Whether the run has rows in any of its CSV files (written by this process or by the run it resumed)."""
+        return bool(self.rows or self.closed or self.resumed or self.tables)
+
+    @property
     def rows(self) -> list[dict]:
         return self.writer.rows if self.writer else []
 

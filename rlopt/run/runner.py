@@ -8,77 +8,30 @@ time the controller spent since the previous step (`controller_time_s`, which in
 environment reports as `info["extra_time_s"]`, the layer-wise counterfactual) less the time spent
 writing checkpoints in between (`checkpoint_time_s`). Fixed controllers and frozen policies act
 in the runner's episode loop; agents learn inside their library's own loop (SB3's `learn()`),
-stepping the same wrapper, and call `Runner.save` where their state is consistent.
+stepping the same wrapper, and call `Runner.save` where their state is consistent. Rows stepped in other
+processes come back through `RunContext.record_rows` (`record_batch`): the controller never holds the runner.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Sequence
 
 import gymnasium as gym
 
 from rlopt.env import TrainingEnv
 from rlopt.env.layerwise_env import LAYER_COLUMNS
+from rlopt.env.training_env import EpisodeResult
 from rlopt.metrics import COLUMNS
 from rlopt.run import killpoints
 from rlopt.run.checkpoint import Checkpointer, restore_rng
+from rlopt.run.protocol import Agent, Controller, RunContext
 from rlopt.run.recorder import RunRecorder
 
 Observer = Callable[[dict], None]
+
 # learning_metrics.csv: which sub-environment ran the row's training run (controller.n_envs) and its seed
 LEARNING_COLUMNS = [*COLUMNS, "env", "run_seed"]
-
-
-class Controller(Protocol):
-    """What the runner drives. Subclass it for the no-op defaults; only `act` is required."""
-
-    def setup(self, env: gym.Env, state: dict | None) -> None:
-        """Prepare to act in `env` (check it fits, seed, build); `state` is this controller's
-        `state_dict()` from the checkpoint being resumed, None for a fresh run."""
-
-    def act(self, obs):
-        """The action for observation `obs`."""
-        ...
-
-    def start_episode(self, env: TrainingEnv) -> None:
-        """Called after each episode's reset (or its restore, on resume), before the first step."""
-
-    def episode_options(self) -> dict | None:
-        """`options` for the reset of the controlled episode (e.g. its `run_seed`)."""
-        return None
-
-    def state_dict(self) -> dict:
-        """What a checkpoint keeps of the controller; called only when one is written."""
-        return {}
-
-    def finish(self, env: TrainingEnv, run_dir) -> None:
-        """After the controlled episode: write what the controller leaves behind (a trained policy)."""
-
-    def summary(self) -> dict:
-        """Keys the controller adds to summary.json (an agent: how it learned)."""
-        return {}
-
-
-@runtime_checkable
-class Agent(Controller, Protocol):
-    """A controller that learns in its library's own loop before (or while) it controls the run.
-
-    `episodes` = 0: it learns online while controlling the one recorded run (`metrics.csv`);
-    N > 0: it learns over N runs (`learning_metrics.csv`), then controls a final run."""
-
-    episodes: int
-
-    @property
-    def learned(self) -> bool:
-        """Whether learning is over (a run resumed in its final episode)."""
-        ...
-
-    def learn(self, env: gym.Env, save: Callable[[], None]) -> None:
-        """Learn until its learning episodes are done, stepping `env`; call `save()` wherever a
-        checkpoint may be written."""
-        ...
 
 
 class RecordedEnv(gym.Wrapper):
@@ -96,7 +49,7 @@ class RecordedEnv(gym.Wrapper):
     def step(self, action):
         controller_time = self.runner.controller_time()
         result = self.env.step(action)
-        self.runner.record(result[4], controller_time)
+        self.runner.record(result[4], controller_time, ended=result[2] or result[3])
         self.runner.last_return = time.perf_counter()
         return result
 
@@ -116,12 +69,14 @@ class Runner:
         self.observers, self.learning_observers = list(observers), list(learning_observers)
         self.last_return = time.perf_counter()
         self.checkpoint_time = 0.0
+        self.result: EpisodeResult | None = None  # the controlled episode's, taken from the env when it ended
 
     # -- driving ----------------------------------------------------------------------------------
-    def run(self, controller: Controller, resume: dict | None = None) -> None:
-        """Set `controller` up (from the checkpoint `resume`, if given), let an agent learn, then control one
-        recorded episode, unless an online agent's learning already was that episode."""
-        controller.setup(self.env, resume["controller"] if resume is not None else None)
+    def run(self, controller: Controller, context: RunContext, resume: dict | None = None) -> EpisodeResult:
+        """Set `controller` up with `context` (from the checkpoint `resume`, if given), let an agent learn, then
+        control one recorded episode, unless an online agent's learning already was that episode; returns that
+        episode's result."""
+        controller.setup(self.env, resume["controller"] if resume is not None else None, context)
         per_episode = self.bare.decisions_per_episode
         self.last_return = time.perf_counter()
         if isinstance(controller, Agent):
@@ -134,15 +89,20 @@ class Runner:
                 controller.learn(self.env, lambda: self.save(controller))
                 resume = None
             if controller.episodes == 0:
-                self.finish(controller)
-                return
+                return self.finish(controller)
         self.recorder.start("metrics.csv", per_episode)
         self.episode(controller, resume)
-        self.finish(controller)
+        return self.finish(controller)
 
-    def finish(self, controller: Controller) -> None:
+    def finish(self, controller: Controller) -> EpisodeResult:
+        """Let the controller write what it leaves behind; the controlled episode's result (resumed after its last
+        step, no step ended it here: the restored env's)."""
         controller.finish(self.bare, self.recorder.run_dir)
         killpoints.reach("policy")
+        result = self.result or self.bare.result()
+        if result is None:
+            raise RuntimeError("the controller returned before an episode finished")
+        return result
 
     def episode(self, controller: Controller, resume: dict | None = None) -> None:
         """Act with `controller` until the episode ends, offering a checkpoint after every step.
@@ -171,7 +131,9 @@ class Runner:
         """Seconds since the environment last returned, less the checkpoints written since."""
         return time.perf_counter() - self.last_return - self.checkpoint_time
 
-    def record(self, info: dict, controller_time: float) -> None:
+    def record(self, info: dict, controller_time: float, ended: bool = False) -> None:
+        """Record the step's row (and layer rows) with the driver's columns; `ended`: the step ended the episode
+        of the runner's own env, whose result is taken now, before an agent's VecEnv resets it."""
         row = info["metrics"]
         row.setdefault("env", 0)  # rows of runs in other processes come with their own (rlopt.controllers.sb3_env)
         row.setdefault("run_seed", self.bare.run_seed)
@@ -180,14 +142,20 @@ class Runner:
         self.recorder.on_step(row)
         if "layer_rows" in info:
             self.recorder.on_table("layer_lrs", LAYER_COLUMNS, info["layer_rows"])
-        for observer in self.observers if self.recorder.filename == "metrics.csv" else self.learning_observers:
+        controlled = self.recorder.filename == "metrics.csv"
+        if ended and controlled:
+            self.result = self.bare.result()
+        for observer in self.observers if controlled else self.learning_observers:
             observer(row)
         killpoints.reach("row")
 
-    def record_batch(self, infos, controller_time: float) -> None:
-        """Record the rows of sub-environments stepped at once in other processes (`controller.n_envs`), whose
-        infos come back together: each as `record` does, in sub-environment order, all with the controller
-        time of the one batched step (checkpoint time goes to the first)."""
+    def record_batch(self, infos: Sequence[dict], elapsed: float) -> None:
+        """`RunContext.record_rows`: the rows of sub-environments stepped at once in other processes
+        (`controller.n_envs`), whose infos come back together, each recorded as `record` does, in
+        sub-environment order. `elapsed`: seconds from the previous batch's return to this batch's actions,
+        which include the checkpoints written in between; all rows get the rest as controller time
+        (the checkpoint time goes to the first)."""
+        controller_time = elapsed - self.checkpoint_time
         for info in infos:
             self.record(info, controller_time)
         self.last_return = time.perf_counter()
