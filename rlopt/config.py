@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -28,6 +29,10 @@ from omegaconf.errors import (
 from rlopt.errors import UserError
 from rlopt.paths import conf_dir
 from rlopt.schema import SCHEMAS
+
+# Keys that moved: the old spelling is refused in one line naming the new key (on the command line,
+# in a preset, or in an older run's saved config continued by `resume=`).
+MOVED = {"controller.features": "env.features", "controller.steps_per_action": "env.steps_per_action"}
 
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding, which SB3's set_random_seed uses, takes no larger seed
 
@@ -67,8 +72,19 @@ def check_controller_optimizer(cfg) -> None:
         raise UserError(f"controller.optimizer={cfg.controller.optimizer} is not allowed: use one of {', '.join(cfg.optim)}")
 
 
+def moved_key_line(full_key: str) -> str | None:
+    """The refusal of a moved key's old spelling, or None for any other key."""
+    if full_key in MOVED:
+        return f"{full_key} is now {MOVED[full_key]} (every agent's observation and decision interval live under env.*)"
+    return None
+
+
 def validate_train(cfg) -> None:
     """Check the keys a training run depends on (dataset sizes against the data when it is read)."""
+    for old in MOVED:
+        group, key = old.split(".")
+        if key in cfg[group]:
+            raise UserError(moved_key_line(old))
     t = cfg.trainer
     _positive_int(t.epochs, "trainer.epochs")
     _positive_int(t.max_steps, "trainer.max_steps", allow_null=True)
@@ -87,17 +103,45 @@ def validate_train(cfg) -> None:
         raise UserError(f"env.divergence_penalty={cfg.env.divergence_penalty} is not allowed: use a value >= 0")
 
 
+def validate_evaluate(cfg) -> None:
+    """`policy` given, `runs` a positive count, and no `controller` on the command line: the policy brings its own
+    controller (policy.json), so a `controller=...` there would be silently ignored."""
+    if OmegaConf.is_missing(cfg, "policy"):
+        raise UserError("policy is required: add policy=PATH, the policy.zip a `rlopt train` run wrote")
+    runs = cfg.runs
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise UserError(f"runs={runs} is not allowed: use a positive integer (fresh runs, seeds seed..seed+runs-1)")
+    given = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    for override in given:
+        if override.split("=", 1)[0].lstrip("+~").split(".")[0].split("/")[0] == "controller":
+            raise UserError(f"{override} is not allowed with policy={cfg.policy}: the policy brings its own controller "
+                            "(see policy.json beside it); rlopt evaluate runs that one, frozen")
+
+
+def check_values(command: str, cfg) -> None:
+    """The value checks of `command`'s composed config, all of which need nothing heavy imported (the CLI runs them
+    before it imports torch). A resumed run's saved config is checked when it is loaded, not this one."""
+    if command == "report":
+        validate_report(cfg)
+        return
+    if command == "evaluate":
+        validate_evaluate(cfg)
+    if not cfg.resume:
+        validate_train(cfg)
+
+
 def validate_report(cfg) -> None:
-    """`report.bootstrap.*`: at least one resample, a non-negative seed."""
+    """At least one folder to report, and `report.bootstrap.*`: at least one resample, a non-negative seed."""
+    if not cfg.dirs and not cfg.sweep:
+        raise UserError("give at least one run or sweep folder (rlopt report DIR... or sweep=DIR)")
     _positive_int(cfg.report.bootstrap.reps, "report.bootstrap.reps")
     if cfg.report.bootstrap.seed < 0:
         raise UserError(f"report.bootstrap.seed={cfg.report.bootstrap.seed} is not allowed: use a non-negative integer")
 
 
-def _keys(node_type) -> str:
-    """The keys a schema dataclass allows, comma-separated (Hydra's own `_target_`-style keys left out)."""
-    names = [f.name for f in dataclasses.fields(node_type) if not f.name.startswith("_")]
-    return ", ".join(names)
+def schema_keys(node_type) -> list[str]:
+    """The keys a schema dataclass allows (Hydra's own `_target_`-style keys left out)."""
+    return [f.name for f in dataclasses.fields(node_type) if not f.name.startswith("_")]
 
 
 def config_error_line(err: Exception, command: str | None = None) -> str:
@@ -107,9 +151,12 @@ def config_error_line(err: Exception, command: str | None = None) -> str:
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):  # from a command-line override
         reason = str(cause.msg).splitlines()[0]
         if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+            if moved_key_line(cause.full_key):
+                return moved_key_line(cause.full_key)
             parent = cause.full_key.rpartition(".")[0]
             if dataclasses.is_dataclass(cause.object_type):
-                return f"{cause.full_key} is not a known key; {parent or 'the config'} has: {_keys(cause.object_type)}"
+                allowed = ", ".join(schema_keys(cause.object_type))
+                return f"{cause.full_key} is not a known key; {parent or 'the config'} has: {allowed}"
             return f"{cause.full_key} is not a known key ({reason})"
         return f"{cause.full_key}={cause.value} is not allowed: {reason}"
     text = str(err).split("Config search path")[0]
@@ -119,9 +166,12 @@ def config_error_line(err: Exception, command: str | None = None) -> str:
         return f"{group}={name} is unknown; available: {', '.join(available.split())}"
     no_group = re.match(r"Could not override '([^']+)'\. No match in the defaults list", text)
     if no_group and command in SCHEMAS["schema"]:  # group=option where the command's config has no such group
-        return f"{no_group.group(1)} is not a key of rlopt {command}; it has: {_keys(SCHEMAS['schema'][command])}"
+        allowed = ", ".join(schema_keys(SCHEMAS["schema"][command]))
+        return f"{no_group.group(1)} is not a key of rlopt {command}; it has: {allowed}"
     full_key = re.search(r"full_key: (\S+)", text)
     source = re.match(r"In '([^']+)': \w+ raised while composing config:\n(.*)", text)
+    if full_key and moved_key_line(full_key.group(1)):
+        return moved_key_line(full_key.group(1))
     if full_key and source:  # from a config file (a preset setting a key the schema lacks, a value of the wrong type)
         return f"{full_key.group(1)}: {source.group(2).strip()} (set in {source.group(1)}.yaml)"
     return " ".join(line.strip() for line in text.splitlines() if line.strip())

@@ -4,6 +4,8 @@ Anything raised as `UserError` is printed as a single line (no traceback) and th
 with status 2; everything else is a bug or an environment failure and keeps its traceback.
 """
 
+import signal
+
 
 class UserError(Exception):
     """A bad config value, a missing file, or another problem the user can fix."""
@@ -27,3 +29,7 @@ class RunInterrupted(BaseException):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
+
+    def before_run_line(self, command: str) -> str:
+        """What `rlopt COMMAND` says when the signal came outside a run (starting up, or between runs)."""
+        return f"rlopt {command}: interrupted by {signal.Signals(self.signum).name} before it finished"

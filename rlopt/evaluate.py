@@ -15,6 +15,10 @@ process (`spawn`; `trainer.threads` defaults to the cores / K) and its own run f
 `run<i>_s<seed>/` under the evaluation folder, with its own `.hydra/config.yaml` and
 `overrides.yaml` (the command's, with that seed), so `rlopt report <evaluation folder>` tables
 them as K seeds of one method. The evaluation folder itself is then no run (`rlopt.reporting.runs.is_run`).
+
+`instances=<set>` evaluates the policy on every test instance of the set x `runs` seeds, one after another,
+each in `<instance id>_s<seed>/` (`rlopt.instances.runs`); `instance=all` on every instance (train ones too,
+to compare seen with unseen tasks); `instance=<id>` on that one instance only, in the same layout.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from rlopt.config import validate_evaluate
 from rlopt.controllers.sb3 import FrozenPolicy, load_policy
 from rlopt.env.layer_actions import LAYER_KIND
 from rlopt.errors import RunsFailed, UserError
 from rlopt.files import atomic_path
 from rlopt.hydra_app import hydra_entry
+from rlopt.instances import jobs, load_set, run_each
 from rlopt.paths import conf_dir
 from rlopt.resources import cpu_count
 from rlopt.run.experiment import run_experiment
@@ -51,26 +57,34 @@ def evaluation_config(cfg: DictConfig, meta: dict) -> DictConfig:
     controller = {"name": f"{meta['controller']}_frozen", "type": "frozen", "algo": meta["algo"], "actions": meta["actions"]}
     layerwise = meta["actions"].get("kind") == LAYER_KIND
     if layerwise:  # the layer-wise env reads these from the controller (the keys of its schema)
-        controller.update(features=meta["features"], steps_per_action=meta.get("steps_per_action"),
-                          per_layer=True, difference_reward=False)  # a frozen policy is paid nothing: no counterfactual
+        controller.update(per_layer=True, difference_reward=False)  # a frozen policy is paid nothing: no counterfactual
     run_cfg = copy.deepcopy(cfg)
     with open_dict(run_cfg):
         run_cfg.controller = OmegaConf.create(controller)
-        if not layerwise:
-            run_cfg.env.features = meta["features"]
+        run_cfg.env.features = meta["features"]
+        if layerwise and run_cfg.env.steps_per_action is None:  # the interval it was trained at, unless one is given
+            run_cfg.env.steps_per_action = meta["steps_per_action"]
     return run_cfg
 
 
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict | list[dict]:
     """One frozen-policy run into `run_dir` (its summary), or with `runs=K` > 1, K of them in parallel into
     sub-folders (their summaries, in seed order)."""
-    if OmegaConf.is_missing(cfg, "policy"):
-        raise UserError("policy is required: add policy=PATH, the policy.zip a `rlopt train` run wrote")
+    validate_evaluate(cfg)
     runs = cfg.runs
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise UserError(f"runs={runs} is not allowed: use a positive integer (fresh runs, seeds seed..seed+runs-1)")
     model, meta = load_policy(cfg.policy)  # a bad policy or portfolio fails here, once, not in K processes
     run_cfg = evaluation_config(cfg, meta)
+    instances = load_set(cfg)
+    if instances is not None:  # the test instances (instance=all: every one; or the one named) x seeds, a folder each
+        if cfg.instance is None:
+            chosen = instances.test
+        else:
+            chosen = instances.all if cfg.instance == "all" else [instances.get(str(cfg.instance))]
+        if not chosen:
+            raise UserError(f"instances={instances.name} has no test instances to evaluate on")
+        seeds = [int(cfg.seed) + i for i in range(runs)]
+        return run_each(Path(run_dir), jobs(run_cfg, chosen, seeds), lambda one, folder: run_experiment(
+            one, folder, lambda _: FrozenPolicy(model, cfg.policy)))
     if runs > 1:
         return evaluate_parallel(cfg, Path(run_dir), runs)
     return run_experiment(run_cfg, run_dir, lambda _: FrozenPolicy(model, cfg.policy))

@@ -2,7 +2,8 @@
 
 A `UserError` becomes one line on stderr and exit status 2 (in a single run), and the folder Hydra made
 for the command is removed if it still holds nothing but Hydra's own files; a run stopped by
-SIGINT/SIGTERM one line saying how to continue it, and exit status 130/143. Under multirun a
+SIGINT/SIGTERM one line saying how to continue it, and exit status 130/143; an OS error (a full
+disk, a read-only folder) one line saying what stays and how to continue, exit status 1. Under multirun a
 failing job is logged and its failure recorded in its own folder's summary.json (by the command
 itself, or here when it failed before it could), and the sweep goes on; the `SweepSummary`
 callback lists the failures at the end.
@@ -10,6 +11,7 @@ callback lists the failures at the end.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
 import shutil
@@ -31,9 +33,10 @@ log = logging.getLogger("rlopt")
 def interrupted_line(command: str, err: RunInterrupted) -> str:
     run_dir = getattr(err, "run_dir", None)
     if run_dir is None:
-        return f"rlopt {command}: interrupted before the run started"
+        return err.before_run_line(command)
     folder = shlex.quote(str(run_dir))
-    again = f"rlopt train resume={folder}" if command == "train" else f"the same command with hydra.run.dir={folder}"
+    again = (f"rlopt {command} resume={folder}" if command in ("train", "tune")  # tune: the folder of the study
+             else f"the same command with hydra.run.dir={folder}")
     return f"rlopt {command}: interrupted at step {err.step}; continue with: {again}"
 
 
@@ -76,12 +79,24 @@ def hydra_entry(command: str, cfg: DictConfig, fn: Callable[[DictConfig, Path], 
             log.exception("rlopt %s: job failed", command)
             _record_job_failure(out_dir, err, cfg)
             return None
+        if isinstance(err, OSError):  # the machine's, not the user's: a full disk, a read-only or vanished folder
+            print(f"rlopt {command}: error: {err}; {_what_stays(command, out_dir)}", file=sys.stderr)
+            sys.exit(1)
         raise
+
+
+def _what_stays(command: str, out_dir: Path) -> str:
+    """What a user can do after an OS error stopped a run: what was written stays; a checkpoint resumes it."""
+    folder = shlex.quote(str(out_dir))
+    if command == "train" and (out_dir / "checkpoint.pt").is_file():
+        return f"what the run wrote stays in {folder}; once that is fixed, continue with: rlopt train resume={folder}"
+    return f"what was written so far stays in {folder}"
 
 
 def _record_job_failure(out_dir: Path, err: BaseException, cfg: DictConfig) -> None:
     """A failed job's summary.json, and its config if it failed before the run wrote one (the sweep finds its
     jobs by `.hydra/config.yaml`, so the failure is listed)."""
     if not (out_dir / CONFIG_DIR / "config.yaml").is_file():
-        write_run_config(cfg, out_dir / CONFIG_DIR)
+        with contextlib.suppress(OSError):  # the disk may be full: the sweep goes on all the same
+            write_run_config(cfg, out_dir / CONFIG_DIR)
     write_failure(out_dir, err, cfg, keep_existing=True)

@@ -22,14 +22,18 @@ from rlopt.errors import UserError
 from rlopt.files import atomic_path, write_json
 from rlopt.hydra_app import hydra_entry
 from rlopt.paths import conf_dir
-from rlopt.reporting import compare, tables
+from rlopt.reporting import amortised, compare, scorecard, tables
 from rlopt.reporting.figures import plot_report
 from rlopt.reporting.runs import FINISHED, find_runs, identity, method_labels, read_status
+from rlopt.reporting.scorecard_plot import plot_scorecard
 from rlopt.reporting.stats import CONFIDENCE, MIN_RUNS
 from rlopt.reporting.tables import METRICS, few_note
 
+# summary.json keys of a run on an instance of a set (rlopt.instances) and what its compute report needs
+INSTANCE_KEYS = ["instance", "instance_part", "tuning_grad_evals", "policy"]
+
 RUN_COLUMNS = ["dataset", "method", "seed", "status", "controller", "controller_type", "run", *METRICS,
-               "final_val_loss", "epoch_time_min", "epoch_time_max", "overrides", "error"]
+               "final_val_loss", "epoch_time_min", "epoch_time_max", "overrides", "error", *INSTANCE_KEYS]
 
 
 def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
@@ -38,8 +42,10 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
     for run_dir in run_dirs:
         status, error, summary = read_status(run_dir)
         times = summary.get("epoch_time_s") or {}
-        records.append({**identity(run_dir), "status": status, "error": error,
-                        **{key: summary.get(key) for key in [*METRICS, "final_val_loss"]},
+        # the dataset trained, as the summary says: an agent learning across an instance set drew it per run
+        records.append({**identity(run_dir), **({"dataset": summary["dataset"]} if "dataset" in summary else {}),
+                        "status": status, "error": error,
+                        **{key: summary.get(key) for key in [*METRICS, "final_val_loss", *INSTANCE_KEYS]},
                         "epoch_time_min": times.get("min"), "epoch_time_max": times.get("max")})
     for record, method in zip(records, method_labels(records)):
         record["method"] = method
@@ -98,11 +104,31 @@ def write_comparison(runs: pd.DataFrame, out: Path, settings: DictConfig) -> dic
             "normalised": normalised, "normalisation": how, "aggregate": aggregate}
 
 
+def write_scorecard(runs: pd.DataFrame, out: Path, settings: DictConfig) -> list[Path]:
+    """scorecard.{csv,md,tex} (gap closed, win/tie/loss), scorecard_instances.{csv,md,tex} (per instance),
+    scorecard_wtl.{csv,md,tex}, amortised.{csv,md,tex} and the figure, for runs on two or more instances."""
+    reps, seed = settings.bootstrap.reps, settings.bootstrap.seed
+    card = scorecard.Scorecard(scorecard.instance_scores(runs), settings.low)
+    text = scorecard.caption(card, reps, seed)
+    per_instance = card.per_instance()
+    _write_table(out, "scorecard_instances", per_instance, per_instance.round(4).astype(str), text)
+    costs = amortised.amortised_table(runs)
+    if len(costs):
+        _write_table(out, "amortised", costs, amortised.readable_amortised(costs), amortised.caption())
+    if card.sbs is None:
+        print("rlopt report: no portfolio method ran on every train instance: no SBS, no gap closed (scorecard_instances only)")
+        return []
+    gaps = card.gap_table(reps, seed)
+    _write_table(out, "scorecard", gaps, scorecard.readable_gap(gaps, card.sbs), text)
+    wtl = card.wtl_table()
+    _write_table(out, "scorecard_wtl", wtl, scorecard.readable_wtl(wtl), f"Per test instance: against the SBS ({card.sbs}). "
+                 f"win/tie/loss: normalised scores more than {scorecard.TIE} apart (the difference in brackets).")
+    return plot_scorecard(card, gaps, out / "scorecard")
+
+
 def report(cfg: DictConfig, out_dir: Path) -> dict:
-    dirs = list(cfg.dirs or []) + ([cfg.sweep] if cfg.sweep else [])
-    if not dirs:
-        raise UserError("give at least one run or sweep folder (rlopt report DIR... or sweep=DIR)")
     validate_report(cfg)
+    dirs = list(cfg.dirs or []) + ([cfg.sweep] if cfg.sweep else [])
     settings = cfg.report
     run_dirs = find_runs(dirs)
     if not run_dirs:
@@ -114,6 +140,8 @@ def report(cfg: DictConfig, out_dir: Path) -> dict:
     write_tables(runs, out, str(settings.stat), reps, seed)
     comparison = write_comparison(runs, out, settings)
     figures = plot_report(runs, comparison, out, reps, seed)
+    if runs["instance"].nunique() >= 2:
+        figures += write_scorecard(runs, out, settings)
     problems = runs[~runs["status"].isin(FINISHED)]
     write_json(out / "report.json", {
         "stat": str(settings.stat), "confidence": CONFIDENCE, "min_runs_for_interval": MIN_RUNS,

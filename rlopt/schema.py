@@ -4,9 +4,11 @@ Each YAML in conf/ names its schema first in its defaults list (`- /schema/<grou
 so Hydra checks it at composition: a key the schema lacks (a typo, or a preset setting
 `controller.episodes` on a fixed baseline) and a value of the wrong type (`trainer.epochs=abc`)
 fail before any rlopt code runs. Types and the set of keys live here; the values live in the
-YAML with their one-line descriptions. A field has a default here only where a YAML may leave it
-out (`controller.action`, `controller.exploration`, ...), so no default is written twice.
-`MISSING` (`???`) fields are those every YAML of that kind sets.
+YAML with their one-line descriptions. A field has a default here only where no YAML sets it (a
+controller's `type` and `algo`, a model's `_target_`), so no value is written twice
+(tests/test_config_values.py walks both and names any key that is). `MISSING` (`???`) fields are
+those every YAML of that kind sets. `controller.actions` is typed by the schema of its family of
+action spaces, which each controller YAML composes in (`- /schema/controller/actions/<family>@actions`).
 
 Value checks a type cannot express (positive sizes, open intervals) are in `rlopt.config`.
 """
@@ -35,6 +37,13 @@ class Device(Choice):
     cpu = "cpu"
     cuda = "cuda"
 
+
+
+class Vectorize(Choice):
+    """controller.vectorize: how the K runs of `controller.n_envs=K` are trained."""
+
+    processes = "processes"  # one worker process per run
+    population = "population"  # one vectorised model in this process (rlopt.population)
 
 
 class Cost(Choice):
@@ -98,6 +107,36 @@ class TuningConfig:
 
 
 @dataclass
+class HoldoutConfig:
+    """instances.holdout: how many generated or file instances form the test part, drawn with `seed`."""
+
+    test: int = MISSING
+    seed: int = MISSING
+
+
+@dataclass
+class GenerateConfig:
+    """instances.generate: `count` instances drawn with `seed` from `space` (an instance's sections and keys, each
+    a value, {choices: [...]} or {low, high, log, int}), as CARL samples contexts; checked by `rlopt.instances.spec`."""
+
+    count: int = MISSING
+    seed: int = MISSING
+    space: dict[str, Any] = MISSING
+
+
+@dataclass
+class InstancesConfig:
+    """The `instances` group: a set of tasks (rlopt.instances) with a train and a test part."""
+
+    name: str = MISSING
+    file: str | None = MISSING  # a DACBench SGD instance-set CSV
+    train: list[Any] = MISSING  # explicit instances: {id, dataset: {...}, model: {...}, trainer: {...}, optim: {...}}
+    test: list[Any] = MISSING
+    generate: GenerateConfig | None = MISSING
+    holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
+
+
+@dataclass
 class TrainConfig:
     """`rlopt train`: the four groups (each typed by its own schema below) plus the run's own blocks."""
 
@@ -106,6 +145,8 @@ class TrainConfig:
     controller: Any = MISSING
     reward: Any = MISSING
     seed: int = MISSING
+    instances: InstancesConfig = field(default_factory=InstancesConfig)
+    instance: str | None = MISSING
     label: str | None = MISSING
     resume: str | None = MISSING
     tuning: TuningConfig = field(default_factory=TuningConfig)
@@ -202,6 +243,9 @@ class DatasetConfig:
     val_size: int = MISSING
     test_subset: int | None = MISSING
     augment: bool = MISSING
+    # the seed of the validation split and the training subset; null = the run's seed. Instance sets fix it per
+    # instance (DACBench's `seed` column), so an instance is the same data whatever seed the run trains with.
+    split_seed: int | None = None
 
 
 @dataclass
@@ -215,6 +259,9 @@ class FixedSplitDatasetConfig(DatasetConfig):
 class PolynomialDatasetConfig(FixedSplitDatasetConfig):
     n_polynomials: int = MISSING
     scales: list[float] = MISSING
+    degree: int = MISSING
+    coef_scale: float = MISSING
+    noise: float = MISSING
     n_points: int = MISSING
     x_min: float = MISSING
     x_max: float = MISSING
@@ -233,7 +280,7 @@ class ModelConfig:
 class AutoModelConfig:
     """model=auto: no builder of its own; the dataset's `default_model` option is built instead."""
 
-    name: str = "auto"
+    name: str = MISSING
 
 
 @dataclass
@@ -299,19 +346,75 @@ class LossDeltaRewardConfig(RewardConfig):
     _target_: str = "rlopt.rewards.LossDelta"
 
 
+# ---- controller.actions: one schema per family of action spaces (rlopt.env.actions, rlopt.env.layer_actions) ----
+
+class Exploration(Choice):
+    """controller.exploration (DQN): how epsilon decays (rlopt.controllers.exploration)."""
+
+    linear = "linear"
+    exponential = "exponential"
+
+
+def _kinds(name: str, *values: str) -> type[Choice]:
+    """The `controller.actions.kind` values one action schema allows: switching `kind` on the command line
+    to a family with other keys is refused at composition, naming the kinds this family has."""
+    return Choice(name, [(value, value) for value in values])
+
+
+OptimizerKind = _kinds("OptimizerKind", "optimizer")
+GridKind = _kinds("GridKind", "lr_grid", "lr_grid_index", "lr_multiplicative")  # over a log-spaced grid of lrs
+AbsoluteKind = _kinds("AbsoluteKind", "lr_absolute")
+LayerKind = _kinds("LayerKind", "layer_lr")
+
+
+@dataclass
+class OptimizerActions:
+    kind: OptimizerKind = MISSING
+    choices: list[str] = MISSING
+
+
+@dataclass
+class GridActions:
+    kind: GridKind = MISSING
+    optimizer: str = MISSING
+    n: int = MISSING
+    low: float = MISSING
+    high: float = MISSING
+    start: int | None = MISSING
+    factor: float = MISSING  # lr_multiplicative only
+
+
+@dataclass
+class AbsoluteActions:
+    kind: AbsoluteKind = MISSING
+    optimizer: str = MISSING
+    log_low: float = MISSING
+    log_high: float = MISSING
+
+
+@dataclass
+class LayerActions:
+    kind: LayerKind = MISSING
+    optimizer: str = MISSING
+    factors: list[float] = MISSING
+    low: float = MISSING
+    high: float = MISSING
+    start_lr: float | None = MISSING
+
+
 # ---- controller: one schema per kind (`type` selects the controller class) ----
 
 @dataclass
 class ControllerConfig:
     name: str = MISSING
     type: str = MISSING
-    actions: dict[str, Any] = MISSING  # its keys depend on actions.kind (checked by the action space)
+    actions: Any = MISSING  # typed by the action schema its YAML composes in (`/schema/controller/actions/<kind>@actions`)
 
 
 @dataclass
 class FixedControllerConfig(ControllerConfig):
     type: str = "fixed"
-    action: int = 0  # the action index the baseline always takes
+    action: int = MISSING
 
 
 @dataclass
@@ -343,16 +446,17 @@ class LateSAMControllerConfig(ControllerConfig):
 class SB3ControllerConfig(ControllerConfig):
     type: str = "sb3"
     algo: str = MISSING
-    episodes: int = 0  # 0 = online: learn while controlling this one run; N = learn over N runs, then a final run
-    n_envs: int = 1  # K > 1: learn from K training runs at once, one process each (episodes: a multiple of K)
-    save_policy: bool = True  # write policy.zip (+ policy.json) into the run folder
+    episodes: int = MISSING
+    n_envs: int = MISSING
+    vectorize: Vectorize = Vectorize.processes  # K > 1: processes, or population (K runs as one vectorised model)
+    save_policy: bool = MISSING
     hyperparams: dict[str, Any] = MISSING  # the SB3 algorithm's own keyword arguments
 
 
 @dataclass
 class DQNControllerConfig(SB3ControllerConfig):
     algo: str = "dqn"
-    exploration: str = "linear"  # linear (SB3's own) | exponential epsilon decay
+    exploration: Exploration = MISSING
 
 
 @dataclass
@@ -362,14 +466,13 @@ class PPOControllerConfig(SB3ControllerConfig):
 
 @dataclass
 class LayerwiseControllerConfig(PPOControllerConfig):
-    features: list[str] = MISSING
-    steps_per_action: int | None = MISSING
     per_layer: bool = MISSING
     difference_reward: bool = MISSING
 
 
 SCHEMAS = {
     "schema": {"train": TrainConfig, "evaluate": EvaluateConfig, "report": ReportConfig, "tune": TuneConfig},
+    "schema/instances": {"set": InstancesConfig},
     "schema/dataset": {"base": DatasetConfig, "fixed_split": FixedSplitDatasetConfig,
                        "polynomial": PolynomialDatasetConfig},
     "schema/model": {"auto": AutoModelConfig, "resnet18": ResNet18Config, "resnet18_imagenet": ResNet18ImagenetConfig,
@@ -379,6 +482,8 @@ SCHEMAS = {
     "schema/controller": {"fixed": FixedControllerConfig, "random": RandomControllerConfig,
                           "schedule": ScheduleControllerConfig, "late_sam": LateSAMControllerConfig, "dqn": DQNControllerConfig,
                           "ppo": PPOControllerConfig, "layerwise": LayerwiseControllerConfig},
+    "schema/controller/actions": {"optimizer": OptimizerActions, "grid": GridActions, "absolute": AbsoluteActions,
+                                  "layer_lr": LayerActions},
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 from torch import nn
 
 from rlopt.data import DataBundle, load_dataset
@@ -92,7 +93,8 @@ def make_task(cfg, data: DataBundle | None = None, device: torch.device | None =
         data.transform.memory_format = torch.channels_last
     batches = Trainer.epoch_length(len(data.train), int(trainer.batch_size))
     budget = int(trainer.max_steps) if trainer.max_steps is not None else int(trainer.epochs) * batches
-    return Task(name=str(cfg.dataset.name), data=data, model=cfg.model, optim=cfg.optim,
+    name = OmegaConf.select(cfg, "instance") or cfg.dataset.name  # an instance set's instance is named by its id
+    return Task(name=str(name), data=data, model=cfg.model, optim=cfg.optim,
                 batch_size=int(trainer.batch_size), eval_batch_size=int(trainer.eval_batch_size), budget_steps=budget,
                 seed=int(cfg.seed), device=device, amp=trainer.amp, compile=bool(trainer.compile),
                 channels_last=channels_last)

@@ -6,7 +6,7 @@ decision `step` (`val/acc`, `val/loss`, `train/loss`, `control/lr`, `control/opt
 the optimizer in the controller's list), `reward`, ...), flushed at once so `tensorboard --logdir outputs`
 shows runs while they train. SB3 agents write their own learning logs beside it (`tb/agent_1/`), and
 the rows of the training runs an agent learns from (`learning_metrics.csv`, `controller.episodes=N`)
-go to one TensorBoard run each, `tb/learning/run_<i>/` (i = the row's `episode`), with the same tags at
+go to one TensorBoard run each, `tb/learning/run_<iii>/` (the row's `episode`, 3 digits), with the same tags at
 the run's own steps, so the learning runs can be watched side by side, K at a time with `n_envs=K`.
 
 The event files are a view, not a record: metrics.csv stays the source of truth. After a resume,

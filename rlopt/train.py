@@ -2,7 +2,8 @@
 
 The run's life (folder, resume, config check, controller, environment, runner, summary) is
 `rlopt.run.experiment.run_experiment`; this command only decides which folder and config it runs:
-`resume=DIR` continues DIR with DIR's own config.
+`resume=DIR` continues DIR with DIR's own config; with an instance set (`instances=<set>`), `instance=<id>`
+runs that instance, `instance=all` each one into its own sub-folder (`rlopt.instances`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from rlopt.controllers import run_controller
 from rlopt.hydra_app import hydra_entry
+from rlopt.instances import check_run, jobs, load_set, run_each
 from rlopt.paths import conf_dir
 from rlopt.run.experiment import run_experiment
 from rlopt.run.folder import resume_target
@@ -26,7 +29,13 @@ def train(cfg: DictConfig, run_dir: Path, observers: Iterable[Observer] = ()) ->
     resuming = bool(cfg.resume)
     if resuming:
         cfg, run_dir = resume_target(cfg.resume)
-    return run_experiment(cfg, run_dir, observers=observers, own_config=resuming)
+    instances = None if resuming else load_set(cfg)
+    if instances is not None and cfg.instance == "all":  # every instance of the set, a folder each
+        return run_each(run_dir, jobs(cfg, instances.all, [int(cfg.seed)]),
+                        lambda one, folder: run_experiment(one, folder, run_controller, observers=observers))
+    if instances is not None:
+        check_run(cfg, instances)
+    return run_experiment(cfg, run_dir, run_controller, observers, own_config=resuming)
 
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")

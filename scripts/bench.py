@@ -6,6 +6,7 @@
     python scripts/bench.py --case n_envs         # training runs learned per hour with controller.n_envs=1,2 (CPU)
     python scripts/bench.py --case n_envs --n-envs 1,2,4,8 --device cuda   # the same, K runs sharing one GPU
     python scripts/bench.py --optimizers          # every optimizer of the bank: epoch time and gradient evaluations / SGD's
+    python scripts/bench.py --case population     # K runs as one vectorised model vs processes (scripts/bench_population.py)
 
 Each case measures, with the same model, batch size and optimizer:
   1. rlopt's training epoch vs. a plain-PyTorch reference (torchvision Dataset + DataLoader +
@@ -395,6 +396,19 @@ def in_child(fn, *args):
     return result
 
 
+def in_children(fn, args: tuple, n: int = 2) -> list:
+    """`fn(*args)` in `n` child processes at once; their results in order."""
+    ctx = mp.get_context("spawn")
+    queues = [ctx.Queue() for _ in range(n)]
+    procs = [ctx.Process(target=fn, args=(*args, q)) for q in queues]
+    for proc in procs:
+        proc.start()
+    results = [q.get(timeout=3600) for q in queues]
+    for proc in procs:
+        proc.join()
+    return results
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -479,7 +493,7 @@ def optimizer_section(args, case, root) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--case", choices=[*CASES, "n_envs"], default="small_cnn_mnist")
+    parser.add_argument("--case", choices=[*CASES, "n_envs", "population"], default="small_cnn_mnist")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per measurement (after 1 warm-up)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every measurement")
@@ -496,9 +510,24 @@ def main() -> None:
     parser.add_argument("--controller", default="ppo_2opt", help="n_envs case: the agent")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="n_envs case: more rlopt train overrides")
     parser.add_argument("--optimizers", action="store_true", help="time every optimizer of the bank against Adam instead")
+    parser.add_argument("--population", default="1,8,32,128,256", help="population case: the K values")
+    parser.add_argument("--steps", type=int, default=200, help="population case: timed optimizer steps")
+    parser.add_argument("--learning", action="store_true", help="population case: also learning runs per hour")
+    parser.add_argument("--tasks", help="population case: some of the tasks, comma-separated (default: all)")
+    parser.add_argument("--one-process", action="store_true",
+                        help="population case: measure in this process, in CPU time (a loaded, shared machine)")
     args = parser.parse_args()
     if args.case == "n_envs":
         bench_n_envs(args)
+        return
+    if args.case == "population":
+        from bench_population import bench_population
+
+        text = bench_population(args, in_child, in_children, machine, measure_n_envs)
+        print(text)
+        if args.write:
+            with open(args.write, "a") as f:
+                f.write("\n" + text)
         return
     case = dict(CASES[args.case])
     if args.images:

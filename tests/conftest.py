@@ -82,3 +82,23 @@ def trained_run(tmp_path_factory):
         return runs[controller]
 
     return get
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """`tmpfs(size, read_only=False)`: a real tmpfs of that size mounted under tmp_path (root only; skips elsewhere)."""
+    mounted = []
+
+    def mount(size: str, read_only: bool = False):
+        point = tmp_path / f"fs{len(mounted)}"
+        point.mkdir()
+        options = f"size={size}" + (",ro" if read_only else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True, text=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'})")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "--lazy", str(point)], capture_output=True)  # an in-process run may hold its log open

@@ -14,11 +14,9 @@ difference found. Exit status 0 when every kill happened and no file differs.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
-import pickle
 import random
 import sys
 import time
@@ -46,7 +44,7 @@ FAMILIES = {
     "dqn_lr": ["controller=dqn_lr"],
     "ppo_3opt": ["controller=ppo_3opt", *PPO_SMALL],
     "ppo_lr": ["controller=ppo_lr", *PPO_SMALL],
-    "ppo_layerwise": ["controller=ppo_layerwise", "controller.steps_per_action=2", "controller.hyperparams.n_steps=2",
+    "ppo_layerwise": ["controller=ppo_layerwise", "env.steps_per_action=2", "controller.hyperparams.n_steps=2",
                       "controller.hyperparams.batch_size=8", "trainer.plots=true"],
     "dqn_episodes": ["controller=dqn_2opt", "controller.episodes=2", "trainer.epochs=3"],
 }
@@ -54,7 +52,7 @@ TIMING_COLUMNS = {"epoch_time_s", "controller_time_s", "checkpoint_time_s"}
 TIMING_KEYS = {"wall_time_s", "controller_time_s", "controller_time_share", "checkpoint_time_s", "epoch_time_s"}
 # not outputs of the run: the lock (pid), Hydra's log (timestamps) and Hydra's own config (it names the folder)
 NOT_COMPARED = {".rlopt.lock", "train.log", ".hydra/hydra.yaml"}
-# TensorBoard event files are named by time, host and pid, and a resumed run adds one (README: live view)
+# TensorBoard event files are named by time, host and pid, and a resumed run adds one (docs/guide/reports.md: live view)
 NOT_COMPARED_DIRS = ("tb/",)
 TIMES: list[float] = []
 
@@ -90,17 +88,16 @@ def draw_kills(rng: random.Random, family: str, args: list[str]) -> list[str]:
 
 
 def agent_contents(path: Path) -> dict:
-    """An SB3 zip's members, less its timing bookkeeping (the zip's timestamps; `start_time` and
-    `_num_timesteps_at_start`, from which SB3 logs fps), with pickled attributes compared by what they hold
-    (a pickle of an object that was itself unpickled, as after a resume, may be laid out differently)."""
+    """An SB3 zip's members, less what differs between any two processes, stopped or not: the zip's timestamps,
+    `start_time` (the clock when the agent began learning) and the readable descriptions SB3 writes beside each
+    pickled class (they print memory addresses). The pickled values themselves are compared byte for byte."""
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     data = json.loads(members.pop("data"))
-    for key in ("start_time", "_num_timesteps_at_start"):
-        data.pop(key)
+    data.pop("start_time")
     for key, value in data.items():
         if isinstance(value, dict) and ":serialized:" in value:
-            data[key] = pickle.dumps(pickle.loads(base64.b64decode(value[":serialized:"])))
+            data[key] = value[":serialized:"]
     return {**members, "data": data}
 
 

@@ -14,8 +14,10 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from conftest import REPO, call_cli, make_cfg
 from rlopt.errors import RunRefused
@@ -99,7 +101,7 @@ def test_dqn_resumes_exactly_where_it_stopped(tmp_path, agent):
 
 def test_layerwise_tables_resume_across_two_stops(tmp_path):
     # the checkpoint written right after a resume recorded no table rows, so a second resume lost them
-    cfg = make_cfg("controller=ppo_layerwise", "controller.steps_per_action=2", "controller.hyperparams.n_steps=2",
+    cfg = make_cfg("controller=ppo_layerwise", "env.steps_per_action=2", "controller.hyperparams.n_steps=2",
                    "controller.hyperparams.batch_size=8", "trainer.epochs=4", *RUN[1:])
     train(cfg, tmp_path / "ref")
     stop_then_resume(cfg, tmp_path / "run", 5, 6)
@@ -209,8 +211,8 @@ def test_a_kill_while_finishing_resumes_to_the_files_of_an_uninterrupted_run(tmp
     # killed while writing the plots: the folder must not say `completed` (it did: summary.json came first)
     args = ["train", "controller=sgd", *RUN, "trainer.epochs=3", "trainer.plots=true"]
     assert call_cli(*args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
-    kill_in_plots = ("import os, signal, rlopt.run.experiment as t; "
-                     "t.plot_run = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL); "
+    kill_in_plots = ("import os, signal, rlopt.reporting.plots as p; "
+                     "p.plot_run = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL); "
                      f"from rlopt.cli import main; main({[*args, 'hydra.run.dir=run']!r})")
     assert _run_python(kill_in_plots, tmp_path).returncode == -signal.SIGKILL
     summary = tmp_path / "run" / "summary.json"
@@ -235,3 +237,114 @@ def test_fault_injection_campaign(tmp_path):
         assert any(k.startswith("checkpoint") for k in outcome["kills"]) and "summary:1" in outcome["kills"]
         assert outcome["files_compared"] >= 7 and outcome["differences"] == [], (family, outcome)
     assert result.returncode == 0
+
+
+# -- issue 26: a full disk, signals outside a run, a resumed DQN's policy.zip ---------------------------------------------
+def fill_disk_under(monkeypatch, folder):
+    """From now on, writing under `folder` fails as on a full disk (ENOSPC): no file can be created there (every whole
+    file rlopt writes, checkpoint, summary, plots, policy, starts as a new temporary file) and no CSV row appended.
+    What this simulates, and what not: rlopt's own writes failing with ENOSPC at a chosen point, the failure writer
+    included; not a real file system running full (torch's, TensorBoard's and logging's own writes go on here).
+    `test_a_full_tmpfs_...` below fills a real one where the machine lets the test mount it."""
+    import errno
+
+    from rlopt.metrics import MetricsWriter
+
+    def no_space(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    real_open = os.open
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and str(path).startswith(str(folder)):
+            no_space()
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(MetricsWriter, "_emit", no_space)
+
+
+def test_a_full_disk_is_one_line_and_what_was_committed_resumes(tmp_path, monkeypatch):
+    args = ["controller=sgd", *RUN, "trainer.epochs=4"]
+    assert call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
+    run = tmp_path / "run"
+    stop_cli_at(monkeypatch, 2, lambda: fill_disk_under(monkeypatch, run))  # full from the 2nd step's checkpoint on
+    result = call_cli("train", *args, "hydra.run.dir=run", cwd=tmp_path)
+    monkeypatch.undo()  # room again
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == (f"rlopt train: error: [Errno 28] No space left on device; what the run wrote stays in "
+                                     f"{run}; once that is fixed, continue with: rlopt train resume={run}")
+    assert not (run / "summary.json").exists(), "the failure writer had no room either, and must not crash"
+    assert len(pd.read_csv(run / "metrics.csv")) == 2 and not list(run.glob(".*.tmp"))
+    assert call_cli("train", "resume=run", cwd=tmp_path).returncode == 0
+    pd.testing.assert_frame_equal(table(run / "metrics.csv"), table(tmp_path / "ref" / "metrics.csv"))
+
+
+@pytest.mark.slow
+def test_a_full_tmpfs_is_one_line_and_the_run_resumes_once_there_is_room(tmp_path, tmpfs):
+    # a real full disk: 6 MB, 3 MB taken, so the first checkpoint (~1.8 MB) fits and the second one's
+    # temporary file does not (torch.save straight to a file would have made that a RuntimeError)
+    args = ["controller=sgd", "+debug=tiny", "trainer.threads=1", "trainer.epochs=4"]
+    assert call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
+    disk = tmpfs("6m")
+    (disk / "filler").write_bytes(bytes(3_000_000))
+    result = call_cli("train", *args, f"hydra.run.dir={disk / 'run'}", cwd=tmp_path)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "No space left on device" in result.stderr and f"rlopt train resume={disk / 'run'}" in result.stderr
+    (disk / "filler").unlink()
+    assert call_cli("train", f"resume={disk / 'run'}", cwd=tmp_path).returncode == 0
+    pd.testing.assert_frame_equal(table(disk / "run" / "metrics.csv"), table(tmp_path / "ref" / "metrics.csv"))
+
+
+@pytest.mark.parametrize("command, where, sig, code", [
+    ("train", "rlopt.cli.check_values", signal.SIGINT, 130),      # start-up: composed, not yet importing torch
+    ("train", "rlopt.cli.check_values", signal.SIGTERM, 143),
+    ("train", "rlopt.run.experiment.pin_data_root", signal.SIGTERM, 143),  # torch imported, no run yet
+    ("report", "rlopt.report.find_runs", signal.SIGINT, 130),     # while a report reads its runs
+])
+def test_a_signal_outside_a_run_is_one_line(tmp_path, monkeypatch, command, where, sig, code, trained_run):
+    import importlib
+
+    module, name = where.rsplit(".", 1)
+    real = getattr(importlib.import_module(module), name)
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), sig)  # delivered at once, in this (the main) thread
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importlib.import_module(module), name, signalled)
+    args = [str(trained_run("ppo_2opt"))] if command == "report" else ["controller=sgd", *RUN, "hydra.run.dir=run"]
+    result = call_cli(command, *args, cwd=tmp_path)
+    assert result.returncode == code, result.stderr
+    assert result.stderr.strip() == f"rlopt {command}: interrupted by {signal.Signals(sig).name} before it finished"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the CLI's SIGTERM handler stayed installed"
+
+
+def test_a_resumed_dqn_saves_the_policy_an_uninterrupted_run_saves(tmp_path):
+    import zipfile
+
+    from rlopt.controllers.sb3 import load_policy
+
+    cfg = make_cfg(*AGENTS["dqn_2opt"], "reward=loss_delta", "trainer.threads=1")
+    train(cfg, tmp_path / "ref")
+    stop_then_resume(cfg, tmp_path / "run", 3)
+    ref, run = (zipfile.ZipFile(tmp_path / name / "policy.zip") for name in ("ref", "run"))
+    assert ref.namelist() == run.namelist()
+    for member in ref.namelist():
+        a, b = ref.read(member), run.read(member)
+        if member == "data":  # only SB3's wall clock differs (and, between processes, the memory addresses it prints)
+            a, b = (json.loads(x) for x in (a, b))
+            assert a.pop("start_time") != b.pop("start_time")
+        assert a == b, member
+    (ref_model, _), (run_model, _) = (load_policy(str(tmp_path / name / "policy.zip")) for name in ("ref", "run"))
+    obs = torch.as_tensor(np.random.default_rng(0).normal(size=(64, *ref_model.observation_space.shape)), dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.equal(ref_model.q_net(obs), run_model.q_net(obs))
+
+
+def test_ctrl_c_in_a_tune_names_the_tune_folder_to_resume(tmp_path, monkeypatch):
+    stop_cli_at(monkeypatch, 2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    result = call_cli("tune", "+debug=tiny", "trainer.epochs=3", "tune.n_trials=2", "tune.dir=t", "hydra.run.dir=t",
+                      cwd=tmp_path)
+    assert result.returncode == 130
+    assert result.stderr.strip().splitlines()[-1] == "rlopt tune: interrupted at step 2; continue with: rlopt tune resume=t"

@@ -20,8 +20,8 @@ from stable_baselines3.common.vec_env import VecCheckNan
 from torch import nn
 
 from conftest import make_cfg
-from rlopt.controllers import load_policy
-from rlopt.controllers.sb3 import _hyperparams
+from rlopt.config import validate_train
+from rlopt.controllers.sb3 import _hyperparams, load_policy
 from rlopt.controllers.sb3_env import LayerVecEnv
 from rlopt.env import LAYERWISE_ENV_ID, LayerwiseTrainingEnv, make_env
 from rlopt.errors import UserError
@@ -68,13 +68,14 @@ def test_layer_env_passes_gymnasium_checker():
 
 
 def test_layer_vec_env_shapes_spaces_actions_and_auto_reset():
-    env = make_env(make_cfg(*LAYERWISE, "reward=loss_delta"))
+    cfg = make_cfg(*LAYERWISE, "reward=loss_delta")
+    env = make_env(cfg)
     venv = LayerVecEnv(env)
     assert venv.num_envs == 4 and venv.observation_space.shape == (9,) and venv.action_space.n == 3
     venv.seed(5)
     obs = venv.reset()
     assert obs.shape == (4, 9) and obs.dtype == np.float32 and all(venv.observation_space.contains(o) for o in obs)
-    same_seed = make_env(env.config, env.data, env.device).reset(seed=5)[0]
+    same_seed = make_env(cfg, env.data, env.device).reset(seed=5)[0]
     np.testing.assert_array_equal(obs, same_seed)  # the seed reached the run
     names = env.features.names
     assert (obs[:, :4] == obs[0, :4]).all(), "global features differ between layers"
@@ -165,7 +166,8 @@ def test_global_policy_is_refused_by_a_layerwise_run(tmp_path, trained_run):
     meta_path = tmp_path / "run" / "policy.json"
     meta = json.loads(meta_path.read_text())
     layer_cfg = OmegaConf.load(Path(conf_dir(), "controller", "ppo_layerwise.yaml"))
-    meta.update(actions=OmegaConf.to_container(layer_cfg.actions), features=list(layer_cfg.features), steps_per_action=2)
+    layer_env = OmegaConf.load(Path(conf_dir(), "env", "per_controller", "ppo_layerwise.yaml"))
+    meta.update(actions=OmegaConf.to_container(layer_cfg.actions), features=list(layer_env.features), steps_per_action=2)
     meta_path.write_text(json.dumps(meta))
     cfg = make_cfg(f"policy={tmp_path / 'run' / 'policy.zip'}", config="evaluate")
     with pytest.raises(UserError, match="does not fit this environment"):
@@ -196,20 +198,40 @@ def test_difference_reward_pays_the_gain_over_all_keep_and_leaves_the_run_untouc
     ("controller.actions.factors=[0.5,-1.0]", "controller.actions.factors"),
     ("controller.actions.optimizer=sam", "controller.actions.optimizer=sam"),
     ("controller.actions.optimizer=sgd", "controller.actions.start_lr"),  # optim.sgd.lr=0.05 > high
-    ("controller.features=[val_loss,layer_norm]", "controller.features"),
-    ("controller.steps_per_action=0", "controller.steps_per_action=0"),
+    ("env.features=[val_loss,layer_norm]", "env.features"),
+    ("env.steps_per_action=0", "env.steps_per_action=0"),
     ("controller.actions.factors=[0.5,2.0]", "controller.difference_reward"),
 ])
 def test_bad_layerwise_settings_name_their_key(override, key):
     extra = ["controller.difference_reward=true"] if key == "controller.difference_reward" else []
     with pytest.raises(UserError, match=key.replace("[", r"\[")):
-        make_env(make_cfg("controller=ppo_layerwise", override, *extra))
+        cfg = make_cfg("controller=ppo_layerwise", override, *extra)
+        validate_train(cfg)  # what every run checks first
+        make_env(cfg)
+
+
+@pytest.mark.parametrize("old, new", [("controller.features=[val_loss]", "env.features"),
+                                      ("controller.steps_per_action=5", "env.steps_per_action")])
+def test_the_old_spelling_of_a_layerwise_key_names_the_new_one(cli_inproc, tmp_path, old, new):
+    result = cli_inproc("train", "+debug=tiny", "controller=ppo_layerwise", old, "hydra.run.dir=run", cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and f"is now {new}" in lines[0]
+    assert not (tmp_path / "run").exists()
 
 
 def test_layerwise_digits_preset_composes_for_the_agent_and_the_baseline():
-    agent = make_env(make_cfg("experiment=layerwise_digits", "trainer.progress=false", tiny=False))
+    cfg = make_cfg("experiment=layerwise_digits", "trainer.progress=false", tiny=False)
+    agent = make_env(cfg)
     assert isinstance(agent, LayerwiseTrainingEnv) and agent.n_layers == 4
-    assert agent.steps_per_action == 20 and agent.decisions_per_episode == 18 and agent.config.controller.episodes == 8
+    assert agent.steps_per_action == 20 and agent.decisions_per_episode == 18 and cfg.controller.episodes == 8
     baseline = make_env(make_cfg("experiment=layerwise_digits", "controller=adam", "trainer.progress=false", tiny=False))
     assert not isinstance(baseline, LayerwiseTrainingEnv) and baseline.decisions_per_episode == 18
     assert baseline.actions.optimizers == agent.actions.optimizers == ["adam"]
+
+
+def test_an_older_runs_saved_config_with_the_old_spelling_is_refused():
+    saved = OmegaConf.to_container(make_cfg("controller=ppo_layerwise"), enum_to_str=True)
+    saved["controller"]["steps_per_action"] = 100  # as an older run's .hydra/config.yaml has it (resume=)
+    cfg = OmegaConf.create(saved)
+    with pytest.raises(UserError, match="^controller.steps_per_action is now env.steps_per_action"):
+        validate_train(cfg)

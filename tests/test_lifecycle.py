@@ -11,8 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, call_cli
+from conftest import REPO, call_cli, make_cfg
+from rlopt.controllers import run_controller
+from rlopt.run.experiment import run_experiment
 from rlopt.run.folder import LOCK
+from rlopt.run.protocol import Controller, RunContext
 
 RUN = ["controller=sgd", "+debug=tiny", "trainer.threads=1", "trainer.epochs=1", "trainer.tensorboard=false"]
 
@@ -85,6 +88,7 @@ def _killed_at(point: str, args: list[str], cwd: Path) -> None:
     assert done.returncode == -9, done.stderr
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_row_is_continued_by_resume(tmp_path):
     assert call_cli("train", *RUN, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
     _killed_at("claimed", [*RUN, "hydra.run.dir=run"], tmp_path)
@@ -107,3 +111,54 @@ def test_a_run_killed_before_it_claimed_its_folder_is_run_again(tmp_path):
     again = call_cli("train", *RUN, "hydra.run.dir=run", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "run" / "summary.json").is_file()
+
+
+@pytest.mark.slow
+def test_the_controller_protocols_import_nothing_heavy():
+    code = ("import sys, rlopt.run.protocol; "
+            "print(sorted(m for m in ('torch', 'gymnasium', 'stable_baselines3', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+class Probe(Controller):
+    """A controller written against the protocol alone: records what `setup` gave it, then always acts 0."""
+
+    def __init__(self, seen: dict):
+        self.seen = seen
+
+    def setup(self, env, state, context: RunContext) -> None:
+        self.seen.update(env=env, state=state, context=context)
+
+    def act(self, obs):
+        return 0
+
+
+def test_a_controller_sees_the_run_through_its_context_only(tmp_path):
+    seen = {}
+    cfg = make_cfg("controller=sgd", "trainer.epochs=1")
+    summary = run_experiment(cfg, tmp_path, lambda run_cfg: Probe(seen))
+    context = seen["context"]
+    assert summary["status"] == "completed" and seen["state"] is None
+    assert context.run_dir == tmp_path and context.tb_dir == tmp_path / "tb" and context.config.seed == cfg.seed
+    assert not hasattr(seen["env"], "runner") and not hasattr(seen["env"].unwrapped, "last_result")
+
+
+def test_a_resumed_run_builds_its_controller_from_the_config_it_runs(tmp_path):
+    """A rerun may differ in what is only shown (`label`); the run continues with its checkpoint's config, and
+    the controller is built from that one."""
+    class Stop(Exception):
+        pass
+
+    def stop_at_2(row):
+        if row["step"] == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_experiment(make_cfg("controller=sgd", "trainer.epochs=3", "label=first"), tmp_path, run_controller,
+                       observers=[stop_at_2])
+    given = []
+    run_experiment(make_cfg("controller=sgd", "trainer.epochs=3", "label=second"), tmp_path,
+                   lambda run_cfg: given.append(run_cfg.label) or run_controller(run_cfg))
+    assert given == ["first"]
+    assert list(pd.read_csv(tmp_path / "metrics.csv")["step"]) == [1, 2, 3]

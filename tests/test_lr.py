@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -15,8 +16,8 @@ from omegaconf import OmegaConf
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from conftest import make_cfg
-from rlopt.controllers import load_policy
 from rlopt.controllers.exploration import ExponentialSchedule
+from rlopt.controllers.sb3 import load_policy
 from rlopt.env import make_env
 from rlopt.env.actions import build_actions
 from rlopt.errors import UserError
@@ -34,8 +35,15 @@ def _bank(optimizer: str = "adam") -> OptimizerBank:
     return OptimizerBank(model.parameters, [optimizer], make_cfg().optim)
 
 
+@functools.cache
+def _yaml_actions(controller: str) -> dict:
+    return OmegaConf.to_container(make_cfg(f"controller={controller}").controller.actions, enum_to_str=True)
+
+
 def _actions(**kw):
-    return build_actions(OmegaConf.create(kw))
+    """An action space as the YAML of the controller using its kind sets it (dqn_lr, ppo_lr), with `kw` changed."""
+    base = _yaml_actions("ppo_lr" if kw["kind"] == "lr_absolute" else "dqn_lr")
+    return build_actions(OmegaConf.create({**base, **kw}))
 
 
 def _lrs_after(actions, moves, bank=None) -> list[float]:
@@ -107,8 +115,13 @@ def test_bad_action_space_values_name_the_key(kw, key):
         _actions(**kw).check_optimizers(make_cfg().optim)  # the optimizer is checked against the bank's
 
 
+def test_an_unknown_exploration_is_refused_at_composition(cli_inproc, tmp_path):
+    result = cli_inproc("train", *POLY, "controller.exploration=cubic", "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 2 and "controller.exploration=cubic is not allowed" in result.stderr
+    assert "linear" in result.stderr and "exponential" in result.stderr
+
+
 @pytest.mark.parametrize("override, key", [
-    ("controller.exploration=cubic", "controller.exploration=cubic"),
     ("controller.hyperparams.exploration_fraction=0", "controller.hyperparams.exploration_fraction=0"),
     ("controller.hyperparams.exploration_final_eps=0", "controller.hyperparams.exploration_final_eps=0"),
 ])

@@ -114,7 +114,7 @@ def test_evaluate_refuses_a_bad_runs_count(tmp_path):
 def test_run_slots_seed_their_runs_and_layer_runs_flatten_to_one_layer_each():
     """Two layer-wise runs as sub-environments 0 and 1 of 2 (in this process): run i trains with seed + i, rows
     carry it, and the agent sees runs x layers sub-environments that share their run's reward and end."""
-    cfg = make_cfg("controller=ppo_layerwise", "controller.steps_per_action=4", "seed=7", "trainer.max_steps=8")
+    cfg = make_cfg("controller=ppo_layerwise", "env.steps_per_action=4", "seed=7", "trainer.max_steps=8")
     slots = [RunSlot(make_env(cfg), k, 2) for k in range(2)]
     bare = slots[0].unwrapped
     layers, features = bare.n_layers, bare.features.agent_space.shape[0]
@@ -133,7 +133,7 @@ def test_run_slots_seed_their_runs_and_layer_runs_flatten_to_one_layer_each():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("controller", ["dqn_2opt", "ppo_layerwise controller.steps_per_action=4"])
+@pytest.mark.parametrize("controller", ["dqn_2opt", "ppo_layerwise env.steps_per_action=4"])
 def test_k_runs_learn_at_once_with_distinct_seeds_then_one_run_is_controlled(tmp_path, controller):
     name, *extra = controller.split()
     summary = train(make_cfg(f"controller={name}", *extra, "controller.episodes=4", "controller.n_envs=2", "seed=3"),
@@ -178,16 +178,22 @@ def _exact_run(*overrides: str) -> list[str]:
 def test_sigkill_while_k_runs_learn_then_resume_equals_the_uninterrupted_run(tmp_path):
     """K=2: the checkpoint holds both workers' runs and RNGs; the resumed learning and final run are exact."""
     args = _exact_run("controller=ppo_2opt", "controller.episodes=4", "controller.n_envs=2", "trainer.epochs=4")
-    assert call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
     # PPO checkpoints every n_steps=4 batched steps: after 6 (12 rows) the last checkpoint is 2 steps back
-    _kill_after_rows([*args, "hydra.run.dir=run"], tmp_path, tmp_path / "run" / "learning_metrics.csv", rows=12)
+    kill_while_learning_then_resume(tmp_path, args, rows=12)
+    assert len(pd.read_csv(tmp_path / "run" / "learning_metrics.csv")) == 16
+
+
+def kill_while_learning_then_resume(tmp_path, args: list[str], rows: int) -> None:
+    """`rlopt train ARGS` uninterrupted (ref/) and killed once `rows` learning rows are written, then resumed
+    (run/): the two folders' learning_metrics.csv and metrics.csv must be equal, timing aside."""
+    assert call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
+    _kill_after_rows([*args, "hydra.run.dir=run"], tmp_path, tmp_path / "run" / "learning_metrics.csv", rows=rows)
     assert not (tmp_path / "run" / "summary.json").exists()
     resumed = call_cli("train", "resume=run", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     for name in ("learning_metrics.csv", "metrics.csv"):
         got, want = (pd.read_csv(tmp_path / run / name).drop(columns=TIMING) for run in ("run", "ref"))
         pd.testing.assert_frame_equal(got, want)
-    assert len(pd.read_csv(tmp_path / "run" / "learning_metrics.csv")) == 16
 
 
 @pytest.mark.slow

@@ -44,7 +44,7 @@ def _kill_after_rows(args: list[str], cwd, metrics, rows: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("controller", ["random", "dqn_2opt", "ppo_2opt", "schedule controller.schedule=onecycle",
-                                        "ppo_layerwise controller.steps_per_action=20"])
+                                        "ppo_layerwise env.steps_per_action=20"])
 def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, controller):
     args = [f"controller={controller.split()[0]}", *controller.split()[1:], *RUN]
     reference = call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path)
@@ -101,6 +101,10 @@ def test_bad_inputs_each_get_one_line_and_exit_2(tmp_path, trained_run):
         (["train", "controller=sgd", "trainer.max_steps=0"], "trainer.max_steps=0"),
         (["train", "controller=sgd", "env.steps_per_action=-1"], "env.steps_per_action=-1"),
         (["train", "controller=sgd", "optim.sgd.momentum=1.5"], "optim.sgd.momentum=1.5"),
+        (["train", f"resume={broken}", "trainer.epochs=9"], "trainer.epochs=9 is not allowed with resume="),
+        (["evaluate", f"policy={two / 'policy.zip'}", "controller=ppo_lr"], "the policy brings its own controller"),
+        (["report", "done", f"out={'y' * 300}"], "a folder name of 300 bytes"),
+        (["train", "trainer.batch_size=0"], "trainer.batch_size=0 is not allowed"),
     ]
     for args, message in cases:
         result = call_cli(*args, cwd=tmp_path)

@@ -13,8 +13,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from conftest import make_cfg
-from rlopt.controllers import load_policy
-from rlopt.controllers.sb3 import SB3Controller, _hyperparams
+from rlopt.controllers.sb3 import SB3Controller, _hyperparams, load_policy
 from rlopt.env import make_env
 from rlopt.evaluate import evaluate
 from rlopt.train import train

@@ -105,3 +105,10 @@ def test_serialising_the_agent_counts_as_checkpoint_time(tmp_path, monkeypatch):
     df = pd.read_csv(tmp_path / "metrics.csv")
     assert (df["controller_time_s"] < 0.2).all(), df["controller_time_s"].tolist()
     assert (df["checkpoint_time_s"] >= 0.2).sum() >= 1
+
+
+def test_the_final_test_pass_shows_progress(cli_inproc, tmp_path):
+    result = cli_inproc("train", "controller=sgd", "+debug=tiny", "trainer.epochs=1", "trainer.progress=true",
+                        "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "testing the best checkpoint on 360 examples" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,8 +15,10 @@ import pytest
 from optuna.distributions import FloatDistribution
 
 from conftest import REPO, make_cfg
+from rlopt.errors import RunInterrupted, UserError
 from rlopt.train import train
-from rlopt.tune import open_storage, tune
+from rlopt.tune import objective, open_storage, tune
+from rlopt.tune.space import validate_tune
 
 # 3 decisions per trial (one per epoch) on a slice of digits; reduction_factor 3 prunes at decision 1.
 TINY_TUNE = ["+debug=tiny", "trainer.epochs=3"]
@@ -156,3 +159,43 @@ def test_two_workers_on_one_sqlite_study_run_distinct_trials(tmp_path):
     # no trial ran twice; at most one beyond n_trials when both workers ask at the very same moment
     assert 4 <= trials["state"].isin(["complete", "pruned"]).sum() == len(trials) <= 5
     assert trials["param.controller.lr"].nunique() == len(trials) == trials["run"].nunique()
+
+
+@pytest.mark.parametrize("controller, key", [("sgd", "optim.sgd.lr"), ("adam", "optim.adam.lr"),
+                                             ("schedule", "controller.lr"), ("cosine_adam", "controller.lr")])
+def test_the_default_space_tunes_the_baselines_own_lr(controller, key):
+    space = validate_tune(make_cfg(f"controller={controller}", config="tune"))
+    assert list(space) == [key]
+
+
+def test_tune_of_a_fixed_optimizer_runs_into_a_folder_named_for_it(cli_inproc, tmp_path):
+    result = cli_inproc("tune", "controller=sgd", *TINY_TUNE, "trainer.epochs=1", "tune.n_trials=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    folder, = (tmp_path / "outputs" / "tune").iterdir()
+    assert folder.name.endswith("_digits_sgd")
+    assert " controller=sgd " in f" {(folder / 'best_overrides.txt').read_text()}" and "optim.sgd.lr=" in (
+        folder / "best_overrides.txt").read_text()
+
+
+@pytest.mark.parametrize("overrides, rejected, suggested", [
+    (["+tune.space.controller.nope={low:1,high:2}"], "controller.nope", "controller.lr"),
+    (["controller=ppo_lr"], "controller.lr", "trainer.batch_size"),
+])
+def test_a_bad_space_key_is_refused_with_another_key_as_example(overrides, rejected, suggested):
+    with pytest.raises(UserError) as refused:
+        validate_tune(make_cfg(*overrides, config="tune"))
+    assert f"{rejected} is not a key" in str(refused.value) and str(refused.value).endswith(f"(e.g. tune.space.{suggested})")
+
+
+def test_ctrl_c_in_a_trial_names_the_tune_folder_to_continue(cli_inproc, tmp_path, monkeypatch):
+    def interrupted(cfg, run_dir, observers=()):
+        err = RunInterrupted(signal.SIGINT)
+        err.step, err.run_dir = 1, run_dir  # as the run lifecycle raises it: the trial's own folder
+        raise err
+
+    monkeypatch.setattr(objective, "run_experiment", interrupted)
+    result = cli_inproc("tune", *TINY_TUNE, "tune.n_trials=2", "hydra.run.dir=t", cwd=tmp_path)
+    assert result.returncode == 130
+    assert result.stderr.strip() == f"rlopt tune: interrupted at step 1; continue with: rlopt tune resume={tmp_path / 't'}"
+    study = optuna.load_study(study_name="rlopt", storage=f"sqlite:///{tmp_path / 't' / 'study.db'}")
+    assert [t.state.name for t in study.trials] == ["RUNNING"]  # what resume fails and repeats, as a dead worker's

@@ -29,18 +29,10 @@ class ExponentialSchedule:
         return f"ExponentialSchedule(start={self.start}, end={self.end}, end_fraction={self.end_fraction})"
 
 
-EXPLORATION = ("linear", "exponential")
-
-
-def configure_exploration(model, cfg) -> None:
-    """Apply `controller.exploration` (DQN only; `linear`, SB3's own, when absent)."""
-    kind = cfg.get("exploration", "linear")
-    if kind not in EXPLORATION:
-        raise UserError(f"controller.exploration={kind} is unknown; available: {', '.join(EXPLORATION)}")
+def configure_exploration(model, kind) -> None:
+    """Apply `controller.exploration` to a DQN model (`linear` keeps SB3's own schedule)."""
     if kind == "linear":
         return
-    if not hasattr(model, "exploration_schedule"):
-        raise UserError(f"controller.exploration={kind} is not allowed with algo={cfg.algo}: only DQN explores with epsilon")
     if not 0 < model.exploration_final_eps <= model.exploration_initial_eps:
         raise UserError(
             f"controller.hyperparams.exploration_final_eps={model.exploration_final_eps} is not allowed with "

@@ -13,7 +13,8 @@ environment, so every step is recorded as in any other run; the runner also runs
 episode and writes the checkpoints, which SB3 offers at the start of each rollout.
 
 `controller.n_envs=K` > 1 learns from K training runs at once, each in its own worker process
-(`sb3_env.ParallelRuns`): `episodes` (a multiple of K) counts finished runs across all of them,
+(`sb3_env.ParallelRuns`), or with `controller.vectorize=population` as one vectorised model in this
+process (`population_vec_env.PopulationRuns`): `episodes` (a multiple of K) counts finished runs across all of them,
 the run seeds are seed..seed+N-1 as with K=1 (run i in sub-environment i mod K), and the rows
 come back to the main process, which records them and writes every checkpoint, with each
 worker's environment and RNG states in it. K=1 is the plain in-process path, unchanged.
@@ -39,6 +40,7 @@ from rlopt.controllers.hyperparams import check_hyperparams
 from rlopt.controllers.sb3_env import ParallelRuns, agent_env, start_worker_server
 from rlopt.errors import UserError
 from rlopt.files import atomic_path, write_json
+from rlopt.instances.sampling import InstanceSampler, learns_across
 from rlopt.run.protocol import Controller, RunContext
 
 ALGOS = {"ppo": PPO, "dqn": DQN}
@@ -95,6 +97,23 @@ class CheckpointOnRollout(BaseCallback):
         return True
 
 
+class KeepLearningClock(BaseCallback):
+    """Puts back SB3's fps bookkeeping after a resume: `learn()` restarts it (`start_time` now, `_num_timesteps_at_start`
+    the steps done so far), so a resumed agent's policy.zip would differ from an uninterrupted run's in those two
+    values. With the run's own (from the checkpointed agent) it does not, and the fps SB3 logs after a resume
+    counts from the run's start, the pause included."""
+
+    def __init__(self, start_time: int, steps_at_start: int):
+        super().__init__()
+        self.start_time, self.steps_at_start = start_time, steps_at_start
+
+    def _on_training_start(self) -> None:
+        self.model.start_time, self.model._num_timesteps_at_start = self.start_time, self.steps_at_start
+
+    def _on_step(self) -> bool:
+        return True
+
+
 class SB3Controller(Controller):
     def __init__(self, cfg, seed: int):
         if cfg.algo not in ALGOS:
@@ -104,7 +123,7 @@ class SB3Controller(Controller):
         self.episodes = int(cfg.episodes)
         if self.episodes < 0:
             raise UserError(f"controller.episodes={self.episodes} is not allowed: use 0 (online) or a positive count")
-        choices = cfg.actions.get("choices") if cfg.actions.kind == "optimizer" else None
+        choices = cfg.actions.choices if cfg.actions.kind == "optimizer" else None
         if choices is not None and len(choices) < 2:
             raise UserError(f"controller.actions.choices={list(choices)} is not allowed for an agent: "
                             "list at least two optimizers")
@@ -114,15 +133,19 @@ class SB3Controller(Controller):
         if self.n_envs > 1 and (self.episodes == 0 or self.episodes % self.n_envs):
             raise UserError(f"controller.n_envs={self.n_envs} needs controller.episodes to be a positive multiple of it "
                             f"(got {self.episodes}): K runs learn at once, online mode (0) controls one run")
-        if self.n_envs > 1:
+        self.vectorize = str(cfg.vectorize)
+        if self.n_envs > 1 and self.vectorize == "processes":
             start_worker_server()  # it imports what the workers need while this process reads the data
         self.model = None
-        self.runs: ParallelRuns | None = None  # the worker processes while K > 1 runs learn
-        self.learning = {"n_envs": self.n_envs, "learning_gpu_peak_memory_mb": None, "learning_wait_share": None}
+        self.runs: ParallelRuns | None = None  # the worker processes (or the population) while K > 1 runs learn
+        self.learning = {"n_envs": self.n_envs, "vectorize": self.vectorize, "learning_gpu_peak_memory_mb": None,
+                         "learning_wait_share": None}
         self.tb_dir: Path | None = None
         self.phase, self.finished = "learn", 0
         self.stop: StopAfterEpisodes | None = None
         self.resumed = False  # set up from a checkpoint: SB3 continues the restored episode instead of resetting
+        self.clock: KeepLearningClock | None = None  # a resumed agent's learning clock, put back when it learns on
+        self.sampler: InstanceSampler | None = None  # with an instance set: the env wrapper drawing each run's task
 
     @property
     def learned(self) -> bool:
@@ -131,26 +154,46 @@ class SB3Controller(Controller):
     def setup(self, env, state: dict | None, context: RunContext) -> None:
         """`env`: the runner's recording env. With n_envs > 1 the agent learns in worker processes built from
         `context.config` (their states restored from `state` on resume), whose rows go to `context.record_rows`,
-        and acts in `env` only for the final run."""
+        and acts in `env` only for the final run. With an instance set and no `instance` named, every run trains
+        the train instance its run seed draws (`rlopt.instances.sampling`)."""
         self.tb_dir = context.tb_dir
+        if learns_across(context.config):
+            if state is not None:
+                raise UserError("an agent learning across an instance set cannot be resumed from its checkpoint yet: "
+                                "rerun it into a fresh folder")
+            self.sampler = InstanceSampler(env, context.config)
         if self.n_envs == 1:
-            vec_env = agent_env(env)
+            vec_env = agent_env(self.sampler or env)
         elif state is None or state["phase"] == "learn":
             if state is None:  # the main env waits for the final run; reset, it has a state for the checkpoints
                 env.unwrapped.reset(options={"run_seed": self.seed + self.episodes})
-            self.runs = ParallelRuns(env, context.config, context.record_rows, self.n_envs)
+            self.runs = self._runs(env, context)
             if state is not None:
                 self.runs.load_state(state["workers"])
             vec_env = self.runs.agent
         else:
             vec_env = None  # resumed in the final run: the agent only acts, in the main process
         self.model = self._build(vec_env, state)
-        configure_exploration(self.model, self.cfg)
+        if self.cfg.algo == "dqn":  # the only algorithm that explores with epsilon (and has the key)
+            configure_exploration(self.model, self.cfg.exploration)
         self.resumed = state is not None
         if state is not None:
+            self.clock = KeepLearningClock(self.model.start_time, self.model._num_timesteps_at_start)
+            if vec_env is not None:
+                # the environment's own space, as in a run never stopped (the loaded copy equals it, but pickles with
+                # another layout, so policy.zip's bytes would differ); its random state is restored next
+                self.model.action_space = vec_env.action_space
             self.phase, self.finished = state["phase"], state["finished"]
             restore_agent_random_state(self.model, state["random"])
             self.learning = state.get("learning", self.learning)
+
+    def _runs(self, env, context: RunContext):
+        """The K learning runs: worker processes, or one population (imported only then: it builds the engine)."""
+        if self.vectorize == "population":
+            from rlopt.controllers.population_vec_env import PopulationRuns
+
+            return PopulationRuns(env, context.config, context.record_rows, self.n_envs)
+        return ParallelRuns(env, context.config, context.record_rows, self.n_envs)
 
     def learn(self, env, save) -> None:
         """Learn over `max(episodes, 1)` runs, in which the model built by `setup` acts (`agent_env(env)`,
@@ -159,13 +202,17 @@ class SB3Controller(Controller):
         per_run = self.model.n_envs // self.n_envs  # sub-environments per training run: 1, or the layers
         self.stop = StopAfterEpisodes(learn_episodes, already=self.finished, per_run=per_run)
         # SB3 counts one timestep per sub-environment; K runs advance together
-        agent_steps = env.unwrapped.decisions_per_episode * per_run
+        if self.sampler is None:
+            agent_steps = env.unwrapped.decisions_per_episode * per_run * learn_episodes
+        else:  # each run's budget is its instance's
+            agent_steps = self.sampler.learning_steps(self.seed, learn_episodes, self.n_envs) * per_run
         started = time.perf_counter()
         # SB3 logs to tensorboard_log while it learns; set only then, so no saved policy names this run's folder
         self.model.tensorboard_log = str(self.tb_dir) if self.tb_dir is not None else None
         try:
-            self.model.learn(total_timesteps=agent_steps * learn_episodes - self.model.num_timesteps,
-                             callback=[self.stop, CheckpointOnRollout(save)], reset_num_timesteps=not self.resumed,
+            self.model.learn(total_timesteps=agent_steps - self.model.num_timesteps,
+                             callback=[self.stop, CheckpointOnRollout(save), *([self.clock] if self.clock else [])],
+                             reset_num_timesteps=not self.resumed,
                              tb_log_name="agent", log_interval=1)  # DQN logs every log_interval runs (default 4)
             self.model.logger.dump(self.model.num_timesteps)  # what the last run logged: SB3 stops before it dumps
             if self.runs is not None:
@@ -183,7 +230,8 @@ class SB3Controller(Controller):
         return self.model.predict(obs, deterministic=True)[0]
 
     def episode_options(self) -> dict:
-        return {"run_seed": self.seed + self.episodes}
+        run_seed = self.seed + self.episodes
+        return {"run_seed": run_seed, **({"task": self.sampler.task_for(run_seed)} if self.sampler else {})}
 
     def state_dict(self) -> dict:
         state = self._state(self.phase, self.stop.finished if self.phase == "learn" else self.finished)
@@ -238,6 +286,7 @@ def restore_agent_random_state(model, state: dict) -> None:
     """Undo what SB3's `load` did to a checkpointed agent's randomness: it calls `set_random_seed(seed)`, which
     reseeds the action space (a resumed DQN would replay its random actions from the first) and arms the env's
     next reset with the run seed (a resumed `episodes>0` run would train its next episode on the first's seed)."""
+    model.action_space.seed(model.seed)  # a generator made as SB3 made it (policy.zip pickles its seed sequence too)
     model.action_space.np_random.bit_generator.state = state["action_space"]
     env = model.get_env()  # None for an n_envs > 1 agent resumed in its final run (it acts without its workers)
     while env is not None:  # the VecEnv and those it wraps (n_envs > 1: the workers' SubprocVecEnv)
@@ -296,3 +345,6 @@ class FrozenPolicy(Controller):
 
     def act(self, obs):
         return self.model.predict(obs, deterministic=True)[0]
+
+    def summary(self) -> dict:
+        return {"policy": self.path}

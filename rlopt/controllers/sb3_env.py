@@ -49,23 +49,32 @@ def agent_env(env: gym.Env) -> VecEnv:
     return LayerVecEnv(env) if isinstance(env.unwrapped, LayerwiseTrainingEnv) else DummyVecEnv([lambda: env])
 
 
-class LayerVecEnv(VecEnv):
+class InProcessVecEnv(VecEnv):
+    """A VecEnv whose sub-environments are stepped together in this process: `step_async` keeps the actions
+    for `step_wait`; `_reset_done` records a reset's infos and clears the seeds and options it used."""
+
+    _actions: np.ndarray | None = None
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def _reset_done(self, infos: list[dict]) -> None:
+        self.reset_infos = infos
+        self._reset_seeds()
+        self._reset_options()
+
+
+class LayerVecEnv(InProcessVecEnv):
     def __init__(self, env: gym.Env):
         self.env = env
         bare: LayerwiseTrainingEnv = env.unwrapped
         super().__init__(bare.n_layers, bare.features.agent_space, bare.actions.agent_space)
-        self._actions: np.ndarray | None = None
 
     def reset(self) -> np.ndarray:
         # One run for all layers: the first sub-environment's seed and options are the run's.
         obs, info = self.env.reset(seed=self._seeds[0], options=self._options[0] or None)
-        self.reset_infos = [dict(info) for _ in range(self.num_envs)]
-        self._reset_seeds()
-        self._reset_options()
+        self._reset_done([dict(info) for _ in range(self.num_envs)])
         return obs
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions)
 
     def step_wait(self):
         obs, reward, terminated, truncated, info = self.env.step(self._actions)
@@ -119,7 +128,7 @@ class RunSlot(gym.Wrapper):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         run, run_seed = self._run(), self.env.unwrapped.run_seed
-        info["metrics"].update(episode=run, env=self.index, run_seed=run_seed)
+        info["metrics"].update(episode=run, env=self.index, run_seed=run_seed, instance=self.env.unwrapped.task.name)
         for row in info.get("layer_rows", ()):
             row["episode"] = run
         return obs, reward, terminated, truncated, info
@@ -175,6 +184,7 @@ def make_worker_env(cfg, index: int, n_envs: int) -> RunSlot:
     cores / n_envs), the dataset read and split as in the main process, the env on `trainer.device`."""
     from rlopt.cpu_memory import keep_freed_memory
     from rlopt.env import make_env
+    from rlopt.instances.sampling import InstanceSampler, learns_across
 
     _die_with_parent()
     threads = cfg.trainer.threads if cfg.trainer.threads is not None else max(1, cpu_count() // n_envs)
@@ -185,7 +195,7 @@ def make_worker_env(cfg, index: int, n_envs: int) -> RunSlot:
     env = make_env(cfg)
     if env.device.type == "cpu":
         keep_freed_memory()
-    return RunSlot(env, index, n_envs)
+    return RunSlot(InstanceSampler(env, cfg) if learns_across(cfg) else env, index, n_envs)
 
 
 class RecordedVecEnv(VecEnvWrapper):

@@ -46,7 +46,7 @@ def _take(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, device: torch.dev
 
 
 def load_dataset(cfg, seed: int, device: torch.device) -> DataBundle:
-    """Load `cfg.name`, carve `cfg.val_size` validation examples from train with `seed`."""
+    """Load `cfg.name`, carve `cfg.val_size` validation examples from train with `seed` (or `cfg.split_seed`)."""
     check_dataset(cfg)
     raw: RawDataset = read_source(cfg)
     n_train = len(raw.train_y)
@@ -56,7 +56,8 @@ def load_dataset(cfg, seed: int, device: torch.device) -> DataBundle:
             f"dataset.val_size={cfg.val_size} is not allowed: it must be between 1 and {n_train - 1} "
             f"(the {cfg.name} training set has {n_train} examples)"
         )
-    perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(int(seed)))
+    split_seed = seed if cfg.split_seed is None else cfg.split_seed
+    perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(int(split_seed)))
     val_idx, train_idx = perm[:val_size], perm[val_size:]
     if cfg.train_subset is not None:
         train_idx = train_idx[: cfg.train_subset]

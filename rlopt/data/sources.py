@@ -7,6 +7,7 @@ torchvision datasets are read through torchvision itself (so a user's existing c
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,12 +97,21 @@ def _read_vision(cfg) -> RawDataset:
     )
 
 
-def _read_digits(cfg) -> RawDataset:
-    from sklearn.datasets import load_digits
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits (1797 images of 8x8 pixels 0..16, and their labels), read from the file
+    `sklearn.datasets.load_digits` reads (`datasets/data/digits.csv.gz`: 64 pixels and the label per row),
+    without importing scikit-learn (~1.5 s of every digits run's start-up)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("dataset=digits needs scikit-learn installed (its bundled digits); pip install scikit-learn")
+    table = np.loadtxt(Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz", delimiter=",")
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
 
-    digits = load_digits()
-    x = torch.as_tensor(digits.images, dtype=torch.uint8).unsqueeze(1)  # values 0..16
-    y = torch.as_tensor(digits.target, dtype=torch.long)
+
+def _read_digits(cfg) -> RawDataset:
+    images, labels = digits_arrays()
+    x = torch.as_tensor(images, dtype=torch.uint8).unsqueeze(1)  # values 0..16
+    y = torch.as_tensor(labels, dtype=torch.long)
     # The test split is fixed (seed 0) so every run seed is scored on the same images.
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
     n_test = int(cfg.test_size)
@@ -115,14 +125,18 @@ def _read_digits(cfg) -> RawDataset:
     )
 
 
-def polynomial_arrays(n: int, scales, n_points: int, x_min: float, x_max: float, seed: int = 0):
-    """Inputs: the polynomial's values at `n_points` equidistant points; targets: its coefficients."""
+def polynomial_arrays(n: int, scales, n_points: int, x_min: float, x_max: float, seed: int = 0,
+                      noise: float = 0.0):
+    """Inputs: the polynomial's values at `n_points` equidistant points (plus Gaussian noise of std `noise`);
+    targets: its coefficients, one per entry of `scales` (their standard deviations, degree 0 first)."""
     gen = torch.Generator().manual_seed(seed)
     scales_t = torch.tensor(list(scales), dtype=torch.float32)
     coeffs = torch.randn(n, len(scales_t), generator=gen) * scales_t
     xs = torch.linspace(float(x_min), float(x_max), int(n_points))
     powers = xs[:, None] ** torch.arange(len(scales_t), dtype=torch.float32)[None, :]  # (P, D)
     values = coeffs @ powers.T  # (n, P)
+    if noise:  # drawn after the coefficients, so noise=0 and noise>0 share their polynomials
+        values = values + noise * torch.randn(values.shape, generator=gen)
     return values, coeffs
 
 
@@ -131,7 +145,15 @@ def _read_polynomial(cfg) -> RawDataset:
     n_test = int(cfg.test_size)
     if not 0 < n_test < n - 1:
         raise UserError(f"dataset.test_size={cfg.test_size} is not allowed: use 1..{n - 2}")
-    x, y = polynomial_arrays(n, cfg.scales, cfg.n_points, cfg.x_min, cfg.x_max, seed=0)
+    degree, scales = int(cfg.degree), list(cfg.scales)
+    if not 0 <= degree < len(scales):
+        raise UserError(f"dataset.degree={degree} is not allowed: use 0..{len(scales) - 1} "
+                        f"(dataset.scales lists {len(scales)} coefficients' scales; add entries for a higher degree)")
+    if not cfg.coef_scale > 0 or cfg.noise < 0:
+        raise UserError(f"dataset.coef_scale={cfg.coef_scale}, dataset.noise={cfg.noise} are not allowed: "
+                        "coef_scale must be > 0 and noise >= 0")
+    x, y = polynomial_arrays(n, [float(cfg.coef_scale) * s for s in scales[: degree + 1]], cfg.n_points, cfg.x_min,
+                             cfg.x_max, seed=0, noise=float(cfg.noise))
     return RawDataset(
         "regression", x[n_test:], y[n_test:], x[:n_test], y[:n_test], num_outputs=y.shape[1],
         mean=None, std=None, scale=1.0,

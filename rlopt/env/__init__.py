@@ -35,32 +35,43 @@ def make_env(cfg, data: DataBundle | None = None, device: torch.device | None = 
     env), on `device` (default: `trainer.device`) with `data` (default: the config's dataset, split with
     the run seed)."""
     task = make_task(cfg, data, device)
-    reward = build_reward(cfg.reward)
     if cfg.controller.actions.kind == LAYER_KIND:
-        env = _layerwise_env(cfg, task, reward)
-    else:
-        actions = build_actions(cfg.controller.actions)
-        actions.check_optimizers(cfg.optim)  # its optimizers are nodes of the bank (conf/optim/)
-        env = TrainingEnv(task, actions, FeatureSet(cfg.env.features, actions.n_discrete), reward,
-                          steps_per_action=cfg.env.steps_per_action, divergence_penalty=cfg.env.divergence_penalty)
-    return env
+        return _layerwise_env(cfg, task, build_reward(cfg.reward))
+    return TrainingEnv(task, **_control(cfg), steps_per_action=cfg.env.steps_per_action,
+                       divergence_penalty=cfg.env.divergence_penalty)
+
+
+def _control(cfg) -> dict:
+    """A run's own action space, observation features and reward (each run keeps its own: they hold state)."""
+    actions = build_actions(cfg.controller.actions)
+    actions.check_optimizers(cfg.optim)  # its optimizers are nodes of the bank (conf/optim/)
+    return {"actions": actions, "features": FeatureSet(cfg.env.features, actions.n_discrete),
+            "reward": build_reward(cfg.reward)}
+
+
+def make_population_env(cfg, n_envs: int, data: DataBundle | None = None, device: torch.device | None = None):
+    """`n_envs` runs of `cfg`'s Task as one vectorised model (`controller.vectorize=population`): a gymnasium
+    VectorEnv, its members numbered and seeded as `controller.n_envs` processes are."""
+    from rlopt.env.population_env import PopulationEnv  # imports the population engine only where used
+
+    if cfg.controller.actions.kind == LAYER_KIND:
+        raise UserError(f"controller.actions.kind={LAYER_KIND} is not allowed with controller.vectorize=population: "
+                        "population mode batches one learning rate or optimizer choice per run")
+    return PopulationEnv(make_task(cfg, data, device), [_control(cfg) for _ in range(n_envs)],
+                         steps_per_action=cfg.env.steps_per_action, divergence_penalty=cfg.env.divergence_penalty)
 
 
 def _layerwise_env(cfg, task: Task, reward) -> LayerwiseTrainingEnv:
-    """One lr per layer: the spaces are sized by the model's layer count; decisions every
-    `controller.steps_per_action` optimizer steps unless `env.steps_per_action` is set."""
+    """One lr per layer: the spaces are sized by the model's layer count; observation and decision interval
+    from `env.*`, as for every agent (the layer-wise agent's own: conf/env/per_controller/ppo_layerwise.yaml)."""
     controller = cfg.controller
-    interval = cfg.env.steps_per_action if cfg.env.steps_per_action is not None else controller.steps_per_action
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
-        raise UserError(f"controller.steps_per_action={interval} is not allowed: use a positive integer "
-                        "(env.steps_per_action, when set, takes its place)")
     if not isinstance(controller.per_layer, bool):
         raise UserError(f"controller.per_layer={controller.per_layer} is not allowed: use true or false")
     names = model_layer_names(task, controller.per_layer)
     return LayerwiseTrainingEnv(
-        task, LayerLrActions(controller.actions, cfg.optim, len(names)), LayerFeatureSet(controller.features, len(names)),
+        task, LayerLrActions(controller.actions, cfg.optim, len(names)), LayerFeatureSet(cfg.env.features, len(names)),
         reward, layer_names=names, per_layer=controller.per_layer, difference_reward=bool(controller.difference_reward),
-        steps_per_action=interval, divergence_penalty=cfg.env.divergence_penalty)
+        steps_per_action=cfg.env.steps_per_action, divergence_penalty=cfg.env.divergence_penalty)
 
 
 for _env_id in ENV_IDS:
@@ -72,4 +83,5 @@ for _env_id in ENV_IDS:
 if LAYERWISE_ENV_ID not in gymnasium.registry:
     gymnasium.register(id=LAYERWISE_ENV_ID, entry_point="rlopt.env:make_env", nondeterministic=True)
 
-__all__ = ["ENV_IDS", "LAYERWISE_ENV_ID", "LayerwiseTrainingEnv", "Task", "TrainingEnv", "make_env", "make_task"]
+__all__ = ["ENV_IDS", "LAYERWISE_ENV_ID", "LayerwiseTrainingEnv", "Task", "TrainingEnv", "make_env",
+           "make_population_env", "make_task"]

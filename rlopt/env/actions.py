@@ -66,7 +66,7 @@ class _LearningRate(StateInBank):
     labels: list[str] | None = None  # names of the discrete actions, for the summary's action_counts
 
     def __init__(self, cfg):
-        self.optimizer = str(cfg.get("optimizer", "adam"))
+        self.optimizer = str(cfg.optimizer)
         self.optimizers = [self.optimizer]
         self.lr_range: tuple[float, float, str, str] = (0.0, 0.0, "", "")  # (low, high, its keys, as shown): set by record_range
 
@@ -95,15 +95,15 @@ class _OnGrid(_LearningRate):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.low, self.high = float(cfg.get("low", 1e-5)), float(cfg.get("high", 1e-2))
+        self.low, self.high = float(cfg.low), float(cfg.high)
         if not 0 < self.low < self.high:
             raise UserError(f"controller.actions.low/high=({self.low}, {self.high}) are not allowed: need 0 < low < high")
         self.record_range(self.low, self.high, "low/high", f"({self.low}, {self.high})")
-        self.n_points = int(cfg.get("n", 12))
+        self.n_points = int(cfg.n)
         if self.n_points < 2:
             raise UserError(f"controller.actions.n={self.n_points} is not allowed: the grid needs at least 2 points")
         self.grid = np.logspace(np.log10(self.low), np.log10(self.high), self.n_points)
-        start = cfg.get("start")
+        start = cfg.start
         self.start = self.n_points // 2 if start is None else int(start)
         if not 0 <= self.start < self.n_points:
             raise UserError(f"controller.actions.start={start} is not allowed: use 0..{self.n_points - 1} (an index on the grid)")
@@ -160,7 +160,7 @@ class LrMultiplicative(_OnGrid):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.factor = float(cfg.get("factor", 0.1))
+        self.factor = float(cfg.factor)
         if not 0 < self.factor < 1:
             raise UserError(f"controller.actions.factor={self.factor} is not allowed: use 0 < factor < 1 (0.1 = x0.9 / x1.1)")
         self.scales = (1 - self.factor, 1.0, 1 + self.factor)
@@ -184,7 +184,7 @@ class LrAbsolute(_LearningRate):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.log_low, self.log_high = float(cfg.get("log_low", -6.0)), float(cfg.get("log_high", 0.0))
+        self.log_low, self.log_high = float(cfg.log_low), float(cfg.log_high)
         if not self.log_low < self.log_high:
             raise UserError(f"controller.actions.log_low/log_high=({self.log_low}, {self.log_high}) are not allowed: "
                             "need log_low < log_high")
@@ -208,7 +208,7 @@ def build_actions(cfg):
     if cfg.kind == "optimizer":
         return OptimizerChoice(cfg.choices)
     try:
-        return ACTION_SPACES[cfg.kind](cfg)
+        return ACTION_SPACES[str(cfg.kind)](cfg)
     except KeyError:
         raise UserError(
             f"controller.actions.kind={cfg.kind} is unknown; available: optimizer, {', '.join(ACTION_SPACES)}"

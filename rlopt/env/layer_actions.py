@@ -23,17 +23,17 @@ class LayerLrActions(StateInBank):
     kind = LAYER_KIND
 
     def __init__(self, cfg, optim_cfg, n_layers: int):
-        self.optimizer = str(cfg.get("optimizer", "adam"))
+        self.optimizer = str(cfg.optimizer)
         if self.optimizer not in BASE_OPTIMIZERS:
             raise UserError(f"controller.actions.optimizer={self.optimizer} is not allowed: use {' or '.join(BASE_OPTIMIZERS)}")
         self.optimizers = [self.optimizer]
-        self.factors = [float(f) for f in cfg.get("factors", [0.5, 1.0, 2.0])]
+        self.factors = [float(f) for f in cfg.factors]
         if len(self.factors) < 2 or min(self.factors) <= 0:
             raise UserError(f"controller.actions.factors={self.factors} is not allowed: give at least two factors, all > 0")
-        self.low, self.high = float(cfg.get("low", 1e-5)), float(cfg.get("high", 1e-2))
+        self.low, self.high = float(cfg.low), float(cfg.high)
         if not 0 < self.low < self.high:
             raise UserError(f"controller.actions.low/high=({self.low}, {self.high}) are not allowed: need 0 < low < high")
-        start = cfg.get("start_lr")
+        start = cfg.start_lr
         self.start_lr = float(optim_cfg[self.optimizer].lr if start is None else start)
         if not self.low <= self.start_lr <= self.high:
             origin = f"optim.{self.optimizer}.lr" if start is None else "controller.actions.start_lr"

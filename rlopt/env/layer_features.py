@@ -52,7 +52,7 @@ class LayerFeatureSet:
         unknown = [n for n in self.names if n not in FEATURES and n not in LAYER_FEATURES]
         if unknown or not self.names:
             raise UserError(
-                f"controller.features={self.names} is not allowed: unknown {unknown}; global: {', '.join(FEATURES)}; "
+                f"env.features={self.names} is not allowed: unknown {unknown}; global: {', '.join(FEATURES)}; "
                 f"per layer: {', '.join(LAYER_FEATURES)}"
             )
         self.agent_space = gym.spaces.Box(-BOUND, BOUND, shape=(len(self.names),), dtype=np.float32)

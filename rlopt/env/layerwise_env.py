@@ -12,10 +12,10 @@ in `info["layer_rows"]` (its action, lr, weight and gradient norms, and the rewa
 were paid), which the runner appends to `layer_lrs.csv`; metrics.csv's `lr` is the median layer
 lr and its `action` the mean choice index.
 
-Decisions come every `controller.steps_per_action` optimizer steps (`env.steps_per_action`
-takes its place when set). `controller.per_layer=false` treats the whole network as one layer:
-the same policy, observation, moves and bounds setting one global lr, the ablation that shows
-what per-layer control adds.
+Decisions come every `env.steps_per_action` optimizer steps, as in `TrainingEnv` (the agent's own
+value, 100, is set in conf/env/per_controller/ppo_layerwise.yaml). `controller.per_layer=false`
+treats the whole network as one layer: the same policy, observation, moves and bounds setting one
+global lr, the ablation that shows what per-layer control adds.
 
 Difference reward (`controller.difference_reward=true`): before each step the env also trains
 the step with every layer keeping its lr, on the same batches and random streams, measures that

@@ -41,9 +41,11 @@ class EpisodeResult:
     best_state: dict
     best_epoch: float
 
-    def evaluate_test(self) -> dict:
+    def evaluate_test(self, progress: bool = False) -> dict:
+        """The test split at the best-by-validation weights (`progress`: with a bar over its batches)."""
         self.trainer.model.load_state_dict(self.best_state)
-        return self.trainer.evaluate(self.trainer.data.test)
+        test = self.trainer.data.test
+        return self.trainer.evaluate(test, f"testing the best checkpoint on {len(test)} examples" if progress else None)
 
 
 def _finite(x: float) -> bool:
@@ -99,6 +101,11 @@ class TrainingEnv(gym.Env):
 
     # -- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
+        self._open(seed, options)
+        return self._begin(self.trainer.evaluate(self.data.val)), {}
+
+    def _open(self, seed, options) -> None:
+        """The first half of `reset`: the run's model, optimizers and action state, built from its run seed."""
         super().reset(seed=seed)
         # A seeded reset trains with that seed, an unseeded one with the previous episode's + 1 (the first with
         # the task's seed: episode k trains with seed + k), so what follows a seeded reset repeats (gymnasium's
@@ -114,7 +121,10 @@ class TrainingEnv(gym.Env):
         self.episodes_started += 1
         self._build(run_seed)
         self.actions.reset(self.bank)
-        self.val = self.trainer.evaluate(self.data.val)
+
+    def _begin(self, val: dict) -> np.ndarray:
+        """The second half of `reset`: the episode's bests and first observation, from its first validation."""
+        self.val = val
         self.best_loss = self.val["loss"]
         self.best_score = self.task.score(self.val)
         self.best_state = self._snapshot()
@@ -125,7 +135,7 @@ class TrainingEnv(gym.Env):
         self.grad_norm = 0.0
         self.status = "running"
         self.last_obs = self._observe(self.val)
-        return self.last_obs, {}
+        return self.last_obs
 
     def _build(self, run_seed: int) -> None:
         """A fresh model (initialised from `run_seed`), optimizer bank and trainer."""
@@ -186,15 +196,25 @@ class TrainingEnv(gym.Env):
 
     def step(self, action):
         started = time.perf_counter()
+        steps = self._act(action)
+        evals_before = self.trainer.grad_evals
+        stats = self.trainer.train(steps)
+        val = self.trainer.evaluate(self.data.val)
+        return self._conclude(action, stats, val, time.perf_counter() - started, evals_before)
+
+    def _act(self, action) -> int:
+        """The first part of `step`: apply `action`; returns how many optimizer steps the decision step takes."""
         if self.trainer is None or self.status != "running":
             raise RuntimeError("step() called before reset() or after the episode ended")
         tr = self.trainer
         self.actions.apply(action, self.bank)
         chunk = int(self.steps_per_action) if self.steps_per_action is not None else tr.steps_left_in_epoch()
-        evals_before = tr.grad_evals
-        stats = tr.train(min(chunk, self.budget_steps - tr.opt_steps))
-        val = tr.evaluate(self.data.val)
-        step_time = time.perf_counter() - started
+        return min(chunk, self.budget_steps - tr.opt_steps)
+
+    def _conclude(self, action, stats, val: dict, step_time: float, evals_before: int):
+        """The last part of `step`, after training (`stats`) and validation (`val`): divergence, reward, the
+        metrics row, the bests and the next observation; returns what `step` returns."""
+        tr = self.trainer
         # diverged: a non-finite loss, gradient or weight (each checked exactly: see the Trainer)
         diverged = not (_finite(stats.train_loss) and _finite(stats.grad_norm) and _finite(val["loss"])
                         and tr.weights_finite())

@@ -26,7 +26,8 @@ FINISHED = ("completed", "diverged")
 # Overrides that never tell methods apart: the table's own axes (dataset, seed, controller),
 # the explicit label, and switches that change where or how loudly a run goes, not what it does.
 NOT_METHOD = {"seed", "dataset", "dataset.name", "controller", "controller.name", "label", "trainer.progress",
-              "trainer.plots", "trainer.device", "dataset.root", "dataset.download"}
+              "trainer.plots", "trainer.device", "dataset.root", "dataset.download", "instance", "instances",
+              "instances.file"}
 
 _PARSER = OverridesParser.create()
 
@@ -41,7 +42,7 @@ def is_run(run_dir: Path) -> bool:
     `rlopt evaluate runs=K` holds its K runs in sub-folders)."""
     cfg = _config(run_dir)
     return ("controller" in cfg and "dataset" in cfg and "tune" not in cfg
-            and OmegaConf.select(cfg, "runs", default=1) == 1)
+            and OmegaConf.select(cfg, "runs", default=1) == 1 and OmegaConf.select(cfg, "instance", default=None) != "all")
 
 
 def find_runs(dirs) -> list[Path]:
@@ -59,11 +60,17 @@ def find_runs(dirs) -> list[Path]:
 
 
 def read_status(run_dir: Path) -> tuple[str, str | None, dict]:
-    """(status, error, summary) of one run; a run without summary.json is `incomplete`."""
+    """(status, error, summary) of one run; a run without summary.json is `incomplete`, one whose summary.json
+    cannot be read (cut short, edited, not JSON) `unreadable`: listed with the failed runs, the rest reported."""
     summary_file = Path(run_dir) / "summary.json"
     if not summary_file.is_file():
         return "incomplete", "no summary.json: the run stopped before finishing, or is still running", {}
-    summary = read_json(summary_file)
+    try:
+        summary = read_json(summary_file)
+    except (OSError, ValueError) as err:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        return "unreadable", f"summary.json is unreadable ({type(err).__name__}: {err})", {}
+    if not isinstance(summary, dict):
+        return "unreadable", f"summary.json holds a {type(summary).__name__}, not a run summary", {}
     return summary.get("status", "unknown"), summary.get("error"), summary
 
 

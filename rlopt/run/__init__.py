@@ -1,5 +1,6 @@
-"""A run folder's life: the recorder that writes its CSVs, the checkpoints that let it resume exactly,
-the lock and checks that keep it one process's and consistent, interrupts, and the record of a run
-that stopped, and the life of one run through them (`experiment`), in which `runner` drives the controller
-(whose side of it is `protocol`). train/evaluate/tune all start runs there.
+"""A run's whole life: `experiment` takes one run from its folder to its summary (train, evaluate and tune all
+call it); `runner` drives the controller through the environment (episodes, recording, checkpoints), and
+`protocol` is what a controller is to it and sees of the run. Beneath them: `folder` (lock, resume checks,
+`.hydra/`), `recorder` (the CSVs), `checkpoint` (exact resume), `interrupts`, `failures` (the record of a run
+that stopped) and `killpoints` (test-only kills).
 """

@@ -10,6 +10,7 @@ the previous checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
+import io
 import pickle
 import random
 import time
@@ -56,8 +57,10 @@ class Checkpointer:
         started = time.perf_counter()
         state = {"env": self.env.state_dict(), "recorder": self.recorder.state_dict(),
                  "controller": controller_state(), "rng": rng_states(), "config": self.config}
+        serialized = io.BytesIO()  # torch.save straight to a file turns a full disk into a RuntimeError; a write, OSError
+        torch.save(state, serialized)
         with atomic_path(self.path) as tmp:
-            torch.save(state, tmp)
+            tmp.write_bytes(serialized.getbuffer())
             killpoints.reach("checkpoint")
         return time.perf_counter() - started
 

@@ -3,10 +3,10 @@ and every run of `rlopt tune` go through. They differ only in the config they pa
 from it. In order:
 
 1. folder: hold its lock (`RunFolder`), so one process writes it;
-2. finished: a folder whose summary.json says completed or diverged is left as it is (one line; its summary
-   is the result), so rerunning a command, or a sweep into the same `hydra.sweep.dir`, never retrains it;
-3. resume: a `checkpoint.pt` of the same run (config and CSV files agree) is continued, and its config is the
+2. resume: a `checkpoint.pt` of the same run (config and CSV files agree) is continued, and its config is the
    config run from here on;
+3. finished: a folder whose summary.json says completed or diverged is left as it is (one line; its summary
+   is the result), so rerunning a command, or a sweep into the same `hydra.sweep.dir`, never retrains it;
 4. config check: `validate_train` and the controller, built from that config;
 5. claim: `.hydra/`, the pid, no stale summary.json (`RunFolder.claim`);
 6. data, environment, runner: the controller acts (and learns), every row recorded, checkpoints written;
@@ -20,6 +20,7 @@ policy that does not fit) is a refusal: the folder is left as it was found (`Run
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import signal
@@ -34,7 +35,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlopt.config import validate_train
-from rlopt.controllers import build_controller
 from rlopt.cpu_memory import keep_freed_memory
 from rlopt.data import load_dataset
 from rlopt.engine import resolve_device
@@ -42,9 +42,9 @@ from rlopt.env import TrainingEnv, make_env
 from rlopt.env.training_env import EpisodeResult
 from rlopt.errors import RunInterrupted, RunRefused, UserError
 from rlopt.files import write_json
+from rlopt.instances import instance_config, run_instance
 from rlopt.metrics import build_summary
 from rlopt.models import model_name
-from rlopt.reporting.plots import plot_layer_lrs, plot_run
 from rlopt.resources import peak_gpu_memory_mb
 from rlopt.run import killpoints
 from rlopt.run.checkpoint import FILENAME as CHECKPOINT
@@ -60,12 +60,7 @@ from rlopt.tensorboard_log import tensorboard_rows
 log = logging.getLogger(__name__)
 
 
-def controller_from_config(cfg: DictConfig) -> Controller:
-    """The controller `cfg.controller` describes (what `rlopt train` and `rlopt tune` run)."""
-    return build_controller(cfg.controller, int(cfg.seed))
-
-
-def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[DictConfig], Controller] = controller_from_config,
+def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[DictConfig], Controller],
                    observers: Iterable[Observer] = (), own_config: bool = False) -> dict:
     """Run `cfg` into `run_dir` (see the module docstring); returns the summary.
 
@@ -77,7 +72,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
     """
     run_dir = Path(run_dir)
     started = time.perf_counter()
-    cfg = pin_data_root(cfg)
+    cfg = pin_data_root(instance_config(cfg))  # the task of its instance, if it names one (rlopt.instances)
     with RunFolder(run_dir) as folder, raise_on_interrupt():
         recorder = RunRecorder(run_dir, progress=bool(cfg.trainer.progress), title=f"{cfg.dataset.name}/{cfg.controller.name}")
         resume, cfg = _resumable(run_dir, cfg, recorder)
@@ -85,10 +80,12 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
         if done is not None:
             return done
         live = None  # the TensorBoard observer (rlopt.tensorboard_log), closed however the run ends
+        claimed = False  # until the folder is claimed, however the run stops it leaves the folder as it found it
         try:
             validate_train(cfg)
             controller = make_controller(cfg)  # its config errors surface before anything is written
             folder.claim(cfg, starting_over=resume is None, keep_config=own_config)
+            claimed = True
             killpoints.reach("claimed")
             seed_everything(int(cfg.seed))
             if cfg.trainer.threads is not None:
@@ -115,25 +112,38 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
                 checkpointer.remove()
             return summary
         except RunInterrupted as err:
-            recorder.close()
+            _close_after_failure(recorder)
+            if not claimed:  # nothing to continue: "interrupted before the run started"
+                folder.abandon()
+                raise
             err.step, err.run_dir = len(recorder.rows), run_dir
             write_failure(run_dir, err, cfg, status="interrupted",
                           error=f"interrupted by {signal.Signals(err.signum).name} at step {err.step}")
             raise
         except UserError as err:
-            recorder.close()
+            _close_after_failure(recorder)
             if recorder.wrote_rows:
                 write_failure(run_dir, err, cfg)
             else:  # a refusal: the folder is left as it was found
                 folder.abandon()
             raise
         except BaseException as err:
-            recorder.close()
-            write_failure(run_dir, err, cfg)
+            _close_after_failure(recorder)
+            if claimed:
+                write_failure(run_dir, err, cfg)
+            else:
+                folder.abandon()
             raise
         finally:
             if live is not None:
                 live.close()
+
+
+def _close_after_failure(recorder: RunRecorder) -> None:
+    """Close the CSVs of a run that stopped. Closing flushes them, which on a full disk fails as the run did: the
+    run's own error is the one to report, and what the last checkpoint committed is on disk already."""
+    with contextlib.suppress(OSError):
+        recorder.close()
 
 
 def _resumable(run_dir: Path, cfg: DictConfig, recorder: RunRecorder) -> tuple[dict | None, DictConfig]:
@@ -198,22 +208,26 @@ def finish_run(env: TrainingEnv, outcome: EpisodeResult, recorder: RunRecorder, 
     the controller's `extra` keys): its status is the last thing a run writes (after policy and plots), so a
     folder that says `completed` has all its files, and a run killed anywhere before that resumes into
     finishing again."""
-    test = outcome.evaluate_test()
+    test = outcome.evaluate_test(progress=bool(cfg.trainer.progress))
     recorder.close()
     grad_evals = recorder.rows[-1]["grad_evals"] if recorder.rows else 0
-    tuning = cfg.get("tuning") or {}
+    task = env.task  # what the controlled run trained: an agent learning across instances drew it (rlopt.instances)
+    instance, part = run_instance(cfg, task.name)
     summary = build_summary(
         recorder.rows, outcome.status, test, outcome.best_epoch, time.perf_counter() - started,
         float(cfg.trainer.converged_tolerance), action_names(env),
-        extra={"dataset": cfg.dataset.name, "model": model_name(cfg.model.name, cfg.dataset.name),
+        extra={"dataset": task.data.name, "model": model_name(task.model.name, task.data.name),
                "controller": cfg.controller.name,
                "reward": cfg.reward.name, "seed": int(cfg.seed), "device": str(env.device),
-               "precision": "bf16 autocast" if outcome.trainer.bf16 else "fp32", "policy": cfg.get("policy"),
-               "tuning_grad_evals": int(tuning.get("grad_evals", 0)), "tuning_trials": int(tuning.get("trials", 0)),
-               "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(tuning.get("grad_evals", 0)),
-               "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device), **(extra or {})},
+               "precision": "bf16 autocast" if outcome.trainer.bf16 else "fp32", "policy": None,  # FrozenPolicy names it
+               "tuning_grad_evals": int(cfg.tuning.grad_evals), "tuning_trials": int(cfg.tuning.trials),
+               "total_grad_evals": learning_grad_evals(run_dir) + grad_evals + int(cfg.tuning.grad_evals),
+               "gpu_peak_memory_mb": peak_gpu_memory_mb(env.device), "instance": instance, "instance_part": part,
+               **(extra or {})},
     )
     if cfg.trainer.plots:
+        from rlopt.reporting.plots import plot_layer_lrs, plot_run  # matplotlib: imported by runs that plot
+
         plot_run(pd.read_csv(run_dir / "metrics.csv"), run_dir, f"{cfg.dataset.name} / {cfg.controller.name}")
         if (run_dir / "layer_lrs.csv").is_file():
             layers = pd.read_csv(run_dir / "layer_lrs.csv", dtype={"name": str})  # module paths like "0.2" stay text

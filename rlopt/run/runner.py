@@ -30,8 +30,9 @@ from rlopt.run.recorder import RunRecorder
 
 Observer = Callable[[dict], None]
 
-# learning_metrics.csv: which sub-environment ran the row's training run (controller.n_envs) and its seed
-LEARNING_COLUMNS = [*COLUMNS, "env", "run_seed"]
+# learning_metrics.csv: which sub-environment ran the row's training run (controller.n_envs), its seed and its task
+# (the instance id of an instance set, else the dataset)
+LEARNING_COLUMNS = [*COLUMNS, "env", "run_seed", "instance"]
 
 
 class RecordedEnv(gym.Wrapper):
@@ -39,18 +40,18 @@ class RecordedEnv(gym.Wrapper):
 
     def __init__(self, env: TrainingEnv, runner: Runner):
         super().__init__(env)
-        self.runner = runner
+        self._runner = runner  # private: a controller sees the run through its RunContext, never the runner
 
     def reset(self, **kwargs):
         result = self.env.reset(**kwargs)
-        self.runner.last_return = time.perf_counter()
+        self._runner.last_return = time.perf_counter()
         return result
 
     def step(self, action):
-        controller_time = self.runner.controller_time()
+        controller_time = self._runner.controller_time()
         result = self.env.step(action)
-        self.runner.record(result[4], controller_time, ended=result[2] or result[3])
-        self.runner.last_return = time.perf_counter()
+        self._runner.record(result[4], controller_time, ended=result[2] or result[3])
+        self._runner.last_return = time.perf_counter()
         return result
 
 
@@ -137,6 +138,7 @@ class Runner:
         row = info["metrics"]
         row.setdefault("env", 0)  # rows of runs in other processes come with their own (rlopt.controllers.sb3_env)
         row.setdefault("run_seed", self.bare.run_seed)
+        row.setdefault("instance", self.bare.task.name)
         row["controller_time_s"] = controller_time + info.get("extra_time_s", 0.0)
         row["checkpoint_time_s"], self.checkpoint_time = self.checkpoint_time, 0.0
         self.recorder.on_step(row)

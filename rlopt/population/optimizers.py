@@ -1,0 +1,163 @@
+"""Optimizers for K members at once: each member's parameters are one row of a (K, P) tensor.
+
+The update rules are torch.optim's (SGD with momentum, weight decay and Nesterov; Adam with L2 weight
+decay; AdamW's decoupled decay) and rlopt.optim.sam's SAM over SGD, written as a handful of tensor ops
+over the whole population, with every hyperparameter a per-member (K, 1) column. `step(params, grads,
+rows)` updates only the members in the boolean mask `rows`; the others' weights and state stay as they
+were bit for bit (a member that did not step this round, or one whose run has ended).
+
+Rounding differs from torch's fused CPU kernels (which compute the scalars in float64 and fuse the
+multiply-adds), at the level of float32's last bit per step; tests/test_population.py bounds what that
+does to a run.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from rlopt.errors import UserError
+
+BATCHED = ("sgd", "sam", "adam", "adamw")
+
+
+def _column(values, k: int, device, dtype=torch.float32) -> torch.Tensor:
+    return torch.as_tensor(values, dtype=dtype, device=device).expand(k).clone().reshape(k, 1)
+
+
+def _lr_column(lr, k: int, device) -> torch.Tensor:
+    """Learning rates are kept in float64, as the single run's param groups keep them (Python floats), so a
+    multiplicative lr action compounds the same; each step uses them rounded to float32."""
+    return _column(lr, k, device, torch.float64)
+
+
+class BatchedSGD:
+    """torch.optim.SGD (dampening 0): d = g + wd w; buf = d on a member's first step, then m buf + d;
+    w -= lr (d + m buf if nesterov else buf)."""
+
+    grad_evals_per_step = 1
+
+    def __init__(self, k: int, n_params: int, device, lr: float, momentum: float, weight_decay: float,
+                 nesterov: bool):
+        self.lr = _lr_column(lr, k, device)
+        self.momentum, self.weight_decay = _column(momentum, k, device), _column(weight_decay, k, device)
+        self.nesterov = bool(nesterov)
+        self.use_momentum = bool(momentum)
+        self.buf = torch.zeros(k, n_params, device=device) if self.use_momentum else None
+        self.started = torch.zeros(k, 1, dtype=torch.bool, device=device)
+
+    @torch.no_grad()
+    def step(self, params: torch.Tensor, grads: torch.Tensor, rows: torch.Tensor, every: bool = False) -> None:
+        """`every`: all rows step (the usual case), so nothing needs masking."""
+        rows = rows.reshape(-1, 1)
+        d = grads + self.weight_decay * params
+        if self.use_momentum:
+            buf = torch.where(self.started, self.momentum * self.buf + d, d)
+            self.buf.copy_(buf if every else torch.where(rows, buf, self.buf))
+            d = d + self.momentum * buf if self.nesterov else buf
+            self.started |= rows
+        update = params - self.lr.float() * d
+        params.copy_(update if every else torch.where(rows, update, params))
+
+    def reset_member(self, k: int) -> None:
+        self.started[k] = False
+        if self.buf is not None:
+            self.buf[k] = 0
+
+    def state_dict(self) -> dict:
+        return {"lr": self.lr.clone(), "buf": None if self.buf is None else self.buf.clone(),
+                "started": self.started.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.lr.copy_(state["lr"])
+        self.started.copy_(state["started"])
+        if self.buf is not None:
+            self.buf.copy_(state["buf"])
+
+
+class BatchedSAM(BatchedSGD):
+    """SAM over SGD (rlopt.optim.sam): the population trainer takes the second gradient at w + rho g/||g||
+    for the members that step with it, then this SGD steps from w with that gradient."""
+
+    grad_evals_per_step = 2
+
+    def __init__(self, k: int, n_params: int, device, rho: float, **sgd):
+        super().__init__(k, n_params, device, **sgd)
+        self.rho = _column(rho, k, device)
+
+    def ascent(self, grads: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """What each member in `rows` adds to its weights for the second gradient (zero for the others)."""
+        norm = torch.linalg.vector_norm(grads, dim=1, keepdim=True)
+        return torch.where(rows.reshape(-1, 1), grads * (self.rho / (norm + 1e-12)), 0.0)
+
+
+class BatchedAdam:
+    """torch.optim.Adam (amsgrad off), or AdamW with `decoupled`: m, v moving averages with bias correction
+    by each member's own step count."""
+
+    grad_evals_per_step = 1
+
+    def __init__(self, k: int, n_params: int, device, lr: float, betas, weight_decay: float,
+                 eps: float = inspect.signature(torch.optim.Adam).parameters["eps"].default, decoupled: bool = False):
+        self.lr = _lr_column(lr, k, device)
+        self.beta1, self.beta2 = _column(betas[0], k, device), _column(betas[1], k, device)
+        self.weight_decay, self.eps = _column(weight_decay, k, device), _column(eps, k, device)
+        self.decoupled = decoupled
+        self.m = torch.zeros(k, n_params, device=device)
+        self.v = torch.zeros(k, n_params, device=device)
+        self.steps = torch.zeros(k, 1, dtype=torch.float64, device=device)
+
+    @torch.no_grad()
+    def step(self, params: torch.Tensor, grads: torch.Tensor, rows: torch.Tensor, every: bool = False) -> None:
+        """`every`: all rows step (the usual case), so the state is updated in place without masking."""
+        rows = rows.reshape(-1, 1)
+        steps = self.steps + rows.double()
+        if self.decoupled:
+            start = params * (1 - self.lr.float() * self.weight_decay)
+        else:
+            start, grads = params, grads + self.weight_decay * params
+        if every:
+            m, v = self.m.lerp_(grads, 1 - self.beta1), self.v.mul_(self.beta2).add_((1 - self.beta2) * grads * grads)
+        else:
+            m = torch.lerp(self.m, grads, 1 - self.beta1)
+            v = self.beta2 * self.v + (1 - self.beta2) * grads * grads
+        bias1 = 1 - self.beta1.double() ** steps
+        bias2_sqrt = (1 - self.beta2.double() ** steps).sqrt()
+        step_size = (self.lr / bias1).float()
+        update = start - step_size * m / (v.sqrt() / bias2_sqrt.float() + self.eps)
+        self.steps.copy_(steps)
+        if every:
+            params.copy_(update)
+            return
+        self.m.copy_(torch.where(rows, m, self.m))
+        self.v.copy_(torch.where(rows, v, self.v))
+        params.copy_(torch.where(rows, update, params))
+
+    def reset_member(self, k: int) -> None:
+        self.m[k], self.v[k], self.steps[k] = 0, 0, 0
+
+    def state_dict(self) -> dict:
+        return {"lr": self.lr.clone(), "m": self.m.clone(), "v": self.v.clone(), "steps": self.steps.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("lr", "m", "v", "steps"):
+            getattr(self, name).copy_(state[name])
+
+
+def build_batched(name: str, optim_cfg, k: int, n_params: int, device):
+    """The batched optimizer `name` with the `optim.<name>` settings (SAM: `optim.sam.rho` over `optim.sgd`)."""
+    if name not in BATCHED:
+        raise UserError(f"optimizer {name} is not allowed in population mode (controller.vectorize=population): "
+                        f"it batches {', '.join(BATCHED)}; use controller.vectorize=processes for the others")
+    if name in ("sgd", "sam"):
+        s = optim_cfg.sgd
+        sgd = dict(lr=float(s.lr), momentum=float(s.momentum), weight_decay=float(s.weight_decay),
+                   nesterov=bool(s.nesterov))
+        if name == "sgd":
+            return BatchedSGD(k, n_params, device, **sgd)
+        return BatchedSAM(k, n_params, device, rho=float(optim_cfg.sam.rho), **sgd)
+    a = optim_cfg[name]
+    eps = {"eps": float(a.eps)} if "eps" in a else {}  # else torch's default, as the single-run optimizer has it
+    return BatchedAdam(k, n_params, device, lr=float(a.lr), betas=tuple(a.betas), weight_decay=float(a.weight_decay),
+                       decoupled=name == "adamw", **eps)
