@@ -58,7 +58,7 @@ class Pair:
         for k, seed in enumerate(SEEDS):
             self.pop.init_member(k, seed)
             model = task.build_model(seed)
-            self.singles.append(task.trainer(model, OptimizerBank(model.parameters, self.optimizers, task.optim, CPU),
+            self.singles.append(task.trainer(model, OptimizerBank(model.parameters, self.optimizers, task.optim),
                                              seed))
 
     def round(self, steps=10, members=None) -> None:
