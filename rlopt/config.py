@@ -66,6 +66,12 @@ def check_optim(cfg) -> None:
         raise UserError(f"optim.sgd.momentum={momentum} is not allowed: use a value in [0, 1)")
 
 
+def check_controller_optimizer(cfg) -> None:
+    """`controller.optimizer` (the schedule baseline's) must be an optimizer of the bank: a node of `optim`."""
+    if "optimizer" in cfg.controller and cfg.controller.optimizer not in cfg.optim:
+        raise UserError(f"controller.optimizer={cfg.controller.optimizer} is not allowed: use one of {', '.join(cfg.optim)}")
+
+
 def moved_key_line(full_key: str) -> str | None:
     """The refusal of a moved key's old spelling, or None for any other key."""
     if full_key in MOVED:
@@ -90,6 +96,7 @@ def validate_train(cfg) -> None:
     if not 0 <= cfg.seed <= MAX_SEED:
         raise UserError(f"seed={cfg.seed} is not allowed: use an integer from 0 to {MAX_SEED} (numpy's and SB3's range)")
     check_optim(cfg.optim)
+    check_controller_optimizer(cfg)
     _positive_int(cfg.env.steps_per_action, "env.steps_per_action", allow_null=True)
     check_dataset(cfg.dataset)
     if cfg.env.divergence_penalty < 0:

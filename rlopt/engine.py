@@ -160,7 +160,7 @@ class Trainer:
         return x, self.data.train.y[idx]
 
     def _second_pass(self, x, y):
-        """SAM's closure: the loss and gradients at the perturbed weights, BatchNorm buffers untouched."""
+        """The SAM family's closure: the loss and gradients at the perturbed weights, BatchNorm buffers untouched."""
         with self._frozen_batchnorm():
             loss = self._loss(x, y)
             loss.backward()
@@ -194,7 +194,8 @@ class Trainer:
         self.model.train()
         total = torch.zeros((), device=self.device)
         opt = self.bank.current
-        evals = self.bank.grad_evals_per_step
+        evals = self.bank.grad_evals(n_steps)  # LookSAM's depends on which of its steps recompute
+        two_pass = self.bank.takes_closure
         next_lr = self.bank.lr  # read again only when a scheduler moves it: no per-step Python work otherwise
         lr = next_lr
         with self.bank.training():  # a schedule-free optimizer steps at y and leaves the weights at x
@@ -204,7 +205,7 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 loss = self._loss(x, y)
                 loss.backward()
-                if evals == 2:
+                if two_pass:
                     opt.step(functools.partial(self._second_pass, x, y))
                 else:
                     opt.step()
@@ -216,7 +217,7 @@ class Trainer:
         self.bn_stale = self.bn_stale or (n_steps > 0 and self.bank.bn_recompute_batches > 0 and bool(self.batchnorms))
         mean_loss, grad_norm_v = torch.stack([(total / max(n_steps, 1)).double(), self._grad_norm()]).tolist()
         self.opt_steps += n_steps
-        self.grad_evals += n_steps * evals
+        self.grad_evals += evals
         return TrainStats(mean_loss, grad_norm_v, float(lr))
 
     @torch.no_grad()

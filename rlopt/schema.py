@@ -80,101 +80,15 @@ class TrainerConfig:
 
 
 @dataclass
-class SGDConfig:
-    lr: float = MISSING
-    momentum: float = MISSING
-    weight_decay: float = MISSING
-    nesterov: bool = MISSING
+class OptimizerConfig:
+    """What rlopt itself reads of an optimizer node `optim.<name>` (conf/optim/<name>.yaml), typed when the bank
+    builds it (`rlopt.optim.bank`). Every other key of the node is a keyword argument of its `_target_` class,
+    checked by that class (a refusal is one line naming the node), so the schema does not copy the packages'
+    signatures and adding a package optimizer is a YAML file."""
 
-
-@dataclass
-class SAMConfig:
-    rho: float = MISSING
-
-
-@dataclass
-class AdamConfig:
-    lr: float = MISSING
-    betas: list[float] = MISSING
-    weight_decay: float = MISSING
-
-
-@dataclass
-class AdadeltaConfig:
-    lr: float = MISSING
-    rho: float = MISSING
-    weight_decay: float = MISSING
-
-
-# The package optimizers (rlopt.optim.bank): each block's keys are that package's keyword arguments
-# (schedule-free also `bn_batches`, rlopt's own), so the schema lists exactly what each accepts.
-@dataclass
-class ProdigyConfig:
-    lr: float = MISSING
-    betas: list[float] = MISSING
-    beta3: float | None = MISSING
-    weight_decay: float = MISSING
-    decouple: bool = MISSING
-    use_bias_correction: bool = MISSING
-    safeguard_warmup: bool = MISSING
-    d0: float = MISSING
-    d_coef: float = MISSING
-    growth_rate: float = MISSING
-
-
-@dataclass
-class DAdaptAdamConfig:
-    lr: float = MISSING
-    betas: list[float] = MISSING
-    weight_decay: float = MISSING
-    decouple: bool = MISSING
-    use_bias_correction: bool = MISSING
-    d0: float = MISSING
-    growth_rate: float = MISSING
-
-
-@dataclass
-class DAdaptSGDConfig:
-    lr: float = MISSING
-    momentum: float = MISSING
-    weight_decay: float = MISSING
-    d0: float = MISSING
-    growth_rate: float = MISSING
-
-
-@dataclass
-class ScheduleFreeAdamWConfig:
-    lr: float = MISSING
-    betas: list[float] = MISSING
-    weight_decay: float = MISSING
-    warmup_steps: int = MISSING
-    r: float = MISSING
-    weight_lr_power: float = MISSING
-    bn_batches: int = MISSING
-
-
-@dataclass
-class ScheduleFreeSGDConfig:
-    lr: float = MISSING
-    momentum: float = MISSING
-    weight_decay: float = MISSING
-    warmup_steps: int = MISSING
-    r: float = MISSING
-    weight_lr_power: float = MISSING
-    bn_batches: int = MISSING
-
-
-@dataclass
-class OptimConfig:
-    sgd: SGDConfig = field(default_factory=SGDConfig)
-    sam: SAMConfig = field(default_factory=SAMConfig)
-    adam: AdamConfig = field(default_factory=AdamConfig)
-    adadelta: AdadeltaConfig = field(default_factory=AdadeltaConfig)
-    prodigy: ProdigyConfig = field(default_factory=ProdigyConfig)
-    dadapt_adam: DAdaptAdamConfig = field(default_factory=DAdaptAdamConfig)
-    dadapt_sgd: DAdaptSGDConfig = field(default_factory=DAdaptSGDConfig)
-    schedulefree_adamw: ScheduleFreeAdamWConfig = field(default_factory=ScheduleFreeAdamWConfig)
-    schedulefree_sgd: ScheduleFreeSGDConfig = field(default_factory=ScheduleFreeSGDConfig)
+    _target_: str = MISSING
+    lr_is_multiplier: bool = False  # lr multiplies a step size it estimates (Prodigy, D-Adaptation): lr ranges must allow 1.0
+    bn_batches: int = 0  # schedule-free: training batches to recompute BatchNorm statistics over at x before evaluating
 
 
 @dataclass
@@ -239,7 +153,7 @@ class TrainConfig:
     tuning: TuningConfig = field(default_factory=TuningConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: dict[str, Any] = MISSING  # the bank: conf/optim/<name>.yaml, each an OptimizerConfig + its class's arguments
     env: EnvConfig = field(default_factory=EnvConfig)
 
 
@@ -525,6 +439,12 @@ class ScheduleControllerConfig(ControllerConfig):
 
 
 @dataclass
+class LateSAMControllerConfig(ControllerConfig):
+    type: str = "late_sam"
+    fraction: float = MISSING  # the last fraction of the decision steps, which take choices[1]
+
+
+@dataclass
 class SB3ControllerConfig(ControllerConfig):
     type: str = "sb3"
     algo: str = MISSING
@@ -562,7 +482,7 @@ SCHEMAS = {
     "schema/reward": {"composite": CompositeRewardConfig, "best_loss": BestLossRewardConfig,
                       "accuracy_delta": AccuracyDeltaRewardConfig, "loss_delta": LossDeltaRewardConfig},
     "schema/controller": {"fixed": FixedControllerConfig, "random": RandomControllerConfig,
-                          "schedule": ScheduleControllerConfig, "dqn": DQNControllerConfig,
+                          "schedule": ScheduleControllerConfig, "late_sam": LateSAMControllerConfig, "dqn": DQNControllerConfig,
                           "ppo": PPOControllerConfig, "layerwise": LayerwiseControllerConfig},
     "schema/controller/actions": {"optimizer": OptimizerActions, "grid": GridActions, "absolute": AbsoluteActions,
                                   "layer_lr": LayerActions},

@@ -5,7 +5,7 @@
     python scripts/bench.py --write BENCHMARKS.md # also append the results as a section there
     python scripts/bench.py --case n_envs         # training runs learned per hour with controller.n_envs=1,2 (CPU)
     python scripts/bench.py --case n_envs --n-envs 1,2,4,8 --device cuda   # the same, K runs sharing one GPU
-    python scripts/bench.py --optimizers          # every optimizer of the bank: epoch time / Adam's, state bytes
+    python scripts/bench.py --optimizers          # every optimizer of the bank: epoch time and gradient evaluations / SGD's
     python scripts/bench.py --case population     # K runs as one vectorised model vs processes (scripts/bench_population.py)
 
 Each case measures, with the same model, batch size and optimizer:
@@ -21,8 +21,9 @@ Each case measures, with the same model, batch size and optimizer:
      one pair of runs per round, the median round reported;
   4. peak memory of each (CUDA: max allocated; CPU: the child process's peak RSS).
 With `--optimizers` it measures instead, for each optimizer of the bank on the same model and batch, the
-training epoch time relative to Adam's (paired within a round) and the optimizer's state in bytes per
-parameter (everything it keeps in `optimizer.state`: moments, z, Prodigy's p0 and s, ...).
+training epoch time relative to SGD's (paired within a round), the gradient evaluations per optimizer step
+(the SAM family: 2, LookSAM and sam_every_k fewer), and the optimizer's state in bytes per parameter
+(everything it keeps in `optimizer.state`: moments, z, Prodigy's p0 and s, LookSAM's direction, ...).
 Every measurement runs in a fresh child process (spawn) so peak memory is per measurement.
 
 `--case n_envs` instead measures an agent learning from K training runs at once (`controller.n_envs`):
@@ -145,7 +146,6 @@ def _model(case, device, compile_: bool):
 def measure_rlopt(case, device_name, optimizer, repeats, data_root, compile_, amp, malloc_defaults, queue):
     """Child process: rlopt's engine, one optimizer and precision (`trainer.amp`), train epochs and validation
     passes. On CPU the process keeps freed memory as `rlopt train` does, unless `malloc_defaults`."""
-    from omegaconf import OmegaConf
 
     from rlopt.cpu_memory import keep_freed_memory
     from rlopt.engine import Trainer
@@ -157,8 +157,7 @@ def measure_rlopt(case, device_name, optimizer, repeats, data_root, compile_, am
     x, y, source = _raw_images(case, data_root)
     data = _bundle(case, x, y, device)
     model = _model(case, device, compile_)
-    optim_cfg = OmegaConf.load(REPO / "conf" / "train.yaml").optim
-    bank = OptimizerBank(model.parameters, [optimizer], optim_cfg, device)
+    bank = OptimizerBank(model.parameters, [optimizer], bank_config())
     trainer = Trainer(model, data, bank, device, case["batch"], 1024, amp=amp, seed=0)
     timer = Timer(device)
     train_times, eval_times = [], []
@@ -176,11 +175,25 @@ def measure_rlopt(case, device_name, optimizer, repeats, data_root, compile_, am
                "precision": "bf16 autocast" if trainer.bf16 else "fp32"})
 
 
+def bank_config():
+    """The optimizer bank's nodes (`optim`) as `rlopt train` composes them: conf/optim/, listed in train.yaml."""
+    from hydra import compose, initialize_config_dir
+
+    from rlopt.schema import register
+
+    register()  # the schemas train.yaml's groups name
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="train").optim
+
+
 def _state_bytes(opt: torch.optim.Optimizer) -> float:
-    """Bytes the optimizer keeps per trainable parameter (its per-parameter state tensors; SAM: its base's)."""
-    opt = getattr(opt, "base", opt)
+    """Bytes the optimizer keeps per trainable parameter between steps: its per-parameter state tensors and,
+    for the SAM family, its base optimizer's (LookSAM also keeps its sharpness direction)."""
     n = sum(p.numel() for group in opt.param_groups for p in group["params"])
-    kept = sum(v.numel() * v.element_size() for state in opt.state.values() for v in state.values() if torch.is_tensor(v))
+    base = getattr(opt, "base", None) or getattr(opt, "base_optimizer", None)
+    states = [opt.state] + ([base.state] if base is not None and base.state is not opt.state else [])
+    kept = sum(v.numel() * v.element_size() for st in states for state in st.values() for v in state.values()
+               if torch.is_tensor(v))
     return kept / n
 
 
@@ -404,10 +417,8 @@ def machine() -> str:
 
 def measure_optimizers(case, device_name, names, cycles, data_root, queue):
     """Child process: one model per optimizer (same initial weights), their training epochs interleaved
-    (adam, sgd, ..., adam, sgd, ...) so that load drifting on a shared machine hits all alike. On CPU it
+    (sgd, sam, ..., sgd, sam, ...) so that load drifting on a shared machine hits all alike. On CPU it
     runs on one thread and measures that process's CPU time, which other processes' load barely moves."""
-    from omegaconf import OmegaConf
-
     from rlopt.cpu_memory import keep_freed_memory
     from rlopt.engine import Trainer
     from rlopt.optim import OptimizerBank
@@ -418,11 +429,11 @@ def measure_optimizers(case, device_name, names, cycles, data_root, queue):
         torch.set_num_threads(1)
     x, y, source = _raw_images(case, data_root)
     data = _bundle(case, x, y, device)
-    optim_cfg = OmegaConf.load(REPO / "conf" / "train.yaml").optim
+    optim_cfg = bank_config()
     trainers = {}
     for name in names:
         model = _model(case, device, False)
-        trainers[name] = Trainer(model, data, OptimizerBank(model.parameters, [name], optim_cfg, device), device,
+        trainers[name] = Trainer(model, data, OptimizerBank(model.parameters, [name], optim_cfg), device,
                                  case["batch"], 1024, amp="auto", seed=0)
         trainers[name].train(trainers[name].batches_per_epoch)  # warm-up epoch
     timer = Timer(device) if device.type == "cuda" else CpuTimer()
@@ -432,7 +443,9 @@ def measure_optimizers(case, device_name, names, cycles, data_root, queue):
             with timer:
                 trainer.train(trainer.batches_per_epoch)
             times[name].append(timer.seconds)
-    step_times = {name: [] for name in names if name != "sam"}  # SAM's step re-evaluates the gradient: not isolable
+    evals = {name: t.grad_evals / t.opt_steps for name, t in trainers.items()}  # per optimizer step, warm-up included
+    # the SAM family's step evaluates gradients itself: not isolable from them
+    step_times = {name: [] for name in names if not trainers[name].bank.takes_closure}
     for trainer in trainers.values():  # one gradient per model, kept for the isolated steps below
         trainer.bank.current.zero_grad()
         trainer._loss(*trainer._next_batch()).backward()
@@ -445,34 +458,35 @@ def measure_optimizers(case, device_name, names, cycles, data_root, queue):
             step_times[name].append(timer.seconds / 20)
     clock = "CUDA events" if device.type == "cuda" else "CPU time, 1 thread"
     state = {n: _state_bytes(t.bank.current) for n, t in trainers.items()}
-    queue.put({"times": times, "step_times": step_times, "clock": clock, "state": state,
+    queue.put({"times": times, "step_times": step_times, "evals": evals, "clock": clock, "state": state,
                "images": len(data.train), "source": source, "precision": "bf16 autocast" if trainers[names[0]].bf16 else "fp32"})
 
 
 def optimizer_section(args, case, root) -> str:
-    """Each optimizer of the bank on the same model and batch: epoch time relative to Adam's (each cycle of
-    interleaved epochs gives one ratio; their median and spread) and optimizer state bytes per parameter."""
-    from rlopt.optim import OPTIMIZERS
-
-    m = in_child(measure_optimizers, case, args.device, list(OPTIMIZERS), args.repeats * args.rounds, root)
-    adam = m["times"]["adam"]
-    lines = ["| optimizer | epoch time (median) | epoch / Adam's: median [min, max] | optimizer.step() alone | "
-             "step / Adam's: median [min, max] | state bytes / parameter |", "|---|---|---|---|---|---|"]
+    """Each optimizer of the bank on the same model and batch: epoch time relative to SGD's (each cycle of
+    interleaved epochs gives one ratio; their median and spread), gradient evaluations per optimizer step
+    (SGD's: 1), the isolated optimizer step and optimizer state bytes per parameter."""
+    names = list(bank_config())
+    m = in_child(measure_optimizers, case, args.device, names, args.repeats * args.rounds, root)
+    sgd = m["times"]["sgd"]
+    lines = ["| optimizer | epoch time (median) | epoch / SGD's: median [min, max] | gradient evaluations / step "
+             "(SGD: 1) | optimizer.step() alone | step / SGD's: median [min, max] | state bytes / parameter |",
+             "|---|---|---|---|---|---|---|"]
 
     def ratio(values, reference):
         r = [v / a for v, a in zip(values, reference)]
         return f"{statistics.median(r):.2f} [{min(r):.2f}, {max(r):.2f}]"
 
-    for name in OPTIMIZERS:
+    for name in names:
         steps = m["step_times"].get(name)
-        step_cols = (f"{statistics.median(steps) * 1e3:.2f} ms | {ratio(steps, m['step_times']['adam'])}" if steps
-                     else "n/a (its step evaluates a second gradient) | n/a")
-        lines.append(f"| {name} | {statistics.median(m['times'][name]):.3f} s | {ratio(m['times'][name], adam)} | "
-                     f"{step_cols} | {m['state'][name]:.1f} |")
+        step_cols = (f"{statistics.median(steps) * 1e3:.2f} ms | {ratio(steps, m['step_times']['sgd'])}" if steps
+                     else "n/a (its step evaluates gradients) | n/a")
+        lines.append(f"| {name} | {statistics.median(m['times'][name]):.3f} s | {ratio(m['times'][name], sgd)} | "
+                     f"{m['evals'][name]:.2f} | {step_cols} | {m['state'][name]:.1f} |")
     command = " ".join(["python scripts/bench.py", *sys.argv[1:]])
     return "\n".join([f"## Optimizers of the bank: {args.case} on {args.device} ({date.today()})", "",
                       f"Machine: {machine()}.  ", f"Data: {m['source']}, {m['images']} training images, batch "
-                      f"{case['batch']}, {m['precision']}; {len(adam)} interleaved cycles of one epoch per optimizer; "
+                      f"{case['batch']}, {m['precision']}; {len(sgd)} interleaved cycles of one epoch per optimizer; "
                       f"{m['clock']}.  ",
                       f"Command: `{command}`", "", *lines, ""])
 

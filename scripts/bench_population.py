@@ -71,7 +71,7 @@ def measure(task_name, device_name, k, steps, threads, data_root, queue):
         from rlopt.optim import OptimizerBank
 
         model = task.build_model(0)
-        trainer = task.trainer(model, OptimizerBank(model.parameters, ["adam"], task.optim, task.device), 0)
+        trainer = task.trainer(model, OptimizerBank(model.parameters, ["adam"], task.optim), 0)
         state = (model, trainer.bank.current)
 
         def run(n):

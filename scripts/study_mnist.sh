@@ -3,9 +3,11 @@
 # the size a 2-core CPU affords: small_cnn on 10,000 training images (a seeded subset of the 58,000 left
 # after carving 2,000 validation images from the 60,000), the full 10,000-image test set, 2 epochs = 314
 # optimizer steps of batch 64 for every run, fp32, one thread per run. Reads a local MNIST copy under $RLOPT_DATA (no download).
-#   RLOPT_DATA=/path/to/data scripts/study_mnist.sh [stage...]     # stages: grid lrfree agent tune select select_learned report
-# With no stage named, all run in that order (about 85 minutes on 2 idle cores: grid 28, lrfree 6, agent 14,
-# tune 11, select 19, select_learned 16). Every stage writes its own folder under $OUT (default
+#   RLOPT_DATA=/path/to/data scripts/study_mnist.sh [stage...]     # stages: grid schedules lrfree agent tune select
+#                                                                 #   select_learned select_sam report
+# With no stage named, all run in that order (about 85 minutes on 2 idle cores before schedules and select_sam
+# were added: grid 28, lrfree 6, agent 14, tune 11, select 19, select_learned 16; schedules is grid's size,
+# select_sam 30 runs). Every stage writes its own folder under $OUT (default
 # outputs/studies/mnist). Rerunning a stage into it continues the runs a kill interrupted (their checkpoints)
 # and trains the others again; remove the folder to start the stage afresh. The paper-sized budget (55k images, 10 epochs, steps_per_action 100) is the presets'
 # own default: drop the SIZE overrides below (on a GPU: scripts/study_gpu.sh shows the launcher settings).
@@ -18,7 +20,7 @@ SIZE=(dataset.download=false dataset.train_subset=10000 dataset.val_size=2000 tr
 PAR=(hydra/launcher=joblib hydra.launcher.n_jobs=2)
 SEEDS=0,1,2,3,4
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(grid lrfree agent tune select select_learned report)
+[ ${#stages[@]} -eq 0 ] && stages=(grid schedules lrfree agent tune select select_learned select_sam report)
 status=0
 
 for stage in "${stages[@]}"; do
@@ -26,6 +28,11 @@ for stage in "${stages[@]}"; do
     grid)    # {SGD, Adadelta, Adam} x {constant, OneCycle} x lr {5e-4, 1e-3, 5e-3, 1e-2}: 24 configs x 5 seeds
       rlopt train -m experiment=lr_mnist_schedules "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=null \
         seed=$SEEDS hydra.sweep.dir="$OUT/grid" || status=$? ;;
+    schedules)  # the StepLR and ExponentialLR rows S4 compares against, the grid's optimizers, lrs and seeds. Both step
+                # at epoch ends, so over 2 epochs each decays once, after epoch 1: StepLR x0.1, ExponentialLR x0.5
+      rlopt train -m experiment=lr_mnist_schedules "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=null \
+        controller.schedule=step,exponential controller.step.step_size=1 controller.exponential.gamma=0.5 \
+        seed=$SEEDS hydra.sweep.dir="$OUT/schedules" || status=$? ;;
     lrfree)  # cosine Adam and the learning-rate-free optimizers at their packages' defaults
       rlopt train -m experiment=lr_mnist "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=null \
         controller=cosine_adam,prodigy,dadapt_adam,dadapt_sgd,schedulefree_adamw,schedulefree_sgd \
@@ -49,12 +56,21 @@ for stage in "${stages[@]}"; do
       rlopt train -m dataset=mnist model=small_cnn "${SIZE[@]}" env.steps_per_action=25 controller=ppo_3opt \
         controller.episodes=8 controller.n_envs=2 seed=1000,2000,3000,4000,5000 \
         hydra.sweep.dir="$OUT/select_learned" || status=$? ;;
+    select_sam)  # the selection question re-asked (issue 25): sgd, sam, late_sam (SAM for the last 2 of 13 decision
+                 # steps: 39 of 314 optimizer steps), looksam, asam, and ppo_sam (PPO over sgd, sam, looksam,
+                 # sam_every_k), seed-major so that an interrupted stage leaves whole seeds
+      rlopt train -m dataset=mnist model=small_cnn "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=25 \
+        seed=$SEEDS controller=sgd,sam,late_sam,looksam,asam,ppo_sam \
+        hydra.sweep.dir="$OUT/select_sam" || status=$? ;;
     report)
       rlopt report "$OUT/grid" "$OUT/lrfree" "$OUT/agent" "$OUT/tune/final" out="$OUT/report_lr" || status=$?
+      [ -d "$OUT/schedules" ] && { rlopt report "$OUT/grid" "$OUT/schedules" "$OUT/lrfree" "$OUT/agent" "$OUT/tune/final" \
+        out="$OUT/report_lr_schedules" || status=$?; }
+      [ -d "$OUT/select_sam" ] && { rlopt report "$OUT/select_sam" out="$OUT/report_select_sam" || status=$?; }
       rlopt report "$OUT/select" out="$OUT/report_select" || status=$?
       [ -d "$OUT/select_learned" ] && { rlopt report "$OUT/select" "$OUT/select_learned" \
         out="$OUT/report_select_learned" || status=$?; } ;;
-    *) echo "study_mnist.sh: unknown stage '$stage' (allowed: grid lrfree agent tune select select_learned report)" >&2; exit 2 ;;
+    *) echo "study_mnist.sh: unknown stage '$stage' (allowed: grid schedules lrfree agent tune select select_learned select_sam report)" >&2; exit 2 ;;
   esac
 done
 exit "$status"

@@ -363,7 +363,7 @@ def test_real_mnist_loads_and_small_cnn_learns_it():
     assert abs(pixels.mean().item() - mean) < 0.01 and abs(pixels.std().item() - std) < 0.01
 
     model = build_model(cfg.model, "mnist", data.input_shape, data.num_outputs)
-    bank = OptimizerBank(model.parameters, ["adam"], cfg.optim, CPU)
+    bank = OptimizerBank(model.parameters, ["adam"], cfg.optim)
     trainer = Trainer(model, data, bank, CPU, batch_size=32, eval_batch_size=1000, amp=False, seed=0)
     before = trainer.evaluate(data.val)["acc"]
     trainer.train(trainer.batches_per_epoch)

@@ -32,7 +32,7 @@ GRID = np.logspace(-5, -2, 12)
 
 def _bank(optimizer: str = "adam") -> OptimizerBank:
     model = torch.nn.Linear(3, 2)
-    return OptimizerBank(model.parameters, [optimizer], make_cfg().optim, torch.device("cpu"))
+    return OptimizerBank(model.parameters, [optimizer], make_cfg().optim)
 
 
 @functools.cache
@@ -89,7 +89,7 @@ def test_lr_absolute_maps_the_normalised_box_onto_log10_lr():
 
 def test_lr_moves_keep_the_optimizer_state():
     model = torch.nn.Linear(3, 1)
-    bank = OptimizerBank(model.parameters, ["adam"], make_cfg().optim, torch.device("cpu"))
+    bank = OptimizerBank(model.parameters, ["adam"], make_cfg().optim)
     actions = _actions(kind="lr_grid", start=5)
     actions.reset(bank)
     model(torch.ones(4, 3)).sum().backward()
@@ -112,7 +112,7 @@ def test_lr_moves_keep_the_optimizer_state():
 ])
 def test_bad_action_space_values_name_the_key(kw, key):
     with pytest.raises(UserError, match="^" + key.replace("(", r"\(")):
-        _actions(**kw)
+        _actions(**kw).check_optimizers(make_cfg().optim)  # the optimizer is checked against the bank's
 
 
 def test_an_unknown_exploration_is_refused_at_composition(cli_inproc, tmp_path):

@@ -17,10 +17,12 @@ from rlopt.engine import Trainer
 from rlopt.env import make_env
 from rlopt.errors import UserError
 from rlopt.evaluate import evaluate
-from rlopt.optim import MULTIPLIER_LR, SCHEDULE_FREE, OptimizerBank
+from rlopt.optim import OptimizerBank
 from rlopt.train import train
 from test_reliability import RUN, _kill_after_rows, _rows
 
+MULTIPLIER_LR = ("prodigy", "dadapt_adam", "dadapt_sgd")
+SCHEDULE_FREE = ("schedulefree_adamw", "schedulefree_sgd")
 NEW = [*MULTIPLIER_LR, *SCHEDULE_FREE]
 OPTIM = make_cfg().optim
 
@@ -29,7 +31,7 @@ def _bank(model, names, **overrides):
     cfg = OPTIM.copy()
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)
-    return OptimizerBank(lambda: model.parameters(), names, cfg, torch.device("cpu"))
+    return OptimizerBank(lambda: model.parameters(), names, cfg)
 
 
 def _steps(bank, model, n, seed=0):
@@ -232,8 +234,10 @@ def test_portfolio_agents_see_a_one_hot_sized_by_the_list(tmp_path):
 def test_bad_input_is_one_line_naming_the_key(tmp_path, overrides, message):
     cfg = make_cfg(*overrides)
     with pytest.raises(UserError) as err:
-        build_controller(cfg.controller, 0)
-        make_env(cfg).reset()
+        controller = build_controller(cfg.controller, 0)
+        env = make_env(cfg)
+        env.reset()
+        controller.start_episode(env)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
@@ -245,10 +249,12 @@ def test_bad_portfolio_on_the_command_line_exits_2(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("controller", [*NEW, "random controller.actions.choices=[adam,prodigy,schedulefree_adamw,dadapt_sgd]"])
+@pytest.mark.parametrize("controller", [*NEW, "random controller.actions.choices=[adam,prodigy,schedulefree_adamw,dadapt_sgd]",
+                                        "random controller.actions.choices=[sgd,looksam,asam,gsam,sam_every_k]"])
 def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, controller):
     """Prodigy's d, D-Adaptation's state and the schedule-free z and average survive kill -9 exactly, alone and
-    when a random controller switches among them every epoch."""
+    when a random controller switches among them every epoch; so do the SAM arms' (LookSAM's direction and
+    step count, sam_every_k's step count)."""
     args = [f"controller={controller.split()[0]}", *controller.split()[1:], *RUN, "trainer.epochs=6"]
     assert call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
     _kill_after_rows([*args, "hydra.run.dir=run"], tmp_path, tmp_path / "run" / "metrics.csv", rows=3)

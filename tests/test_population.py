@@ -58,7 +58,7 @@ class Pair:
         for k, seed in enumerate(SEEDS):
             self.pop.init_member(k, seed)
             model = task.build_model(seed)
-            self.singles.append(task.trainer(model, OptimizerBank(model.parameters, self.optimizers, task.optim, CPU),
+            self.singles.append(task.trainer(model, OptimizerBank(model.parameters, self.optimizers, task.optim),
                                              seed))
 
     def round(self, steps=10, members=None) -> None:
@@ -100,8 +100,8 @@ def test_members_choose_and_switch_optimizers_and_keep_each_ones_state():
 
 @pytest.mark.parametrize("actions", [
     {"kind": "lr_absolute", "optimizer": "adam", "log_low": -4.0, "log_high": -1.0},
-    {"kind": "lr_multiplicative", "optimizer": "sgd", "low": 1e-3, "high": 0.1, "factor": 0.3},
-    {"kind": "lr_grid", "optimizer": "sam", "low": 1e-3, "high": 0.1, "n": 6},
+    {"kind": "lr_multiplicative", "optimizer": "sgd", "low": 1e-3, "high": 0.1, "n": 12, "start": None, "factor": 0.3},
+    {"kind": "lr_grid", "optimizer": "sam", "low": 1e-3, "high": 0.1, "n": 6, "start": None},
 ])
 def test_learning_rate_actions_move_each_members_lr_as_in_a_single_run(actions):
     pair = Pair(*POLY, optimizers=[actions["optimizer"]])

@@ -16,7 +16,8 @@ from rlopt.errors import UserError
 CONTROLLERS = {"fixed": ("rlopt.controllers.fixed", "FixedController"),
                "random": ("rlopt.controllers.fixed", "RandomController"),
                "schedule": ("rlopt.controllers.schedule", "ScheduleController"),
-               "sb3": ("rlopt.controllers.sb3", "SB3Controller")}
+               "sb3": ("rlopt.controllers.sb3", "SB3Controller"),
+               "late_sam": ("rlopt.controllers.heuristics", "LateSAMController")}
 
 
 def controller_class(kind: str) -> type:

@@ -157,15 +157,7 @@ class SB3Controller(Controller):
         and acts in `env` only for the final run. With an instance set and no `instance` named, every run trains
         the train instance its run seed draws (`rlopt.instances.sampling`)."""
         self.tb_dir = context.tb_dir
-        if learns_across(context.config):
-            if state is not None:
-                raise UserError("an agent learning across an instance set cannot be resumed from its checkpoint yet: "
-                                "rerun it into a fresh folder")
-            if self.n_envs > 1 and self.vectorize == "population":
-                # a population trains one Task (one dataset, batch size and budget for every member), so its members
-                # cannot each draw their run's instance: refused rather than run on the command's own task
-                raise UserError("controller.vectorize=population is not allowed with an instance set (its members share "
-                                "one task): use controller.vectorize=processes, or name one instance=<id>")
+        if learns_across(context.config):  # (a resume of such a run is refused by rlopt.run.experiment)
             self.sampler = InstanceSampler(env, context.config)
         if self.n_envs == 1:
             vec_env = agent_env(self.sampler or env)

@@ -20,7 +20,6 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from rlopt.errors import UserError
-from rlopt.optim import MULTIPLIER_LR, OPTIMIZERS, SCHEDULE_FREE
 from rlopt.run.protocol import Controller
 
 
@@ -51,25 +50,29 @@ class ScheduleController(Controller):
         self.schedule = str(cfg.schedule)
         if self.schedule not in SCHEDULE_NAMES:
             raise UserError(f"controller.schedule={self.schedule} is unknown; available: {', '.join(SCHEDULE_NAMES)}")
-        if cfg.optimizer not in OPTIMIZERS:
-            raise UserError(f"controller.optimizer={cfg.optimizer} is not allowed: use one of {', '.join(OPTIMIZERS)}")
-        if cfg.optimizer in SCHEDULE_FREE and self.schedule != "constant":
-            raise UserError(f"controller.schedule={self.schedule} is not allowed with {cfg.optimizer}: a schedule-free "
-                            f"optimizer replaces the schedule; use constant (warmup: optim.{cfg.optimizer}.warmup_steps)")
         lr = cfg.lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
             raise UserError(f"controller.lr={lr} is not allowed: it must be a number > 0")
-        if cfg.optimizer in MULTIPLIER_LR and not 0.1 <= lr <= 10:
-            raise UserError(f"controller.lr={lr} is not allowed with {cfg.optimizer}: it multiplies the step size "
-                            f"{cfg.optimizer} estimates (1.0 = as estimated, the package default); use 0.1..10")
         self.lr = float(lr)
         self.params = OmegaConf.to_container(cfg[self.schedule], resolve=True) if self.schedule in SCHEDULES else {}
+
+    def check_optimizer(self, bank) -> None:
+        """A schedule-free optimizer replaces the schedule; over Prodigy/D-Adaptation lr is a multiplier near 1."""
+        name = bank.active
+        if bank.is_schedule_free and self.schedule != "constant":
+            raise UserError(f"controller.schedule={self.schedule} is not allowed with {name}: a schedule-free "
+                            f"optimizer replaces the schedule; use constant (warmup: optim.{name}.warmup_steps)")
+        if bank.lr_is_multiplier and not 0.1 <= self.lr <= 10:
+            raise UserError(f"controller.lr={self.lr:g} is not allowed with {name}: it multiplies the step size "
+                            f"{name} estimates (1.0 = as estimated, the package default); use 0.1..10")
 
     def act(self, obs):
         return 0  # the one optimizer; the scheduler, not the action, moves the lr
 
     def start_episode(self, env) -> None:
-        """Set the initial lr on the episode's fresh optimizer and hand its scheduler to the trainer."""
+        """Set the initial lr on the episode's fresh optimizer and hand its scheduler to the trainer (the
+        optimizer's own checks first: the bank knows what it is)."""
+        self.check_optimizer(env.bank)
         env.bank.set_lr(self.lr)
         if self.schedule == "constant":
             return

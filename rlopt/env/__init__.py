@@ -44,6 +44,7 @@ def make_env(cfg, data: DataBundle | None = None, device: torch.device | None = 
 def _control(cfg) -> dict:
     """A run's own action space, observation features and reward (each run keeps its own: they hold state)."""
     actions = build_actions(cfg.controller.actions)
+    actions.check_optimizers(cfg.optim)  # its optimizers are nodes of the bank (conf/optim/)
     return {"actions": actions, "features": FeatureSet(cfg.env.features, actions.n_discrete),
             "reward": build_reward(cfg.reward)}
 

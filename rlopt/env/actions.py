@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlopt.errors import UserError
-from rlopt.optim import MULTIPLIER_LR, OPTIMIZERS
+from rlopt.optim.bank import optimizer_settings
 
 
 class StateInBank:
@@ -36,14 +36,16 @@ class OptimizerChoice(StateInBank):
 
     def __init__(self, choices):
         self.choices = list(choices)
-        bad = [c for c in self.choices if c not in OPTIMIZERS]
-        if bad or not self.choices:
-            raise UserError(f"controller.actions.choices={self.choices} is not allowed: "
-                            f"each must be one of {', '.join(OPTIMIZERS)}")
         self.optimizers = self.choices
         self.labels = self.choices
         self.space = gym.spaces.Discrete(len(self.choices))
         self.n_discrete = len(self.choices)
+
+    def check_optimizers(self, optim_cfg) -> None:
+        """Each choice must be an optimizer of the bank (a node of `optim`)."""
+        if not self.choices or any(c not in optim_cfg for c in self.choices):
+            raise UserError(f"controller.actions.choices={self.choices} is not allowed: "
+                            f"each must be one of {', '.join(optim_cfg)}")
 
     def reset(self, bank) -> None:
         bank.select(self.choices[0])
@@ -65,13 +67,20 @@ class _LearningRate(StateInBank):
 
     def __init__(self, cfg):
         self.optimizer = str(cfg.optimizer)
-        if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"controller.actions.optimizer={self.optimizer} is not allowed: use one of {', '.join(OPTIMIZERS)}")
         self.optimizers = [self.optimizer]
+        self.lr_range: tuple[float, float, str, str] = (0.0, 0.0, "", "")  # (low, high, its keys, as shown): set by record_range
 
-    def check_range(self, low: float, high: float, keys: str, shown: str) -> None:
-        """Refuse a range that leaves out 1.0 for an optimizer whose lr multiplies its own estimate."""
-        if self.optimizer in MULTIPLIER_LR and not low <= 1.0 <= high:
+    def record_range(self, low: float, high: float, keys: str, shown: str) -> None:
+        """Record the lr range, checked against the optimizer in `check_optimizers`."""
+        self.lr_range = (low, high, keys, shown)
+
+    def check_optimizers(self, optim_cfg) -> None:
+        """The optimizer must be one of the bank's; a range that leaves out 1.0 is refused for an optimizer
+        whose lr multiplies its own estimate."""
+        if self.optimizer not in optim_cfg:
+            raise UserError(f"controller.actions.optimizer={self.optimizer} is not allowed: use one of {', '.join(optim_cfg)}")
+        low, high, keys, shown = self.lr_range
+        if optimizer_settings(self.optimizer, optim_cfg).lr_is_multiplier and not low <= 1.0 <= high:
             raise UserError(f"controller.actions.{keys}={shown} is not allowed with {self.optimizer}: its lr multiplies "
                             f"the step size it estimates (1.0 = as estimated), so the range must contain 1.0")
 
@@ -89,7 +98,7 @@ class _OnGrid(_LearningRate):
         self.low, self.high = float(cfg.low), float(cfg.high)
         if not 0 < self.low < self.high:
             raise UserError(f"controller.actions.low/high=({self.low}, {self.high}) are not allowed: need 0 < low < high")
-        self.check_range(self.low, self.high, "low/high", f"({self.low}, {self.high})")
+        self.record_range(self.low, self.high, "low/high", f"({self.low}, {self.high})")
         self.n_points = int(cfg.n)
         if self.n_points < 2:
             raise UserError(f"controller.actions.n={self.n_points} is not allowed: the grid needs at least 2 points")
@@ -179,7 +188,7 @@ class LrAbsolute(_LearningRate):
         if not self.log_low < self.log_high:
             raise UserError(f"controller.actions.log_low/log_high=({self.log_low}, {self.log_high}) are not allowed: "
                             "need log_low < log_high")
-        self.check_range(10 ** self.log_low, 10 ** self.log_high, "log_low/log_high", f"({self.log_low}, {self.log_high})")
+        self.record_range(10 ** self.log_low, 10 ** self.log_high, "log_low/log_high", f"({self.log_low}, {self.log_high})")
         self.space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.n_discrete = 0
         self.initial_lr = self.lr_of(0.0)

@@ -141,7 +141,7 @@ class TrainingEnv(gym.Env):
         """A fresh model (initialised from `run_seed`), optimizer bank and trainer."""
         self.run_seed = run_seed
         model = self.task.build_model(run_seed)
-        self.bank = OptimizerBank(lambda: self._param_groups(model), self.actions.optimizers, self.task.optim, self.device)
+        self.bank = OptimizerBank(lambda: self._param_groups(model), self.actions.optimizers, self.task.optim)
         self.trainer = self.task.trainer(model, self.bank, run_seed)
 
     def _switch_task(self, task: Task) -> None:

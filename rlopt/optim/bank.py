@@ -16,90 +16,86 @@ run evaluates (so it continues from what was validated, not from the extrapolate
 schedule-free optimizer is picked again, the weights that optimizer left are its new x; its own
 `train()` then interpolates towards its kept z (y = beta * x + (1 - beta) * z) and its average resumes
 with the averaging weight it had reached. Nothing is reset, as for the other optimizers.
+
+Each optimizer is a node `optim.<name>` (conf/optim/<name>.yaml): its `_target_` class and that class's
+keyword arguments, plus the few keys rlopt reads itself (`rlopt.schema.OptimizerConfig`). Whether an
+optimizer is schedule-free is read from the object (`train()`/`eval()`), what its steps cost from the
+SAM family's protocol (`rlopt.optim.sam.TwoPass`): nothing here names an optimizer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from contextlib import contextmanager
 
-import dadaptation
-import prodigyopt
-import schedulefree
 import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from rlopt.errors import UserError
-from rlopt.optim.sam import SAM
+from rlopt.schema import OptimizerConfig
 
-TORCH_OPTIMIZERS = ("sgd", "sam", "adam", "adadelta")
-# lr is a multiplier of the step size the optimizer estimates (its `d`); 1.0 is the package default
-MULTIPLIER_LR = ("prodigy", "dadapt_adam", "dadapt_sgd")
-SCHEDULE_FREE = ("schedulefree_adamw", "schedulefree_sgd")
-OPTIMIZERS = (*TORCH_OPTIMIZERS, *MULTIPLIER_LR, *SCHEDULE_FREE)
-
-# name -> the package's class; its keyword arguments are the keys of `optim.<name>` (less RLOPT_KEYS)
-PACKAGE_OPTIMIZERS = {
-    "prodigy": prodigyopt.Prodigy,
-    "dadapt_adam": dadaptation.DAdaptAdam,
-    "dadapt_sgd": dadaptation.DAdaptSGD,
-    "schedulefree_adamw": schedulefree.AdamWScheduleFree,
-    "schedulefree_sgd": schedulefree.SGDScheduleFree,
-}
-# keys of `optim.<name>` that are rlopt's, not the package's
-RLOPT_KEYS = {"bn_batches"}
+RLOPT_KEYS = tuple(f.name for f in dataclasses.fields(OptimizerConfig))  # the node's keys rlopt reads itself
 
 
-def _fast_kwargs(device: torch.device) -> dict:
-    """Fused kernels on CUDA and CPU (one kernel for all parameters: a small_cnn SGD step 0.45 -> 0.16 ms,
-    Adam 1.1 -> 0.38 ms on the 2-core CPU), foreach on other devices."""
-    return {"fused": True} if device.type in ("cuda", "cpu") else {"foreach": True}
-
-
-def _sgd_kwargs(cfg) -> dict:
-    return dict(lr=float(cfg.sgd.lr), momentum=float(cfg.sgd.momentum),
-                weight_decay=float(cfg.sgd.weight_decay), nesterov=bool(cfg.sgd.nesterov))
-
-
-def _package_optimizer(name: str, params, cfg) -> torch.optim.Optimizer:
-    """One of the package optimizers with `optim.<name>` as its keyword arguments (lists become tuples: betas)."""
-    if name not in cfg:
-        raise UserError(f"optim.{name} is missing: the settings of optimizer {name} (see conf/train.yaml)")
-    settings = OmegaConf.to_container(cfg[name], resolve=True)
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k not in RLOPT_KEYS}
+def _node(name: str, optim_cfg) -> tuple[OptimizerConfig, dict]:
+    """Optimizer node `optim.<name>` split into rlopt's typed keys and the class's keyword arguments."""
+    if name not in optim_cfg:
+        raise UserError(f"optimizer {name} is unknown; available: {', '.join(optim_cfg)} (optim.<name>: conf/optim/)")
+    spec = OmegaConf.to_container(optim_cfg[name], resolve=True)
+    if "_target_" not in spec:
+        raise UserError(f"optim.{name}._target_ is missing: the optimizer's class (a config written before the bank's "
+                        f"nodes moved to conf/optim/ lacks it; add it as in conf/optim/{name}.yaml)")
     try:
-        return PACKAGE_OPTIMIZERS[name](params, **kwargs)
+        own = OmegaConf.to_object(OmegaConf.merge(OptimizerConfig, {k: spec.pop(k) for k in RLOPT_KEYS if k in spec}))
+    except OmegaConfBaseException as err:
+        raise UserError(f"optim.{name}.{err.key}={err.value} is not allowed: {str(err.msg).splitlines()[0]}") from None
+    return own, spec
+
+
+def optimizer_settings(name: str, optim_cfg) -> OptimizerConfig:
+    """What rlopt reads of optimizer `name`'s node (whether its lr is a multiplier, BatchNorm batches)."""
+    return _node(name, optim_cfg)[0]
+
+
+def _build(name: str, params, optim_cfg) -> tuple[OptimizerConfig, torch.optim.Optimizer]:
+    """The node's class over `params`, with its keyword arguments (lists become tuples, as torch's `betas`;
+    a nested `_target_` node, SAM's base optimizer class, is built first)."""
+    own, spec = _node(name, optim_cfg)
+    try:
+        kwargs = {k: instantiate(v) if isinstance(v, dict) and "_target_" in v else tuple(v) if isinstance(v, list) else v
+                  for k, v in spec.items()}
+        return own, get_class(own._target_)(params, **kwargs)
+    except (ImportError, InstantiationException) as err:
+        reason = str(err).splitlines()[0]
+        raise UserError(f"optim.{name} cannot be built: a class it names cannot be imported ({reason})") from None
     except (TypeError, ValueError) as err:
-        raise UserError(f"optim.{name} is not allowed: {PACKAGE_OPTIMIZERS[name].__name__} refuses it ({err})") from None
+        raise UserError(f"optim.{name} is not allowed: {own._target_.rpartition('.')[2]} refuses it ({err})") from None
 
 
-def build_optimizer(name: str, params, cfg, device: torch.device) -> torch.optim.Optimizer:
-    """Build optimizer `name` from the `optim` config block."""
-    if name == "sgd":
-        opt = torch.optim.SGD(params, **_sgd_kwargs(cfg), **_fast_kwargs(device))
-    elif name == "sam":
-        opt = SAM(params, torch.optim.SGD, rho=float(cfg.sam.rho), **_sgd_kwargs(cfg), **_fast_kwargs(device))
-    elif name == "adam":
-        opt = torch.optim.Adam(params, lr=float(cfg.adam.lr), betas=tuple(cfg.adam.betas),
-                               weight_decay=float(cfg.adam.weight_decay), **_fast_kwargs(device))
-    elif name == "adadelta":
-        opt = torch.optim.Adadelta(params, lr=float(cfg.adadelta.lr), rho=float(cfg.adadelta.rho),
-                                   weight_decay=float(cfg.adadelta.weight_decay), foreach=True)
-    elif name in PACKAGE_OPTIMIZERS:
-        opt = _package_optimizer(name, params, cfg)
-    else:
-        raise UserError(f"optimizer '{name}' is unknown; available: {', '.join(OPTIMIZERS)}")
-    return opt
+def build_optimizer(name: str, params, optim_cfg) -> torch.optim.Optimizer:
+    """Build optimizer `name` from its node `optim.<name>`: its `_target_` class with the node's other keys."""
+    return _build(name, params, optim_cfg)[1]
+
+
+def is_schedule_free(opt: torch.optim.Optimizer) -> bool:
+    """Schedule-free optimizers (the schedulefree package's API) move the weights between train() and eval()."""
+    return callable(getattr(opt, "train", None)) and callable(getattr(opt, "eval", None))
 
 
 class OptimizerBank:
     """Named optimizers over one model; `current` is the one that steps."""
 
-    def __init__(self, param_groups_fn, names, cfg, device: torch.device):
+    def __init__(self, param_groups_fn, names, optim_cfg):
         self.names = list(names)
-        self.optimizers = {n: build_optimizer(n, param_groups_fn(), cfg, device) for n in self.names}
+        built = {n: _build(n, param_groups_fn(), optim_cfg) for n in self.names}
+        self.settings = {n: own for n, (own, _) in built.items()}
+        self.optimizers = {n: opt for n, (_, opt) in built.items()}
+        self.schedule_free = {n for n, opt in self.optimizers.items() if is_schedule_free(opt)}
         self.active = self.names[0]
-        self.bn_batches = {n: int(cfg[n].get("bn_batches", 0)) for n in self.names if n in SCHEDULE_FREE}
 
     def select(self, name: str) -> None:
         self.active = name
@@ -110,7 +106,12 @@ class OptimizerBank:
 
     @property
     def is_schedule_free(self) -> bool:
-        return self.active in SCHEDULE_FREE
+        return self.active in self.schedule_free
+
+    @property
+    def lr_is_multiplier(self) -> bool:
+        """Whether the current optimizer's lr multiplies a step size it estimates (Prodigy, D-Adaptation)."""
+        return self.settings[self.active].lr_is_multiplier
 
     @contextmanager
     def training(self):
@@ -129,13 +130,18 @@ class OptimizerBank:
     def bn_recompute_batches(self) -> int:
         """Training batches to recompute BatchNorm statistics at x over, before evaluating weights a
         schedule-free optimizer has just moved (its README: the running statistics were gathered at y)."""
-        return self.bn_batches.get(self.active, 0)
+        return self.settings[self.active].bn_batches if self.is_schedule_free else 0
 
     @property
-    def grad_evals_per_step(self) -> int:
-        """Gradient evaluations per optimizer step: 2 for SAM, 1 for every other optimizer of the bank
-        (Prodigy, D-Adaptation and schedule-free compute their step from the one gradient)."""
-        return getattr(self.current, "grad_evals_per_step", 1)
+    def takes_closure(self) -> bool:
+        """Whether the current optimizer's step evaluates more gradients through a closure (the SAM family)."""
+        return getattr(self.current, "takes_closure", False)
+
+    def grad_evals(self, n_steps: int) -> int:
+        """Gradient evaluations the current optimizer's next `n_steps` steps cost: 1 per step, except the SAM
+        family's (2 per step; LookSAM 2 on the steps that recompute its ascent, 1 otherwise). Prodigy,
+        D-Adaptation and schedule-free compute their step from the one gradient."""
+        return self.current.grad_evals_next(n_steps) if self.takes_closure else n_steps
 
     @property
     def lrs(self) -> list[float]:

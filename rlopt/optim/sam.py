@@ -15,8 +15,17 @@ from collections.abc import Callable
 import torch
 
 
-class SAM(torch.optim.Optimizer):
-    grad_evals_per_step = 2
+class TwoPass:
+    """An optimizer whose `step(closure)` evaluates one more gradient after the caller's: `takes_closure` tells
+    the trainer to pass the closure, `grad_evals_next(n)` what n steps cost (see `rlopt.optim.sam_arms`)."""
+
+    takes_closure = True
+
+    def grad_evals_next(self, n_steps: int) -> int:
+        return 2 * n_steps
+
+
+class SAM(TwoPass, torch.optim.Optimizer):
 
     def __init__(self, params, base: type[torch.optim.Optimizer], rho: float = 0.05, **base_kwargs):
         if rho <= 0:
