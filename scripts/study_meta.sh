@@ -6,9 +6,10 @@
 #   scripts/study_meta.sh [stage...]      # stages: splits baselines learn evaluate tune report
 # With no stage named, all run in that order. Every stage writes its own folder under $OUT (default
 # outputs/studies/meta/$FAMILY). Size: the environment variables below; the defaults are the size that ran on
-# 2 CPU cores for RESULTS.md. Full size (issue 28), on a machine that affords it:
+# 2 shared CPU cores for RESULTS.md (poly_family: baselines 216 runs ~7 min, learning 1,024 runs ~15 min,
+# evaluation 20 runs <1 min, tuning 4 x 6,000 grad evals ~5 min, report ~1 min). Full size (issue 28), on a machine that affords it:
 #   FAMILY=poly_family   EPISODES=2000 SEEDS=0,1,2,3,4 TUNE_BUDGET=12000 scripts/study_meta.sh
-#   FAMILY=mnist_mlp_family EPISODES=2000 SEEDS=0,1,2,3,4 TUNE_BUDGET=... scripts/study_meta.sh   (MNIST under $RLOPT_DATA)
+#   FAMILY=mnist_mlp_family EPISODES=2000 SEEDS=0,1,2,3,4 TUNE_BUDGET=12000 RLOPT_DATA=... scripts/study_meta.sh
 # An agent learning across an instance set learns in n_envs worker processes (controller.vectorize=processes):
 # population mode trains one Task for all its members, so it cannot draw each run's instance and is refused.
 set -euo pipefail
@@ -18,8 +19,8 @@ OUT=${OUT:-outputs/studies/meta/$FAMILY}
 EPISODES=${EPISODES:-1024}         # learning runs of the agent (each a train instance drawn from its run seed)
 N_ENVS=${N_ENVS:-2}                # learning runs at once (one process each)
 SEEDS=${SEEDS:-0,1,2}              # seeds of every baseline on every instance
-RUNS=${RUNS:-3}                    # seeds of the frozen agent on every test instance
-TUNE_BUDGET=${TUNE_BUDGET:-6000}   # gradient evaluations of Adam's lr tuning per test instance (10 runs of 600)
+RUNS=${RUNS:-5}                    # seeds of the frozen agent on every test instance
+TUNE_BUDGET=${TUNE_BUDGET:-6000}   # gradient evaluations of Adam's lr tuning per test instance (10 poly_family runs of 600)
 TUNE_ON=${TUNE_ON:-}               # test instances tuned per instance (default: every test instance of the set)
 export OMP_NUM_THREADS=1           # one thread per run: two runs share two cores without thrashing
 QUIET=(trainer.threads=1 trainer.progress=false trainer.plots=false trainer.tensorboard=false)
@@ -80,7 +81,7 @@ EOF
       learned=()
       for d in "$OUT"/agent_* "$OUT"/evaluate_* "$OUT"/tune/*/final; do [ -d "$d" ] && learned+=("$d"); done
       rlopt report "$OUT/baselines" "$OUT/onecycle" "${learned[@]}" \
-        out="$OUT/report" || status=$? ;;
+        report.low=worst_run out="$OUT/report" || status=$? ;;   # low reference: the instance's worst run (RESULTS.md: why)
     *) echo "study_meta.sh: unknown stage '$stage' (allowed: splits baselines learn evaluate tune report)" >&2; exit 2 ;;
   esac
 done
