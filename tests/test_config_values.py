@@ -60,7 +60,9 @@ def _yaml_files() -> list[Path]:
 
 
 def test_every_yaml_has_a_schema():
-    untyped = [str(p.relative_to(CONF)) for p in _yaml_files() if not _schema(p)]
+    # conf/optim/: an optimizer node's arguments are its class's own, checked when the bank builds it (no dataclass
+    # copies a package's signature); rlopt's own keys in it are typed by schema.OptimizerConfig (tests/test_sam_arms.py)
+    untyped = [str(p.relative_to(CONF)) for p in _yaml_files() if not _schema(p) and p.parent.name != "optim"]
     assert untyped == []
 
 

@@ -88,7 +88,7 @@ def test_the_split_never_leaks_a_train_task_into_test():
     ("instances.train=[{dataset: {name: digits}}]", "instances.train[0] is not allowed: an instance is a mapping with an `id`"),
     ("instances.train=[{id: a, dataset: {name: nope}}]", "dataset.name=nope is unknown; available:"),
     ("instances.train=[{id: a, dataset: {name: digits, degree: 2}}]", "instances.train[0] (id a): dataset.degree cannot be set"),
-    ("instances.train=[{id: a, optim: {adam: {lr: abc}}}]", "optim.adam.lr cannot be set"),
+    ("instances.train=[{id: a, optim: {adam: {lrr: 0.1}}}]", "optim.adam.lrr cannot be set"),
     ("instances.holdout.test=99", "instances.holdout.test=99 is not allowed: use 0..12"),
     ("instances.generate.count=0", "instances.generate.count=0 is not allowed"),
     ("instances.generate.space.dataset.coef_scale={low: 3, high: 1}",

@@ -58,7 +58,9 @@ with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
             cfg = compose(config_name="train", overrides=[f"{add}{group.name}={option.stem}"])
             # experiment and debug presets are global (no node of their own); other options are named by
             # their file's stem, unless the name is built from their settings (schedule: "${...}")
-            if group.name not in ("experiment", "debug"):
+            if group.name == "optim":  # the bank: one node per optimizer, keyed by its name
+                assert option.stem in cfg.optim, option.stem
+            elif group.name not in ("experiment", "debug"):
                 named = "${" in option.read_text().split("name:", 1)[-1].splitlines()[0]
                 assert named or cfg[group.name].name == option.stem, (group.name, option.stem)
             print("composed", group.name, option.stem)

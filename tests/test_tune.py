@@ -188,7 +188,7 @@ def test_a_bad_space_key_is_refused_with_another_key_as_example(overrides, rejec
 
 
 def test_ctrl_c_in_a_trial_names_the_tune_folder_to_continue(cli_inproc, tmp_path, monkeypatch):
-    def interrupted(cfg, run_dir, observers=()):
+    def interrupted(cfg, run_dir, make_controller, observers=()):
         err = RunInterrupted(signal.SIGINT)
         err.step, err.run_dir = 1, run_dir  # as the run lifecycle raises it: the trial's own folder
         raise err

@@ -50,7 +50,7 @@ def test_hydra_level_mistakes_are_one_line(cli_inproc, tmp_path, command, overri
                                            ("foo=1", "foo"), ("trainer.epoch=3", "trainer")])
 def test_report_names_its_own_keys(cli_inproc, tmp_path, override, key):
     line = _one_line(cli_inproc("report", override, cwd=tmp_path), "report")
-    assert key in line and "dirs, sweep, out" in line
+    assert key in line and "dirs, sweep, runs_csv, out" in line
 
 
 def test_seed_outside_the_agents_range_is_refused_before_training(cli_inproc, tmp_path):
