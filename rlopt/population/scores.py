@@ -13,14 +13,19 @@ import torch
 
 
 def macro_scores(pred: torch.Tensor, true: torch.Tensor, n_classes: int) -> dict[str, torch.Tensor]:
-    """`pred` (K, n) class indices, `true` (n,): accuracy, precision, recall, f1, each (K,) float64."""
+    """`pred` (K, n) class indices, `true` (n,) or each member's own (K, n): accuracy, precision, recall, f1, each
+    (K,) float64."""
     k, n = pred.shape
+    true = true.expand(k, n)
     ones = torch.ones(k, n, dtype=torch.float64, device=pred.device)
-    predicted = torch.zeros(k, n_classes, dtype=torch.float64, device=pred.device).scatter_add_(1, pred, ones)
+
+    def per_class(index, values):
+        return torch.zeros(k, n_classes, dtype=torch.float64, device=pred.device).scatter_add_(1, index, values)
+
+    predicted = per_class(pred, ones)
     correct = (pred == true).double()
-    tp = torch.zeros(k, n_classes, dtype=torch.float64, device=pred.device).scatter_add_(
-        1, true.expand(k, n), correct)
-    actual = torch.bincount(true, minlength=n_classes).double().expand(k, n_classes)
+    tp = per_class(true, correct)
+    actual = per_class(true, ones)
     present = (predicted + actual) > 0
 
     def ratio(num, den):

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from rlopt.data import Split
+from rlopt.data import MemberSplits, Split
 from rlopt.engine import use_bf16
 from rlopt.errors import UserError
 from rlopt.models import model_name
@@ -82,6 +82,7 @@ class PopulationTrainer:
         self.grad_norm = np.zeros(self.size)  # each member's last step's gradient norm (a round of 0 steps keeps it)
         self._grads = vmap(grad_and_value(self._member_loss))
         self._forward = vmap(self._member_forward, in_dims=(0, None))
+        self._forward_each = vmap(self._member_forward)  # each member its own inputs (`MemberSplits`)
 
     # -- members ------------------------------------------------------------------------------------
     def init_member(self, k: int, run_seed: int) -> None:
@@ -176,14 +177,14 @@ class PopulationTrainer:
         idx = self.perms.gather(1, torch.from_numpy(positions).to(self.device))
         self.batch_in_epoch += rows
         train, transform = self.data.train, self.data.transform
-        raw = train.x[idx]
+        raw, targets = train.take(idx)
         if transform.augment and raw.dim() == 5:  # random crops and flips: each from its member's generator
             x = torch.zeros(raw.shape, dtype=torch.float32, device=self.device)
             for k in np.flatnonzero(rows):
                 x[k, :sizes[k]] = transform(raw[k, :sizes[k]], train=True, generator=self.generators[k])
         else:
             x = transform(raw.flatten(0, 1), train=True).unflatten(0, (self.size, width))
-        return x, train.y[idx], torch.from_numpy(valid).to(self.device, torch.float32)
+        return x, targets, torch.from_numpy(valid).to(self.device, torch.float32)
 
     # -- training ----------------------------------------------------------------------------------------
     def train(self, n_steps) -> PopulationStats:
@@ -226,24 +227,32 @@ class PopulationTrainer:
     @torch.no_grad()
     def evaluate(self, split: Split, members=None) -> list[dict]:
         """Per member in `members` (default all): loss, and for classification accuracy and macro precision,
-        recall and F1, as `Trainer.evaluate` computes them for one run."""
+        recall and F1, as `Trainer.evaluate` computes them for one run. `split` is one split for all, or
+        `MemberSplits`: each member's own (K run seeds carve their own validation split)."""
         members = np.arange(self.size) if members is None else np.asarray(members)
-        flat = self.flat if len(members) == self.size else self.flat[torch.from_numpy(members).to(self.device)]
+        chosen = torch.from_numpy(members).to(self.device)
+        flat = self.flat if len(members) == self.size else self.flat[chosen]
         weights = self.weights(flat)
+        own = isinstance(split, MemberSplits)
         loss_sum = torch.zeros(len(members), device=self.device)
         preds = []
         for start in range(0, len(split), self.eval_batch_size):
-            x = self.data.transform(split.x[start:start + self.eval_batch_size], train=False)
-            y = split.y[start:start + self.eval_batch_size]
-            out = self._forward(weights, x)
-            loss_sum += self.loss_fn(out.flatten(0, 1), y.repeat(len(members), *([1] * (y.dim() - 1))),
-                                     reduction="none").reshape(len(members), -1).sum(1)
+            stop = start + self.eval_batch_size
+            if own:
+                x, y = split.rows(chosen, start, stop)
+                out = self._forward_each(weights, self.data.transform(x.flatten(0, 1), train=False).unflatten(0, x.shape[:2]))
+            else:
+                x, y = split.x[start:stop], split.y[start:stop]
+                out = self._forward(weights, self.data.transform(x, train=False))
+                y = y.expand(len(members), *y.shape)
+            loss_sum += self.loss_fn(out.flatten(0, 1), y.flatten(0, 1), reduction="none").reshape(len(members), -1).sum(1)
             if self.data.is_classification:
                 preds.append(out.argmax(-1))
-        n = len(split) if self.data.is_classification else split.y.numel()
+        n = len(split) if self.data.is_classification else len(split) * self.data.num_outputs
         columns = {"loss": loss_sum.double() / n}
         if self.data.is_classification:
-            columns.update(macro_scores(torch.cat(preds, 1), split.y, self.data.num_outputs))
+            columns.update(macro_scores(torch.cat(preds, 1), split.targets(chosen) if own else split.y,
+                                        self.data.num_outputs))
         values = {name: column.cpu().numpy() for name, column in columns.items()}
         return [{name: float(column[i]) for name, column in values.items()} for i in range(len(members))]
 
