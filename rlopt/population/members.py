@@ -24,6 +24,8 @@ class _Member:
 class MemberBank(_Member):
     """What the action spaces call on a bank (`select`, `lr`, `set_lr`, `active`), on member k."""
 
+    is_schedule_free = lr_is_multiplier = False  # what a constant-lr schedule asks: no batched optimizer is either
+
     @property
     def active(self) -> str:
         return self.population.names[self.population.active[self.k]]
