@@ -69,7 +69,8 @@ class Member:
     cfg: DictConfig
     run_dir: Path
     overrides: list[str]
-    folder: RunFolder
+    existed: bool  # whether its folder was there before: a refusal removes one it made
+    folder: RunFolder | None = None
     controller: Controller | None = None
     env: object = None  # its `rlopt.env.population_env.MemberEnv`
     recorder: RunRecorder | None = None
@@ -84,8 +85,10 @@ def run_population(jobs: list[tuple[DictConfig, Path, list[str]]],
     their summaries, in order (see the module docstring)."""
     started = time.perf_counter()
     with contextlib.ExitStack() as folders, raise_on_interrupt():
-        members = [Member(pin_data_root(cfg), Path(run_dir), overrides, folders.enter_context(RunFolder(run_dir)))
+        members = [Member(pin_data_root(cfg), Path(run_dir), overrides, Path(run_dir).is_dir())
                    for cfg, run_dir, overrides in jobs]
+        for m in members:
+            m.folder = folders.enter_context(RunFolder(m.run_dir))
         for m in members:
             if (m.run_dir / CHECKPOINT).is_file() and _finished(m.run_dir, m.cfg, True) is None:
                 raise RunRefused(f"{m.run_dir} holds an interrupted single run (checkpoint.pt): continue it with "
@@ -133,6 +136,8 @@ def _train(todo: list[Member], make_controller, started: float) -> None:
         if not claimed and isinstance(err, (UserError, RunInterrupted)):  # a refusal: every folder as it was found
             for m in todo:
                 m.folder.abandon()
+                if not m.existed:
+                    m.run_dir.rmdir()
             raise
         unfinished = [m for m in todo if m.summary is None]
         for m in unfinished:
