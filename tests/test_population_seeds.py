@@ -65,7 +65,8 @@ def test_k_seeds_of_a_baseline_train_as_one_population_each_folder_its_own_runs(
 
 
 def test_rerunning_a_population_trains_only_the_seeds_that_did_not_finish(tmp_path):
-    """A population writes no checkpoint: a member interrupted mid-run starts over, the finished ones stay."""
+    """A population writes no checkpoint: a member interrupted mid-run starts over (one left: as a single run), the
+    finished ones stay."""
     cfg = make_cfg("dataset=polynomial", "controller=adam", "runs=3", *POPULATION)
     first = train(cfg, tmp_path)
     finished = {i: (tmp_path / f"run{i}_s{i}" / "summary.json").stat().st_mtime_ns for i in (0, 2)}
@@ -76,6 +77,7 @@ def test_rerunning_a_population_trains_only_the_seeds_that_did_not_finish(tmp_pa
     assert {i: (tmp_path / f"run{i}_s{i}" / "summary.json").stat().st_mtime_ns for i in (0, 2)} == finished
     assert again[1]["test_loss"] == pytest.approx(first[1]["test_loss"], rel=1e-6)
     assert len(pd.read_csv(tmp_path / "run1_s1" / "metrics.csv")) == len(rows) - 1
+    assert "seed: 1\n" in (tmp_path / "run1_s1" / ".hydra" / "config.yaml").read_text()
 
 
 def test_evaluate_runs_k_as_one_population_writes_each_seeds_own_run(tmp_path, trained_run):

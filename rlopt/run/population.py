@@ -10,7 +10,8 @@ step took; `controller_time_s` the member's own controller's.
 
 A population writes no checkpoint. An interrupted one (kill -9 included) keeps the folders of the members that
 had finished; rerunning the command leaves those as they are and trains the others from their start again, as
-a single run stopped before its first checkpoint starts again. A member folder holding a single run's
+a single run stopped before its first checkpoint starts again (one seed left trains as a single run). A member
+folder holding a single run's
 checkpoint is refused (continue that run with `resume=`). A user's mistake found before the first row (a
 model or an optimizer population mode cannot batch, a policy that does not fit) leaves every folder as it was.
 """
@@ -37,7 +38,7 @@ from rlopt.env.training_env import EpisodeResult
 from rlopt.errors import RunInterrupted, RunRefused, RunsFailed, UserError
 from rlopt.population.members import MemberTrainer
 from rlopt.run.checkpoint import FILENAME as CHECKPOINT
-from rlopt.run.experiment import _finished, finish_run, seed_everything
+from rlopt.run.experiment import _finished, finish_run, run_experiment, seed_everything
 from rlopt.run.failures import write_failure
 from rlopt.run.folder import RunFolder, pin_data_root
 from rlopt.run.interrupts import raise_on_interrupt
@@ -95,8 +96,12 @@ def run_population(jobs: list[tuple[DictConfig, Path, list[str]]],
                                  f"rlopt train resume={m.run_dir}, or write this population into another folder")
             m.summary = _finished(m.run_dir, m.cfg, False)
         todo = [m for m in members if m.summary is None]
-        if todo:
+        if len(todo) > 1:
             _train(todo, make_controller, started)
+    if len(todo) == 1:  # one seed left (a rerun): the single-run engine, as runs=1 (a population of 1 is slower)
+        m = todo[0]
+        write_overrides(m.run_dir, m.overrides, m.cfg)
+        m.summary = run_experiment(m.cfg, m.run_dir, make_controller, own_config=True)
     return [m.summary for m in members]
 
 
