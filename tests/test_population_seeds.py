@@ -64,6 +64,16 @@ def test_k_seeds_of_a_baseline_train_as_one_population_each_folder_its_own_runs(
     assert sorted(p.name for p in find_runs([tmp_path / "pop"])) == ["run0_s5", "run1_s6", "run2_s7"]
 
 
+@pytest.mark.parametrize("controller", [["controller=schedule", "controller.optimizer=sgd", "controller.lr=0.05"],
+                                        ["controller=late_sam", "env.steps_per_action=3"]])
+def test_a_constant_schedule_and_late_sam_train_their_seeds_as_one_population(tmp_path, controller):
+    args = ["dataset=polynomial", "trainer.threads=1", *controller]
+    train(make_cfg(*args, "runs=2", "seed=1", *POPULATION), tmp_path / "pop")
+    for i, seed in enumerate([1, 2]):
+        train(make_cfg(*args, f"seed={seed}"), tmp_path / f"alone_s{seed}")
+        assert_same_run(tmp_path / "pop" / f"run{i}_s{seed}", tmp_path / f"alone_s{seed}")
+
+
 def test_rerunning_a_population_trains_only_the_seeds_that_did_not_finish(tmp_path):
     """A population writes no checkpoint: a member interrupted mid-run starts over (one left: as a single run), the
     finished ones stay."""
@@ -108,6 +118,11 @@ def test_what_population_mode_cannot_run_is_one_line_and_leaves_no_folder(tmp_pa
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and refused in lines[0], done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_tune_runs_one_run_per_trial(tmp_path):
+    done = call_cli("tune", "+debug=tiny", "runs=2", cwd=tmp_path)
+    assert done.returncode == 2 and "runs=2 is not allowed with rlopt tune" in done.stderr
 
 
 def test_evaluate_takes_controller_vectorize_but_no_other_controller_key(tmp_path):
