@@ -32,10 +32,10 @@ def train(cfg: DictConfig, run_dir: Path, observers: Iterable[Observer] = ()) ->
     resuming = bool(cfg.resume)
     if resuming:
         cfg, run_dir = resume_target(cfg.resume)
-    if not resuming:
+    else:
         validate_runs("train", cfg)
-    if not resuming and cfg.runs > 1:  # seeds seed..seed+runs-1, a folder each: K processes, or one population
-        return run_seeds(cfg, Path(run_dir), _train_seed, run_controller)
+        if cfg.runs > 1:  # seeds seed..seed+runs-1, a folder each: K processes, or one population
+            return run_seeds(cfg, Path(run_dir), _train_seed, run_controller)
     instances = None if resuming else load_set(cfg)
     if instances is not None and cfg.instance == "all":  # every instance of the set, a folder each
         return run_each(run_dir, jobs(cfg, instances.all, [int(cfg.seed)]),

@@ -12,6 +12,7 @@ import pytest
 from conftest import call_cli, make_cfg
 from rlopt.evaluate import evaluate
 from rlopt.reporting.runs import find_runs
+from rlopt.run.folder import config_values, differing_keys
 from rlopt.train import train
 from test_parallel import TIMING
 
@@ -131,3 +132,13 @@ def test_evaluate_takes_controller_vectorize_but_no_other_controller_key(tmp_pat
     assert done.returncode == 2 and "controller.n_envs=2 is not allowed with policy=x.zip" in done.stderr
     done = call_cli("evaluate", "policy=x.zip", "runs=0", "controller.vectorize=population", cwd=tmp_path)
     assert done.returncode == 2 and "runs=0 is not allowed" in done.stderr
+
+
+def test_a_run_saved_before_runs_and_vectorize_existed_has_the_same_config():
+    """Rerunning an older sweep continues it: a saved config without the keys added since ran as their value."""
+    cfg = make_cfg("controller=adam")
+    saved = config_values(cfg)
+    del saved["runs"], saved["controller"]["vectorize"]
+    assert differing_keys(saved, config_values(cfg)) == []
+    saved["controller"]["vectorize"] = "population"
+    assert differing_keys(saved, config_values(cfg)) == ["controller.vectorize"]
