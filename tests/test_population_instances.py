@@ -23,17 +23,9 @@ from rlopt.errors import UserError
 from rlopt.files import read_json
 from rlopt.instances import apply, load_set
 from rlopt.task import make_task
-from test_population import DISCRETE, FLOATS, TOL, assert_close_obs
+from test_population import DISCRETE, FLOATS, TOL, assert_close_obs, one_thread  # noqa: F401 (autouse fixture)
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _instance(iid: str, dataset: str, trainer: str, optim: str, model: str = "{name: maclaurin}") -> str:
