@@ -202,3 +202,22 @@ def test_fewer_members_than_architecture_groups_is_one_line(tmp_path):
     lines = [line for line in done.stderr.splitlines() if "controller.n_envs=2 is not allowed" in line]
     assert len(lines) == 1 and "span 3 architectures" in lines[0] and "n_envs >= 3" in lines[0], done.stderr
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())  # refused before it writes
+
+
+def test_macro_scores_of_members_with_their_own_padded_labels_equal_scikit_learns():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from rlopt.population.scores import macro_scores
+
+    rng = np.random.default_rng(2)
+    sizes = [50, 31, 44]  # each member's own validation split, padded to 50
+    true = torch.from_numpy(rng.integers(0, 6, (3, 50)))
+    pred = torch.from_numpy(rng.integers(0, 5, (3, 50)))
+    true[1, 31:] = 6  # labels only the padding has: left out of member 1's mean
+    valid = torch.arange(50)[None, :] < torch.tensor(sizes)[:, None]
+    got = macro_scores(pred, true, n_classes=7, valid=valid)
+    for k, n in enumerate(sizes):
+        t, p = true[k, :n].numpy(), pred[k, :n].numpy()
+        want = precision_recall_fscore_support(t, p, average="macro", zero_division=0)[:3]
+        assert [got[c][k].item() for c in ("precision", "recall", "f1")] == pytest.approx(want, abs=1e-15)
+        assert got["acc"][k].item() == np.mean(p == t)
