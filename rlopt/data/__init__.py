@@ -6,6 +6,6 @@ split to the device once. Batches are later cut from these tensors by index (see
 so there are no DataLoader workers on the hot path.
 """
 
-from rlopt.data.bundle import DataBundle, MemberSplits, Split, load_dataset, load_member_data
+from rlopt.data.bundle import DataBundle, Split, load_dataset
 
-__all__ = ["DataBundle", "MemberSplits", "Split", "load_dataset", "load_member_data"]
+__all__ = ["DataBundle", "Split", "load_dataset"]

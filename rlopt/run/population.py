@@ -2,18 +2,18 @@
 vectorised model (`rlopt.population`) in this process, each into its own run folder with the files its own
 run writes (`rlopt.run.experiment.run_experiment`): `.hydra/`, metrics.csv, TensorBoard, plots, summary.json.
 
-Member k is the run of seed `seeds[k]`: its initial weights, batch order and validation split are that seed's
-(`rlopt.data.load_member_data`), its controller (one per member, built from its config) acts on its own
-observations, and a member whose run ends (its budget spent, or diverged) stops while the others go on. Its rows
-are its single run's, but for the timing columns: `epoch_time_s` is the population's step, which every member's
-step took; `controller_time_s` the member's own controller's.
+Member k is the run of seed `seeds[k]`, training that seed's Task (one `rlopt.env.population_env.MemberGroup`):
+its initial weights, batch order and validation split are that seed's; its controller (one per member, built
+from its config) acts on its own observations; a member whose run ends (its budget spent, or diverged) stops
+while the others go on. Its rows are its single run's, but for the timing columns: `epoch_time_s` is the
+population's step, which every member's step took; `controller_time_s` the member's own controller's.
 
 A population writes no checkpoint. An interrupted one (kill -9 included) keeps the folders of the members that
 had finished; rerunning the command leaves those as they are and trains the others from their start again, as
 a single run stopped before its first checkpoint starts again (one seed left trains as a single run). A member
-folder holding a single run's
-checkpoint is refused (continue that run with `resume=`). A user's mistake found before the first row (a
-model or an optimizer population mode cannot batch, a policy that does not fit) leaves every folder as it was.
+folder holding a single run's checkpoint is refused (continue that run with `resume=`). A user's mistake found
+before the first row (a model or an optimizer population mode cannot batch, a policy that does not fit) leaves
+every folder as it was.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ from omegaconf import DictConfig
 
 from rlopt.config import validate_train
 from rlopt.cpu_memory import keep_freed_memory
-from rlopt.data import load_member_data
+from rlopt.data import load_dataset
 from rlopt.engine import TrainStats, resolve_device
 from rlopt.env import make_population_env
+from rlopt.env.population_env import MemberGroup
 from rlopt.env.training_env import EpisodeResult
 from rlopt.errors import RunInterrupted, RunRefused, RunsFailed, UserError
+from rlopt.population import PopulationTrainer
 from rlopt.population.members import MemberTrainer
 from rlopt.run.checkpoint import FILENAME as CHECKPOINT
 from rlopt.run.experiment import _finished, finish_run, run_experiment, seed_everything
@@ -45,6 +47,7 @@ from rlopt.run.interrupts import raise_on_interrupt
 from rlopt.run.protocol import Controller, RunContext
 from rlopt.run.recorder import RunRecorder
 from rlopt.run.seeds import write_overrides
+from rlopt.task import Task, make_task
 from rlopt.tensorboard_log import tensorboard_rows
 
 
@@ -119,10 +122,12 @@ def _train(todo: list[Member], make_controller, started: float) -> None:
         device = resolve_device(first.trainer.device)
         if device.type == "cpu":
             keep_freed_memory()
-        data = load_member_data(first.dataset, [int(m.cfg.seed) for m in todo], device)
-        population = make_population_env(first, len(todo), data=data, device=device)
-        for m, env in zip(todo, population.members):
-            env.task = dataclasses.replace(population.task, seed=int(m.cfg.seed))  # its run seed: episode 0, as alone
+        # each seed's Task: its data split with its seed, as its own run splits it; one population trains them all
+        tasks = {int(m.cfg.seed): make_task(m.cfg, load_dataset(m.cfg.dataset, int(m.cfg.seed), device), device)
+                 for m in todo}
+        envs = make_population_env(first, len(todo), device=device,
+                                   groups=[MemberGroup(list(range(len(todo))), tasks.__getitem__)])
+        for m, env in zip(todo, envs.members):
             m.env = env
             m.controller.setup(env, None, RunContext(run_dir=m.run_dir, tb_dir=m.run_dir / "tb" if m.cfg.trainer.tensorboard
                                                      else None, record_rows=_no_rows, config=m.cfg))
@@ -130,7 +135,7 @@ def _train(todo: list[Member], make_controller, started: float) -> None:
             write_overrides(m.run_dir, m.overrides, m.cfg)  # its .hydra/ as a run in its own process has it
             m.folder.claim(m.cfg, starting_over=True, keep_config=True)
         claimed = True
-        _step_until_done(population, todo, started)
+        _step_until_done(envs.populations[0], tasks, todo, started)
     except BaseException as err:
         for m in todo:
             if m.recorder is not None:
@@ -157,15 +162,16 @@ def _train(todo: list[Member], make_controller, started: float) -> None:
         raise
 
 
-def _step_until_done(population, todo: list[Member], started: float) -> None:
-    """Reset every member's run, then step the population until every run has ended, each member recorded as the
-    runner records a single run (`rlopt.run.runner.Runner.record`)."""
+def _step_until_done(population: PopulationTrainer, tasks: dict[int, Task], todo: list[Member], started: float) -> None:
+    """Start every member's run (member k is `population`'s member k), then step the population until every run
+    has ended, each member recorded as the runner records a single run (`rlopt.run.runner.Runner.record`)."""
     for m in todo:
         m.recorder = RunRecorder(m.run_dir, progress=False)
+        seed = int(m.cfg.seed)
+        m.env._open(None, {**(m.controller.episode_options() or {}), "run_seed": seed, "task": tasks[seed]})
         m.recorder.start("metrics.csv", m.env.decisions_per_episode)
         m.live = tensorboard_rows(m.cfg, m.run_dir, m.env)
-        m.env._open(None, m.controller.episode_options())
-    vals = population.population.evaluate(population.task.data.val)
+    vals = population.evaluate()  # each member on its own validation split
     for m, val in zip(todo, vals):
         m.obs = m.env._begin(val)
         m.controller.start_episode(m.env)
@@ -181,9 +187,9 @@ def _step_until_done(population, todo: list[Member], started: float) -> None:
             controller_time[k] = time.perf_counter() - chosen
             steps[k] = m.env._act(actions[k])
         step_started = time.perf_counter()
-        evals_before = population.population.grad_evals.copy()
-        stats = population.population.train(steps)
-        vals = population.population.evaluate(population.task.data.val, np.array(running))
+        evals_before = population.grad_evals.copy()
+        stats = population.train(steps)
+        vals = population.evaluate(None, np.array(running))
         step_time = time.perf_counter() - step_started
         for k, val in zip(list(running), vals):
             m = todo[k]
@@ -200,10 +206,10 @@ def _step_until_done(population, todo: list[Member], started: float) -> None:
                 running.remove(k)
 
 
-def _finish(m: Member, k: int, population, started: float) -> None:
+def _finish(m: Member, k: int, population: PopulationTrainer, started: float) -> None:
     """Member k's run has ended: what its controller leaves, the test of its best weights, plots, summary.json."""
     m.controller.finish(m.env, m.run_dir)
-    outcome = EpisodeResult(m.env.status, TestedMember(population.population, k), m.env.best_state, m.env.best_epoch)
+    outcome = EpisodeResult(m.env.status, TestedMember(population, k), m.env.best_state, m.env.best_epoch)
     m.summary = finish_run(m.env, outcome, m.recorder, m.cfg, m.run_dir, started, m.controller.summary())
     if m.live is not None:
         m.live.close()
