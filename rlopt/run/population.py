@@ -129,8 +129,8 @@ def _train(todo: list[Member], make_controller, started: float) -> None:
                                    groups=[MemberGroup(list(range(len(todo))), tasks.__getitem__)])
         for m, env in zip(todo, envs.members):
             m.env = env
-            m.controller.setup(env, None, RunContext(run_dir=m.run_dir, tb_dir=m.run_dir / "tb" if m.cfg.trainer.tensorboard
-                                                     else None, record_rows=_no_rows, config=m.cfg))
+            tb_dir = m.run_dir / "tb" if m.cfg.trainer.tensorboard else None
+            m.controller.setup(env, None, RunContext(run_dir=m.run_dir, tb_dir=tb_dir, record_rows=_no_rows, config=m.cfg))
         for m in todo:  # everything checked: from here on the folders are the runs'
             write_overrides(m.run_dir, m.overrides, m.cfg)  # its .hydra/ as a run in its own process has it
             m.folder.claim(m.cfg, starting_over=True, keep_config=True)
@@ -143,7 +143,7 @@ def _train(todo: list[Member], make_controller, started: float) -> None:
                     m.recorder.close()
             if m.live is not None:
                 m.live.close()
-        if not claimed and isinstance(err, (UserError, RunInterrupted)):  # a refusal: every folder as it was found
+        if not claimed:  # nothing of a run written yet (a refusal): every folder as it was found
             for m in todo:
                 m.folder.abandon()
                 if not m.existed:
