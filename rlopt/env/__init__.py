@@ -33,12 +33,19 @@ LAYERWISE_ENV_ID = "rlopt/LayerwiseLearningRates-v0"
 def make_env(cfg, data: DataBundle | None = None, device: torch.device | None = None) -> TrainingEnv:
     """The environment for `cfg` (per-layer learning rates, `actions.kind=layer_lr`, get the layer-wise
     env), on `device` (default: `trainer.device`) with `data` (default: the config's dataset, split with
-    the run seed)."""
+    the run seed). An agent learning across an instance set gets an env that trains, in each run, the instance
+    its run seed draws (`rlopt.instances.sampling`)."""
+    from rlopt.instances.sampling import RunTasks, learns_across  # (Hydra, pandas): loaded by make_env, not rlopt.env
+
     task = make_task(cfg, data, device)
     if cfg.controller.actions.kind == LAYER_KIND:
-        return _layerwise_env(cfg, task, build_reward(cfg.reward))
-    return TrainingEnv(task, **_control(cfg), steps_per_action=cfg.env.steps_per_action,
-                       divergence_penalty=cfg.env.divergence_penalty)
+        env = _layerwise_env(cfg, task, build_reward(cfg.reward))
+    else:
+        env = TrainingEnv(task, **_control(cfg), steps_per_action=cfg.env.steps_per_action,
+                          divergence_penalty=cfg.env.divergence_penalty)
+    if learns_across(cfg):
+        env.run_tasks = RunTasks(cfg, task.device)
+    return env
 
 
 def _control(cfg) -> dict:
