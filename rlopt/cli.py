@@ -231,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
         stopped = err if isinstance(err, RunInterrupted) else RunInterrupted(signal.SIGINT)
         print(stopped.before_run_line(command), file=sys.stderr)
         sys.exit(128 + stopped.signum)
+    except HydraException:  # re-raised with HYDRA_FULL_ERROR=1, trace and all (a missing config is an OSError too)
+        raise
     except OSError as err:  # before any run started (Hydra creating its folder or log): a full disk, a vanished folder
         print(f"rlopt {command}: error: {err}", file=sys.stderr)
         sys.exit(1)
