@@ -40,6 +40,7 @@ from rlopt.controllers.hyperparams import check_hyperparams
 from rlopt.controllers.sb3_env import ParallelRuns, agent_env, start_worker_server
 from rlopt.errors import UserError
 from rlopt.files import atomic_path, write_json
+from rlopt.instances.sampling import InstanceSampler, learns_across
 from rlopt.run.protocol import Controller, RunContext
 
 ALGOS = {"ppo": PPO, "dqn": DQN}
@@ -144,6 +145,7 @@ class SB3Controller(Controller):
         self.stop: StopAfterEpisodes | None = None
         self.resumed = False  # set up from a checkpoint: SB3 continues the restored episode instead of resetting
         self.clock: KeepLearningClock | None = None  # a resumed agent's learning clock, put back when it learns on
+        self.sampler: InstanceSampler | None = None  # with an instance set: the env wrapper drawing each run's task
 
     @property
     def learned(self) -> bool:
@@ -153,13 +155,15 @@ class SB3Controller(Controller):
         """`env`: the runner's recording env. With n_envs > 1 the agent learns in worker processes built from
         `context.config` (their states restored from `state` on resume), whose rows go to `context.record_rows`,
         and acts in `env` only for the final run. With an instance set and no `instance` named, every run trains
-        the train instance its run seed draws (the env's `run_tasks`, `rlopt.instances.sampling`)."""
+        the train instance its run seed draws (`rlopt.instances.sampling`)."""
         self.tb_dir = context.tb_dir
+        if learns_across(context.config):
+            self.sampler = InstanceSampler(env, context.config)
         if self.n_envs == 1:
-            vec_env = agent_env(env)
+            vec_env = agent_env(self.sampler or env)
         elif state is None or state["phase"] == "learn":
-            if state is None:  # the main env waits for the final run; reset, it has a state for the checkpoints
-                env.unwrapped.reset(options={"run_seed": self.seed + self.episodes})
+            if state is None:  # the main env waits for the final run; reset, it has a state for the checkpoints (on
+                env.unwrapped.reset(options=self.episode_options())  # that run's instance, which a restore trains)
             self.runs = self._runs(env, context)
             if state is not None:
                 self.runs.load_state(state["workers"])
@@ -194,7 +198,11 @@ class SB3Controller(Controller):
         learn_episodes = max(self.episodes, 1)
         per_run = self.model.n_envs // self.n_envs  # sub-environments per training run: 1, or the layers
         self.stop = StopAfterEpisodes(learn_episodes, already=self.finished, per_run=per_run)
-        agent_steps = learning_steps(env.unwrapped, self.seed, learn_episodes, self.n_envs) * per_run
+        # SB3 counts one timestep per sub-environment; K runs advance together
+        if self.sampler is None:
+            agent_steps = env.unwrapped.decisions_per_episode * per_run * learn_episodes
+        else:  # each run's budget is its instance's
+            agent_steps = self.sampler.learning_steps(self.seed, learn_episodes, self.n_envs) * per_run
         started = time.perf_counter()
         # SB3 logs to tensorboard_log while it learns; set only then, so no saved policy names this run's folder
         self.model.tensorboard_log = str(self.tb_dir) if self.tb_dir is not None else None
@@ -219,7 +227,8 @@ class SB3Controller(Controller):
         return self.model.predict(obs, deterministic=True)[0]
 
     def episode_options(self) -> dict:
-        return {"run_seed": self.seed + self.episodes}
+        run_seed = self.seed + self.episodes
+        return {"run_seed": run_seed, **({"task": self.sampler.task_for(run_seed)} if self.sampler else {})}
 
     def state_dict(self) -> dict:
         state = self._state(self.phase, self.stop.finished if self.phase == "learn" else self.finished)
@@ -261,14 +270,6 @@ class SB3Controller(Controller):
             buffer = buffer_bytes.getvalue()
         return {"phase": phase, "finished": finished, "model": model_bytes.getvalue(), "replay_buffer": buffer,
                 "random": agent_random_state(self.model)}
-
-
-def learning_steps(env, seed: int, episodes: int, n_envs: int) -> int:
-    """SB3 timesteps of `episodes` learning runs (seeds seed..) of `env` (bare) on `n_envs` sub-environments stepped
-    together (SB3 counts one per sub-environment), run i in sub-environment i mod n_envs: n_envs x the longest
-    sub-environment's decisions, each run's budget its own Task's (an instance set's runs differ)."""
-    decisions = [env.decisions(env.task_of_run(seed + i)) for i in range(episodes)]
-    return n_envs * max(sum(decisions[k::n_envs]) for k in range(n_envs))
 
 
 # -- the agent's own random state (resume) ---------------------------------------------------------------------------

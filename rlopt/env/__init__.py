@@ -33,9 +33,9 @@ LAYERWISE_ENV_ID = "rlopt/LayerwiseLearningRates-v0"
 def make_env(cfg, data: DataBundle | None = None, device: torch.device | None = None) -> TrainingEnv:
     """The environment for `cfg` (per-layer learning rates, `actions.kind=layer_lr`, get the layer-wise
     env), on `device` (default: `trainer.device`) with `data` (default: the config's dataset, split with
-    the run seed). An agent learning across an instance set gets an env that trains, in each run, the instance
-    its run seed draws (`rlopt.instances.sampling`)."""
-    from rlopt.instances.sampling import RunTasks, learns_across  # (Hydra, pandas): loaded by make_env, not rlopt.env
+    the run seed). The env of an agent learning across an instance set knows which Task each run seed draws
+    (`run_tasks`), so a checkpoint restores it onto the instance of the run it was saved in."""
+    from rlopt.instances.sampling import InstanceSampler, learns_across  # (Hydra, pandas): not with rlopt.env
 
     task = make_task(cfg, data, device)
     if cfg.controller.actions.kind == LAYER_KIND:
@@ -43,8 +43,8 @@ def make_env(cfg, data: DataBundle | None = None, device: torch.device | None = 
     else:
         env = TrainingEnv(task, **_control(cfg), steps_per_action=cfg.env.steps_per_action,
                           divergence_penalty=cfg.env.divergence_penalty)
-    if learns_across(cfg):
-        env.run_tasks = RunTasks(cfg, task.device)
+    if learns_across(cfg):  # the draw of the agent's own sampler (which hands each reset its Task)
+        env.run_tasks = InstanceSampler(env, cfg).task_for
     return env
 
 

@@ -68,8 +68,8 @@ class TrainingEnv(gym.Env):
         self.steps_per_action = steps_per_action
         self.penalty = float(divergence_penalty)
         self.episodes_started = 0
-        # an agent learning across an instance set: the Task each run seed trains (`rlopt.instances.sampling.RunTasks`,
-        # given by make_env), so a reset and a restored checkpoint alike train the run's own instance; None: `task`
+        # an agent learning across an instance set: the Task a run seed draws (given by make_env), which a restored
+        # checkpoint trains, as the run it was saved in did (each reset is handed its Task: `rlopt.instances.sampling`)
         self.run_tasks: Callable[[int], Task] | None = None
         self.trainer: Trainer | None = None
         self._resumed_scheduler: dict | None = None
@@ -93,16 +93,9 @@ class TrainingEnv(gym.Env):
 
     @property
     def decisions_per_episode(self) -> int:
-        return self.decisions(self.task)
-
-    def decisions(self, task: Task) -> int:
-        """Decision steps of a run of `task` (the last may be short)."""
-        interval = int(self.steps_per_action) if self.steps_per_action is not None else task.batches_per_epoch
-        return -(-task.budget_steps // interval)
-
-    def task_of_run(self, run_seed: int) -> Task:
-        """The Task the run with seed `run_seed` trains: its drawn instance's (`run_tasks`), else the env's own."""
-        return self.run_tasks(run_seed) if self.run_tasks is not None else self.task
+        if self.steps_per_action is not None:
+            return -(-self.budget_steps // int(self.steps_per_action))
+        return -(-self.budget_steps // self.batches_per_epoch)
 
     @property
     def episode(self) -> int:
@@ -120,16 +113,15 @@ class TrainingEnv(gym.Env):
         super().reset(seed=seed)
         # A seeded reset trains with that seed, an unseeded one with the previous episode's + 1 (the first with
         # the task's seed: episode k trains with seed + k), so what follows a seeded reset repeats (gymnasium's
-        # contract). options: `run_seed` overrides that; `task` trains another Task from this episode on, as does
-        # the run seed's drawn instance when the env learns across an instance set (`run_tasks`).
+        # contract). options: `run_seed` overrides that; `task` trains another Task from this episode on.
         options = options or {}
+        if "task" in options:
+            self._switch_task(options["task"])
         if seed is not None:
             default = int(seed)
         else:
             default = self.task.seed if self.episodes_started == 0 else self.run_seed + 1
         run_seed = int(options.get("run_seed", default))
-        if "task" in options or self.run_tasks is not None:
-            self._switch_task(options["task"] if "task" in options else self.run_tasks(run_seed))
         self.episodes_started += 1
         self._build(run_seed)
         self.actions.reset(self.bank)
@@ -187,7 +179,7 @@ class TrainingEnv(gym.Env):
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        if self.run_tasks is not None:  # the instance the run in progress drew, not the task the env was built with
+        if self.run_tasks is not None:  # the instance its run in progress drew, not the task the env was built with
             self._switch_task(self.run_tasks(state["run_seed"]))
         self._build(state["run_seed"])
         self.trainer.model.load_state_dict(state["model"])
