@@ -17,8 +17,8 @@ import pytest
 from conftest import REPO, call_cli, run_cli
 
 
-@pytest.mark.parametrize("argv0", ["/venv/bin/rlopt", "-m"])  # the console script; `python -m rlopt`
-@pytest.mark.parametrize("during", ["rlopt.schema", "rlopt.hydra_app"])  # rlopt/__init__'s schemas; the CLI's imports
+# argv0: the console script, or `python -m rlopt`; during: rlopt/__init__'s schema registration, or the CLI's imports
+@pytest.mark.parametrize(("argv0", "during"), [("/venv/bin/rlopt", "rlopt.schema"), ("-m", "rlopt.hydra_app")])
 def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path, argv0, during):
     # the SIGINT arrives exactly while `during` is imported, as the command's own imports run (no race with a timer)
     code = ("import builtins, os, signal, sys\n"
