@@ -31,17 +31,18 @@ TIMING_KEYS = {"wall_time_s", "controller_time_s", "controller_time_share", "che
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("n_envs", "episodes", "kills"), [
+@pytest.mark.parametrize(("n_envs", "vectorize", "episodes", "kills"), [
     # K=1 runs draw b, a, b, then a (final): row 6 is in run 1 (a), after the checkpoint of its first step; the
     # resumed process redoes rows 5-10 and is killed on its 8th row, the final run's 2nd
-    (1, 3, ["row:6", "row:8"]),
+    (1, "processes", 3, ["row:6", "row:8"]),
     # K=2: worker 0 runs b, b, worker 1 a, a, the final run b: row 10 is two rows past the checkpoint of batched
     # step 4, where each worker is in another run (the final run's restore is K=1's)
-    (2, 4, ["row:10"]),
+    (2, "processes", 4, ["row:10"]),
 ])
 def test_an_agent_learning_across_instances_killed_resumes_to_an_uninterrupted_runs_files(
-        tmp_path, cli, n_envs, episodes, kills):
-    args = ["train", *SET, f"controller.episodes={episodes}", f"controller.n_envs={n_envs}"]
+        tmp_path, cli, n_envs, vectorize, episodes, kills):
+    args = ["train", *SET, f"controller.episodes={episodes}", f"controller.n_envs={n_envs}",
+            f"controller.vectorize={vectorize}"]
     assert call_cli(*args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
     run = tmp_path / "run"
     for kill, phase in zip(kills, ["learn", "final"], strict=False):
