@@ -8,9 +8,9 @@ script, or `python -m rlopt`), importing rlopt installs a SIGINT handler that sa
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
-from pathlib import Path
 
 
 def _interrupted(signum: int, frame) -> None:
@@ -20,9 +20,12 @@ def _interrupted(signum: int, frame) -> None:
 
 
 def guard() -> None:
-    """In the rlopt command only (`rlopt ...`; `python -m rlopt ...` imports this package with `sys.argv[0]` "-m"):
-    a SIGINT until `release` ends the command quietly."""
-    if Path(sys.argv[0]).name == "rlopt" or sys.argv[:1] == ["-m"]:
+    """In the rlopt command only (`rlopt ...`; `python -m rlopt ...` imports this package with `sys.argv[0]` "-m"),
+    not in the worker processes it spawns (which are given its argv): a SIGINT until `release` ends it quietly."""
+    first = sys.argv[0] if sys.argv else ""  # an embedded interpreter may have no argv
+    command = os.path.basename(first) == "rlopt" or first == "-m"
+    spawning = sys.modules.get("multiprocessing")  # a spawned child has it loaded (and named) before it imports rlopt
+    if command and (spawning is None or spawning.current_process().name == "MainProcess"):
         signal.signal(signal.SIGINT, _interrupted)
 
 
