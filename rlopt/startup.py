@@ -20,10 +20,11 @@ def _interrupted(signum: int, frame) -> None:
 
 
 def guard() -> None:
-    """In the rlopt command only (`rlopt ...`; `python -m rlopt ...` imports this package with `sys.argv[0]` "-m"),
+    """In the rlopt command only (`rlopt ...`; `python -m rlopt ...`, which imports this package with `sys.argv[0]` "-m"),
     not in the worker processes it spawns (which are given its argv): a SIGINT until `release` ends it quietly."""
     first = sys.argv[0] if sys.argv else ""  # an embedded interpreter may have no argv
-    command = os.path.basename(first) == "rlopt" or first == "-m"
+    m = sys.orig_argv.index("-m") if "-m" in sys.orig_argv else -1
+    command = os.path.basename(first) == "rlopt" or (first == "-m" and sys.orig_argv[m + 1:m + 2] == ["rlopt"])
     spawning = sys.modules.get("multiprocessing")  # a spawned child has it loaded (and named) before it imports rlopt
     if command and (spawning is None or spawning.current_process().name == "MainProcess"):
         signal.signal(signal.SIGINT, _interrupted)

@@ -17,25 +17,31 @@ import pytest
 from conftest import REPO, call_cli, run_cli
 
 
-# argv0: the console script, or `python -m rlopt`; during: rlopt/__init__'s schema registration, or the CLI's imports
-@pytest.mark.parametrize(("argv0", "during"), [("/venv/bin/rlopt", "rlopt.schema"), ("-m", "rlopt.hydra_app")])
-def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path, argv0, during):
-    # the SIGINT arrives exactly while `during` is imported, as the command's own imports run (no race with a timer)
-    code = ("import builtins, os, signal, sys\n"
-            f"sys.argv = [{argv0!r}, 'train', '+debug=tiny']\n"
-            "real = builtins.__import__\n"
-            "def imported(name, *args, **kwargs):\n"
-            f"    if name == {during!r}:\n"
-            "        os.kill(os.getpid(), signal.SIGINT)\n"
-            "    return real(name, *args, **kwargs)\n"
-            "builtins.__import__ = imported\n"
-            "from rlopt.cli import main\n"
-            "main()\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            capture_output=True, text=True, timeout=120)
+# the console script (`rlopt` runs `from rlopt.cli import main; main()`), or `python -m rlopt`; the SIGINT comes
+# while rlopt/__init__ registers the schemas, or while the CLI imports its modules
+@pytest.mark.parametrize(("command", "during"), [
+    (["-c", "import sys; sys.argv[0] = '/venv/bin/rlopt'; from rlopt.cli import main; main()"], "rlopt.schema"),
+    (["-m", "rlopt"], "rlopt.hydra_app"),
+])
+def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path, command, during):
+    # a sitecustomize sends the SIGINT exactly while `during` is imported (no race with a timer)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import builtins, os, signal\n"
+        "real = builtins.__import__\n"
+        "def imported(name, *args, **kwargs):\n"
+        f"    if name == {during!r}:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = imported\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    result = subprocess.run([sys.executable, *command, "train", "+debug=tiny"], cwd=run, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{REPO}"}, timeout=120)
     assert result.returncode == 130, result.stderr
     assert result.stderr == "rlopt train: interrupted by SIGINT before it finished\n"
-    assert not any(tmp_path.iterdir())
+    assert not any(run.iterdir())
 
 
 def test_importing_rlopt_elsewhere_leaves_sigint_alone():

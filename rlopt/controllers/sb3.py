@@ -162,8 +162,8 @@ class SB3Controller(Controller):
         if self.n_envs == 1:
             vec_env = agent_env(self.sampler or env)
         elif state is None or state["phase"] == "learn":
-            if state is None:  # the main env waits for the final run; reset, it has a state for the checkpoints (on
-                env.unwrapped.reset(options=self.episode_options())  # that run's instance, which a restore trains)
+            if state is None:  # the main env waits for the final run; reset, it has a state for the checkpoints
+                env.unwrapped.reset(options=self.episode_options())  # on that run's instance, as a restore has it
             self.runs = self._runs(env, context)
             if state is not None:
                 self.runs.load_state(state["workers"])
