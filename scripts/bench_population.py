@@ -11,7 +11,8 @@ interleaved; the ratio to n_envs=1 is taken within each round and reported as th
 
 With `--learning`, it also measures learning runs per hour on the polynomial task, the agent included
 (`rlopt train controller=ppo_lr`, decisions every 10 optimizer steps, PPO's minibatch = the whole rollout),
-n_envs=1 and n_envs=2 processes against population K, through `bench.measure_n_envs`.
+n_envs=1 and n_envs=2 processes against population K, through `bench.measure_n_envs`; `--instances
+poly_family` measures only that, across the instance set (each run training the instance it draws).
 """
 
 from __future__ import annotations
@@ -117,6 +118,12 @@ def bench_population(args, in_child, in_child_pair, machine, measure_n_envs) -> 
     if args.one_process:
         return one_process_section(args, machine)
     ks = [int(k) for k in args.population.split(",")]
+    if args.instances:
+        return "\n".join([f"## Population mode across instances={args.instances} on {args.device} ({date.today()})", "",
+                          f"Machine: {machine()}; load average (1/5/15 min) at the start: "
+                          f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} (a shared machine).  ",
+                          f"Command: `{' '.join(['python scripts/bench.py', *sys.argv[1:]])}`", "",
+                          learning_section(args, ks, in_child, measure_n_envs), ""])
     cores = os.cpu_count() or 1
     threads = args.threads or cores
     root = args.data_root
@@ -152,20 +159,25 @@ def bench_population(args, in_child, in_child_pair, machine, measure_n_envs) -> 
 
 
 def learning_section(args, ks, in_child, measure_n_envs) -> str:
-    """Learning runs per hour on polynomial, the agent (ppo_lr) included, decisions every 10 steps."""
-    lines = ["Learning runs per hour, polynomial/maclaurin, `controller=ppo_lr`, a decision every 10 optimizer "
-             f"steps, {args.run_epochs} epochs per run, PPO minibatch = the whole rollout (8 x K):", "",
-             "| setup | runs / hour | / n_envs=1 |", "|---|---|---|"]
+    """Learning runs per hour on polynomial, or across the instance set `--instances` (each run its drawn
+    instance's budget), the agent (ppo_lr) included, decisions every 10 steps."""
+    task = (f"across `instances={args.instances}` (each run the budget of the instance it draws)" if args.instances
+            else f"polynomial/maclaurin, {args.run_epochs} epochs per run")
+    lines = [f"Learning runs per hour, {task}, `controller=ppo_lr`, a decision every 10 optimizer steps, PPO minibatch "
+             "= the whole rollout (8 x K), 2 x K runs per setup; steady state: from the first batched step's rows to "
+             "the last, without start-up:", "",
+             "| setup | runs / hour | / n_envs=1 | steady runs / hour | / n_envs=1 |", "|---|---|---|---|---|"]
     setups = [("n_envs=1", 1, []), ("n_envs=2 (processes)", 2, [])]
     setups += [(f"population K={k}", k, ["controller.vectorize=population"]) for k in ks if k > 1]
     base = None
     for label, k, extra in setups:
         overrides = ["env.steps_per_action=10", "dataset.train_subset=null", f"controller.hyperparams.batch_size={8 * k}",
-                     *extra]
+                     *([f"instances={args.instances}"] if args.instances else []), *extra]
         result = in_child(measure_n_envs, args.device, k, 2 * k, args.run_epochs, None, "polynomial", "ppo_lr",
                           overrides)
-        base = base or result["runs_per_hour"]
-        lines.append(f"| {label} | {result['runs_per_hour']:,.0f} | {result['runs_per_hour'] / base:.2f} |")
+        base = base or result
+        lines.append(f"| {label} | {result['runs_per_hour']:,.0f} | {result['runs_per_hour'] / base['runs_per_hour']:.2f} "
+                     f"| {result['steady_per_hour']:,.0f} | {result['steady_per_hour'] / base['steady_per_hour']:.2f} |")
     return "\n".join(lines)
 
 

@@ -214,12 +214,3 @@ def test_learning_across_instances_evaluation_and_the_scorecard(tmp_path):
     assert (out / "scorecard.png").stat().st_size > 10_000
 
 
-def test_a_population_learning_across_an_instance_set_is_refused_in_one_line(tmp_path):
-    # its members share one task: run, they would all train the command's own dataset instead of the drawn instances
-    agent = make_cfg(*TINY_SET, "controller=ppo_lr", "controller.episodes=2", "controller.n_envs=2",
-                     "controller.vectorize=population")
-    with pytest.raises(UserError) as err:
-        train(agent, tmp_path / "agent")
-    assert "controller.vectorize=population is not allowed with an instance set" in str(err.value)
-    assert "\n" not in str(err.value)
-    assert not (tmp_path / "agent").exists() or not any((tmp_path / "agent").iterdir())  # refused before it writes

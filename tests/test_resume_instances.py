@@ -38,6 +38,8 @@ TIMING_KEYS = {"wall_time_s", "controller_time_s", "controller_time_share", "che
     # K=2: worker 0 runs b, b, worker 1 a, a, the final run b: row 10 is two rows past the checkpoint of batched
     # step 4, where each worker is in another run (the final run's restore is K=1's)
     (2, "processes", 4, ["row:10"]),
+    # population mode: each member's restored task is re-derived from its saved run seed (MemberEnv.load_state_dict)
+    (2, "population", 4, ["row:10", "row:10"]),
 ])
 def test_an_agent_learning_across_instances_killed_resumes_to_an_uninterrupted_runs_files(
         tmp_path, cli, n_envs, vectorize, episodes, kills):

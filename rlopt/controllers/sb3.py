@@ -189,7 +189,7 @@ class SB3Controller(Controller):
         if self.vectorize == "population":
             from rlopt.controllers.population_vec_env import PopulationRuns
 
-            return PopulationRuns(env, context.config, context.record_rows, self.n_envs)
+            return PopulationRuns(env, context.config, context.record_rows, self.n_envs, self.sampler)
         return ParallelRuns(env, context.config, context.record_rows, self.n_envs)
 
     def learn(self, env, save) -> None:
@@ -201,8 +201,9 @@ class SB3Controller(Controller):
         # SB3 counts one timestep per sub-environment; K runs advance together
         if self.sampler is None:
             agent_steps = env.unwrapped.decisions_per_episode * per_run * learn_episodes
-        else:  # each run's budget is its instance's
-            agent_steps = self.sampler.learning_steps(self.seed, learn_episodes, self.n_envs) * per_run
+        else:  # each run's budget is its instance's (a population's member draws among its group: `pools`)
+            pools = getattr(self.runs, "pools", None)  # ParallelRuns' workers draw among the whole train part
+            agent_steps = self.sampler.learning_steps(self.seed, learn_episodes, self.n_envs, pools) * per_run
         started = time.perf_counter()
         # SB3 logs to tensorboard_log while it learns; set only then, so no saved policy names this run's folder
         self.model.tensorboard_log = str(self.tb_dir) if self.tb_dir is not None else None

@@ -55,7 +55,11 @@ class MemberTrainer(_Member):
     def __init__(self, population: PopulationTrainer, k: int):
         super().__init__(population, k)
         self.model = MemberModel(population, k)
-        self.data = population.data
+
+    @property
+    def data(self):
+        """The data of the Task member k trains now."""
+        return self.population.tasks[self.k].data
 
     @property
     def opt_steps(self) -> int:
