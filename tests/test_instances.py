@@ -214,16 +214,3 @@ def test_learning_across_instances_evaluation_and_the_scorecard(tmp_path):
     assert (out / "scorecard.png").stat().st_size > 10_000
 
 
-@pytest.mark.slow
-def test_an_agent_learning_across_instances_killed_is_refused_on_resume_and_its_files_kept(tmp_path, cli):
-    """Its restored env would train the command's own task, not the instance its run drew: refused, not resumed
-    wrongly (and not a traceback); what it wrote stays as it was."""
-    args = ["train", "+debug=tiny", *TINY_SET,
-            "controller=ppo_lr", "controller.episodes=3", f"hydra.run.dir={tmp_path / 'run'}"]
-    killed = cli(*args, cwd=tmp_path, env_extra={"RLOPT_TEST_KILL_AT": "row:3"})
-    assert killed.returncode != 0 and (tmp_path / "run" / "checkpoint.pt").is_file()
-    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
-    again = cli(*args, cwd=tmp_path)
-    lines = again.stderr.strip().splitlines()
-    assert again.returncode == 2 and len(lines) == 1 and "instance set cannot be resumed" in lines[0], again.stderr
-    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before

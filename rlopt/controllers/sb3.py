@@ -157,13 +157,13 @@ class SB3Controller(Controller):
         and acts in `env` only for the final run. With an instance set and no `instance` named, every run trains
         the train instance its run seed draws (`rlopt.instances.sampling`)."""
         self.tb_dir = context.tb_dir
-        if learns_across(context.config):  # (a resume of such a run is refused by rlopt.run.experiment)
+        if learns_across(context.config):
             self.sampler = InstanceSampler(env, context.config)
         if self.n_envs == 1:
             vec_env = agent_env(self.sampler or env)
         elif state is None or state["phase"] == "learn":
             if state is None:  # the main env waits for the final run; reset, it has a state for the checkpoints
-                env.unwrapped.reset(options={"run_seed": self.seed + self.episodes})
+                env.unwrapped.reset(options=self.episode_options())  # on that run's instance, as a restore has it
             self.runs = self._runs(env, context)
             if state is not None:
                 self.runs.load_state(state["workers"])

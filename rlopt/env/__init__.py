@@ -33,12 +33,19 @@ LAYERWISE_ENV_ID = "rlopt/LayerwiseLearningRates-v0"
 def make_env(cfg, data: DataBundle | None = None, device: torch.device | None = None) -> TrainingEnv:
     """The environment for `cfg` (per-layer learning rates, `actions.kind=layer_lr`, get the layer-wise
     env), on `device` (default: `trainer.device`) with `data` (default: the config's dataset, split with
-    the run seed)."""
+    the run seed). The env of an agent learning across an instance set knows which Task each run seed draws
+    (`run_tasks`), so a checkpoint restores it onto the instance of the run it was saved in."""
+    from rlopt.instances.sampling import InstanceSampler, learns_across  # (Hydra, pandas): not with rlopt.env
+
     task = make_task(cfg, data, device)
     if cfg.controller.actions.kind == LAYER_KIND:
-        return _layerwise_env(cfg, task, build_reward(cfg.reward))
-    return TrainingEnv(task, **_control(cfg), steps_per_action=cfg.env.steps_per_action,
-                       divergence_penalty=cfg.env.divergence_penalty)
+        env = _layerwise_env(cfg, task, build_reward(cfg.reward))
+    else:
+        env = TrainingEnv(task, **_control(cfg), steps_per_action=cfg.env.steps_per_action,
+                          divergence_penalty=cfg.env.divergence_penalty)
+    if learns_across(cfg):  # the draw of the agent's own sampler (which hands each reset its Task)
+        env.run_tasks = InstanceSampler(env, cfg).task_for
+    return env
 
 
 def _control(cfg) -> dict:

@@ -93,7 +93,6 @@ class InstanceSet:
             grouped.setdefault(architecture(apply(cfg, inst)), []).append(inst)
         return grouped
 
-
     def population_pools(self, cfg: DictConfig, n_envs: int) -> list[list[Instance]]:
         """Per member of a population of `n_envs` learning across the train part (`controller.vectorize=population`),
         the instances it draws among: member k those of architecture group k mod G (`groups`, in the order their

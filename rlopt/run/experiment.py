@@ -85,9 +85,6 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
         try:
             validate_train(cfg)
             controller = make_controller(cfg)  # its config errors surface before anything is written
-            if resume is not None and learns_across(cfg):  # its restored env would train the command's own task
-                raise RunRefused(f"{run_dir}: an agent learning across an instance set cannot be resumed from its "
-                                 "checkpoint yet; rerun it into a fresh folder")
             if learns_across(cfg) and int(cfg.controller.n_envs) > 1 and cfg.controller.vectorize == "population":
                 # one population per architecture group of the train instances: fewer members than groups is one line
                 load_set(cfg, check=False).population_pools(cfg, int(cfg.controller.n_envs))
