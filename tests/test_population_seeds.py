@@ -33,7 +33,7 @@ def assert_same_run(got: Path, want: Path, aside: tuple[str, ...] = ()) -> None:
     """`got` (a population member's folder) holds what `want` (its seed's own run, here outside Hydra: without the
     `.hydra/overrides.yaml` a command writes) holds: the same files, rows (timing aside; losses within float32
     rounding) and summary; `aside`: columns and summary keys not compared."""
-    assert files(got) == files(want) | {".hydra/overrides.yaml"}
+    assert files(got) == files(want) | {".hydra/overrides.yaml"}  # got's: the command's, with its seed
     rows, single = (pd.read_csv(run / "metrics.csv").drop(columns=[*TIMING, *aside], errors="ignore") for run in (got, want))
     floats = [c for c in FLOATS if c not in aside]
     pd.testing.assert_frame_equal(rows.drop(columns=floats), single.drop(columns=floats))
@@ -86,6 +86,19 @@ def test_a_member_that_diverges_ends_there_and_the_others_go_on(tmp_path):
         train(make_cfg(*args, f"seed={i}"), tmp_path / f"alone_s{i}")
         # the divergence penalty draws from the env's unseeded generator, in a single run too
         assert_same_run(tmp_path / "pop" / f"run{i}_s{i}", tmp_path / f"alone_s{i}", aside=("reward", "total_reward"))
+
+
+@pytest.mark.slow
+def test_a_baselines_seeds_as_processes_and_as_one_population_write_the_same_runs(tmp_path):
+    args = ["dataset=polynomial", "controller=adam", "runs=2", "seed=3", "trainer.threads=1"]
+    for vectorize in ("processes", "population"):
+        assert call_cli("train", "+debug=tiny", *args, f"controller.vectorize={vectorize}", f"hydra.run.dir={vectorize}",
+                        cwd=tmp_path).returncode == 0
+    for i, seed in enumerate([3, 4]):
+        got, want = (tmp_path / vectorize / f"run{i}_s{seed}" for vectorize in ("population", "processes"))
+        assert_same_run(got, want, aside=())
+        overrides = (got / ".hydra" / "overrides.yaml").read_text()
+        assert overrides == (want / ".hydra" / "overrides.yaml").read_text().replace("processes", "population")
 
 
 def test_rerunning_a_population_trains_only_the_seeds_that_did_not_finish(tmp_path):
