@@ -15,6 +15,7 @@ from rlopt.reporting.runs import find_runs
 from rlopt.run.folder import config_values, differing_keys
 from rlopt.train import train
 from test_parallel import TIMING
+from test_reliability import _kill_after_rows
 
 POPULATION = ["controller.vectorize=population"]
 DIGITS = ["dataset=digits", "model=mlp", "trainer.threads=1", "trainer.amp=false"]  # fp32: bf16 rounds far more
@@ -99,6 +100,19 @@ def test_a_baselines_seeds_as_processes_and_as_one_population_write_the_same_run
         assert_same_run(got, want, aside=())
         overrides = (got / ".hydra" / "overrides.yaml").read_text()
         assert overrides == (want / ".hydra" / "overrides.yaml").read_text().replace("processes", "population")
+
+
+@pytest.mark.slow
+def test_sigkill_while_a_population_of_seeds_trains_then_rerun_equals_the_uninterrupted_runs(tmp_path):
+    args = ["+debug=tiny", "dataset=polynomial", "controller=adam", "runs=3", *POPULATION, "trainer.threads=1",
+            "trainer.epochs=60", "env.steps_per_action=1"]
+    assert call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
+    _kill_after_rows([*args, "hydra.run.dir=run"], tmp_path, tmp_path / "run" / "run0_s0" / "metrics.csv", rows=20)
+    assert not (tmp_path / "run" / "run0_s0" / "summary.json").exists()
+    done = call_cli("train", *args, "hydra.run.dir=run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for i in range(3):
+        assert_same_run(tmp_path / "run" / f"run{i}_s{i}", tmp_path / "ref" / f"run{i}_s{i}")
 
 
 def test_rerunning_a_population_trains_only_the_seeds_that_did_not_finish(tmp_path):
