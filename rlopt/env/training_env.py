@@ -122,6 +122,8 @@ class TrainingEnv(gym.Env):
         else:
             default = self.task.seed if self.episodes_started == 0 else self.run_seed + 1
         run_seed = int(options.get("run_seed", default))
+        if self._np_random is None:  # never seeded: the divergence penalty's draws follow the first run's seed, so the
+            self._np_random, self._np_random_seed = gym.utils.seeding.np_random(run_seed)  # same config repeats them
         self.episodes_started += 1
         self._build(run_seed)
         self.actions.reset(self.bank)
