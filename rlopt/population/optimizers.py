@@ -125,6 +125,7 @@ class BatchedAdam:
         self.beta1, self.beta2 = _column(betas[0], k, device), _column(betas[1], k, device)
         self.weight_decay, self.eps = _column(weight_decay, k, device), _column(eps, k, device)
         self.decoupled = decoupled
+        self.any_weight_decay = bool(weight_decay)  # else a step skips the term (a Python bool: no sync per step)
         self.m = torch.zeros(k, n_params, device=device)
         self.v = torch.zeros(k, n_params, device=device)
         self.steps = torch.zeros(k, 1, dtype=torch.float64, device=device)
@@ -134,29 +135,34 @@ class BatchedAdam:
         """Member k's hyperparameters (its Task's `optim.adam` / `optim.adamw`), for its next run."""
         self.lr[k], self.beta1[k], self.beta2[k] = lr, betas[0], betas[1]
         self.weight_decay[k], self.eps[k] = weight_decay, eps
+        self.any_weight_decay = bool(self.weight_decay.any())
 
     @torch.no_grad()
     def step(self, params: torch.Tensor, grads: torch.Tensor, rows: torch.Tensor, every: bool = False) -> None:
-        """`every`: all rows step (the usual case), so the state is updated in place without masking."""
+        """`every`: all rows step (the usual case), so weights and state are updated in place without masking,
+        in as few passes over the (K, P) tensors as the arithmetic allows (the step is memory-bound)."""
         rows = rows.reshape(-1, 1)
         steps = self.steps + rows.double()
+        bias1 = 1 - self.beta1.double() ** steps
+        bias2_sqrt = (1 - self.beta2.double() ** steps).sqrt().float()
+        step_size = (self.lr / bias1).float()
+        self.steps.copy_(steps)
+        if every:
+            if self.decoupled and self.any_weight_decay:
+                params.mul_(1 - self.lr.float() * self.weight_decay)
+            elif self.any_weight_decay:
+                grads = grads + self.weight_decay * params
+            self.m.lerp_(grads, 1 - self.beta1)
+            self.v.mul_(self.beta2).addcmul_(grads, (1 - self.beta2) * grads)
+            params.addcdiv_(self.m * -step_size, self.v.sqrt().div_(bias2_sqrt).add_(self.eps))
+            return
         if self.decoupled:
             start = params * (1 - self.lr.float() * self.weight_decay)
         else:
             start, grads = params, grads + self.weight_decay * params
-        if every:
-            m, v = self.m.lerp_(grads, 1 - self.beta1), self.v.mul_(self.beta2).add_((1 - self.beta2) * grads * grads)
-        else:
-            m = torch.lerp(self.m, grads, 1 - self.beta1)
-            v = self.beta2 * self.v + (1 - self.beta2) * grads * grads
-        bias1 = 1 - self.beta1.double() ** steps
-        bias2_sqrt = (1 - self.beta2.double() ** steps).sqrt()
-        step_size = (self.lr / bias1).float()
-        update = start - step_size * m / (v.sqrt() / bias2_sqrt.float() + self.eps)
-        self.steps.copy_(steps)
-        if every:
-            params.copy_(update)
-            return
+        m = torch.lerp(self.m, grads, 1 - self.beta1)
+        v = self.beta2 * self.v + (1 - self.beta2) * grads * grads
+        update = start - step_size * m / (v.sqrt() / bias2_sqrt + self.eps)
         self.m.copy_(torch.where(rows, m, self.m))
         self.v.copy_(torch.where(rows, v, self.v))
         params.copy_(torch.where(rows, update, params))
