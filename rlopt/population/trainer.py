@@ -1,7 +1,8 @@
 """`PopulationTrainer`: K training runs of one architecture as one vectorised model (torch.func).
 
 Member k's weights are row k of one (K, P) tensor; the model runs through `functional_call` on views of
-it, gradients come from `vmap(grad_and_value(loss))`, and the batched optimizers of
+it, vmapped over the members (`vmap(loss)`), gradients come from one backward of the members' summed
+loss (each member's loss depends on its own row only), and the batched optimizers of
 `rlopt.population.optimizers` update every row at once. Each member keeps what a single run
 (`rlopt.engine.Trainer`) has: its own initial weights (built from its run seed, as the single run
 builds them), its own batch order (a generator seeded with the run seed, drawing the same
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, vmap
 
 from rlopt.data import Split
 from rlopt.engine import use_bf16
@@ -95,7 +96,7 @@ class PopulationTrainer:
         self.opt_steps = np.zeros(self.size, dtype=np.int64)
         self.grad_evals = np.zeros(self.size, dtype=np.int64)
         self.grad_norm = np.zeros(self.size)  # each member's last step's gradient norm (a round of 0 steps keeps it)
-        self._grads = vmap(grad_and_value(self._member_loss))
+        self._losses = vmap(self._member_loss)  # every member's loss on its own batch, (K,)
         self._forward = vmap(self._member_forward, in_dims=(0, None))  # every member on the same inputs
         self._forward_each = vmap(self._member_forward)  # each member on its own
 
@@ -142,13 +143,11 @@ class PopulationTrainer:
         self.flat[k] = torch.cat([state[name].detach().reshape(-1).to(self.flat) for name, _, _ in self.layout])
 
     def weights(self, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Views of the stacked weights, one (K, *shape) tensor per parameter of the template."""
+        """Views of the stacked weights, one (K, *shape) tensor per parameter of the template (one split, whose
+        backward assembles the (K, P) gradient in one op)."""
         flat = self.flat if flat is None else flat
-        views, start = {}, 0
-        for name, shape, n in self.layout:
-            views[name] = flat[:, start:start + n].view(len(flat), *shape)
-            start += n
-        return views
+        parts = flat.split([n for _, _, n in self.layout], dim=1)
+        return {name: part.view(len(flat), *shape) for (name, shape, _), part in zip(self.layout, parts)}
 
     def select(self, k: int, name: str) -> None:
         self.active[k] = self.names.index(name)
@@ -189,8 +188,14 @@ class PopulationTrainer:
         return (per_row.sum(1) * w).sum() / (w.sum().clamp(min=1) * per_row.shape[1])
 
     def _gradients(self, x, y, w) -> tuple[torch.Tensor, torch.Tensor]:
-        grads, loss = self._grads(self.weights(), x, y, w)
-        return torch.cat([grads[name].reshape(self.size, -1) for name, _, _ in self.layout], 1), loss
+        """Every member's gradient, (K, P), and loss, (K,). Member k's loss depends on row k of the weights alone,
+        so the gradient of the members' summed loss is each member's own gradient (the sum passes each an exact
+        1.0): one plain backward through the batched forward, without torch.func's per-call gradient transform."""
+        with torch.enable_grad():
+            flat = self.flat.detach().requires_grad_()
+            loss = self._losses(self.weights(flat), x, y, w)
+            (grads,) = torch.autograd.grad(loss.sum(), flat)
+        return grads, loss.detach()
 
     # -- batches -----------------------------------------------------------------------------------------
     def _batch(self, rows: np.ndarray):
