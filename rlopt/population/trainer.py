@@ -238,27 +238,32 @@ class PopulationTrainer:
         total = torch.zeros(self.size, device=self.device)
         grad_norm = torch.from_numpy(self.grad_norm).to(self.device)
         lrs = np.array([self.lr(k) for k in range(self.size)])
-        active = torch.from_numpy(self.active).to(self.device)
+        uses = [self.active == index for index in range(len(self.optimizers))]  # fixed for the round
         for i in range(int(n_steps.max(initial=0))):
             rows_np = n_steps > i
+            every = bool(rows_np.all())
             rows = torch.from_numpy(rows_np).to(self.device)
             x, y, w = self._batch(rows_np)
             grads, loss = self._gradients(x, y, w)
-            for index, opt in enumerate(self.optimizers):
-                if isinstance(opt, BatchedSAM) and (mine := rows & (active == index)).any():
+            for opt, use in zip(self.optimizers, uses):
+                if isinstance(opt, BatchedSAM) and (rows_np & use).any():
+                    mine = torch.from_numpy(rows_np & use).to(self.device)
                     ascent = opt.ascent(grads, mine)
                     self.flat.add_(ascent)
                     sharp, _ = self._gradients(x, y, w)
                     self.flat.sub_(ascent)
                     grads = torch.where(mine[:, None], sharp, grads)
-            for index, opt in enumerate(self.optimizers):
-                mine_np = rows_np & (self.active == index)
-                if mine_np.any():
-                    opt.step(self.flat, grads, torch.from_numpy(mine_np).to(self.device), every=bool(mine_np.all()))
-            total += torch.where(rows, loss.detach(), 0.0)
-            ending = torch.from_numpy(n_steps == i + 1).to(self.device)
-            if bool(ending.any()):
-                grad_norm = torch.where(ending, torch.linalg.vector_norm(grads.double(), dim=1), grad_norm)
+            for opt, use in zip(self.optimizers, uses):
+                mine_np = rows_np & use
+                if mine_np.all():
+                    opt.step(self.flat, grads, rows, every=True)
+                elif mine_np.any():
+                    opt.step(self.flat, grads, torch.from_numpy(mine_np).to(self.device))
+            total += loss if every else torch.where(rows, loss, 0.0)
+            ending = n_steps == i + 1
+            if ending.any():
+                grad_norm = torch.where(torch.from_numpy(ending).to(self.device),
+                                        torch.linalg.vector_norm(grads.double(), dim=1), grad_norm)
         evals = np.array([self.grad_evals_per_step(k) for k in range(self.size)])
         self.opt_steps += n_steps
         self.grad_evals += n_steps * evals
