@@ -47,6 +47,9 @@ def check_batchable(model: nn.Module, model_name: str) -> None:
         raise UserError(f"model={model_name} is not allowed in population mode (controller.vectorize=population): it "
                         "has buffers (BatchNorm statistics); population mode batches MLPs (maclaurin, mlp) and "
                         "BatchNorm-free CNNs (digits_cnn, small_cnn with model.dropout=false)")
+    if sum(1 for _ in model.named_parameters(remove_duplicate=False)) != sum(1 for _ in model.parameters()):
+        raise UserError(f"model={model_name} is not allowed in population mode (controller.vectorize=population): "
+                        "layers share (tie) weights, which the vectorised model does not")
     if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()):
         raise UserError(f"model={model_name} is not allowed in population mode (controller.vectorize=population): its "
                         "dropout draws from the one global random stream; use model.dropout=false")
@@ -179,8 +182,9 @@ class PopulationTrainer:
 
     # -- the loss of one member (vmapped) ----------------------------------------------------------------
     def _member_forward(self, weights, x):
+        # no tied weights (check_batchable): functional_call need not look for them on every call
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return functional_call(self.template, weights, (x,)).float()
+            return functional_call(self.template, weights, (x,), tie_weights=False).float()
 
     def _member_loss(self, weights, x, y, w):
         """Mean loss over the member's real batch rows (`w` = 1; rows past a shorter batch's end are 0)."""
