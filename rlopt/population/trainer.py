@@ -99,7 +99,6 @@ class PopulationTrainer:
         self.opt_steps = np.zeros(self.size, dtype=np.int64)
         self.grad_evals = np.zeros(self.size, dtype=np.int64)
         self.grad_norm = np.zeros(self.size)  # each member's last step's gradient norm (a round of 0 steps keeps it)
-        self._losses = vmap(self._member_loss)  # every member's loss on its own batch, (K,)
         self._forward = vmap(self._member_forward, in_dims=(0, None))  # every member on the same inputs
         self._forward_each = vmap(self._member_forward)  # each member on its own
 
@@ -180,16 +179,18 @@ class PopulationTrainer:
             self._finite = torch.isfinite(self.flat).all(1).cpu().numpy()
         return self._finite
 
-    # -- the loss of one member (vmapped) ----------------------------------------------------------------
+    # -- the model of one member (vmapped) and the members' losses ---------------------------------------
     def _member_forward(self, weights, x):
         # no tied weights (check_batchable): functional_call need not look for them on every call
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             return functional_call(self.template, weights, (x,), tie_weights=False).float()
 
-    def _member_loss(self, weights, x, y, w):
-        """Mean loss over the member's real batch rows (`w` = 1; rows past a shorter batch's end are 0)."""
-        per_row = self.loss_fn(self._member_forward(weights, x), y, reduction="none").reshape(len(w), -1)
-        return (per_row.sum(1) * w).sum() / (w.sum().clamp(min=1) * per_row.shape[1])
+    def _losses(self, weights, x, y, w) -> torch.Tensor:
+        """Each member's mean loss over its real batch rows (`w` = 1; rows past a shorter batch's end are 0), (K,).
+        Only the model is vmapped: the loss is per row, so it runs on all members' rows at once as plain ops."""
+        out = self._forward_each(weights, x)
+        per_row = self.loss_fn(out.flatten(0, 1), y.flatten(0, 1), reduction="none").reshape(*w.shape, -1)
+        return (per_row.sum(2) * w).sum(1) / (w.sum(1).clamp(min=1) * per_row.shape[2])
 
     def _gradients(self, x, y, w) -> tuple[torch.Tensor, torch.Tensor]:
         """Every member's gradient, (K, P), and loss, (K,). Member k's loss depends on row k of the weights alone,
