@@ -1,7 +1,7 @@
 """`PopulationTrainer`: K training runs of one architecture as one vectorised model (torch.func).
 
 Member k's weights are row k of one (K, P) tensor; the model runs through `functional_call` on views of
-it, vmapped over the members (`vmap(loss)`), gradients come from one backward of the members' summed
+it, vmapped over the members (`vmap(functional_call)`), gradients come from one backward of the members' summed
 loss (each member's loss depends on its own row only), and the batched optimizers of
 `rlopt.population.optimizers` update every row at once. Each member keeps what a single run
 (`rlopt.engine.Trainer`) has: its own initial weights (built from its run seed, as the single run
@@ -13,8 +13,8 @@ of `train` takes each member's own number of steps, and a member whose steps are
 Members may also train different Tasks of one architecture (`init_member(k, seed, task)`: an instance
 set's instances): each its own data (read from `StackedData`, all members' examples in one tensor), batch
 size, budget, optimizer hyperparameters and validation split. Batches of different sizes are padded to
-the largest with weight-0 rows, and each member's loss is the mean over its own rows: one vmapped
-gradient call for all, exact up to float32 rounding (the single run's mean sums its rows in another
+the largest with weight-0 rows, and each member's loss is the mean over its own rows: one batched
+gradient computation for all, exact up to float32 rounding (the single run's mean sums its rows in another
 order), at the price of computing the padding (a member with batch 16 beside one with 64 pays for 64).
 
 What it refuses, in one line: models with buffers (BatchNorm's running statistics) or random layers
