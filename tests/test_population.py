@@ -28,6 +28,7 @@ from rlopt.population import PopulationTrainer
 from rlopt.population.members import MemberBank
 from rlopt.population.optimizers import BatchedAdam
 from rlopt.population.scores import macro_scores
+from rlopt.population.trainer import check_batchable
 from rlopt.task import make_task
 
 CPU = torch.device("cpu")
@@ -182,6 +183,15 @@ def test_models_population_mode_cannot_batch_are_refused_in_one_line(overrides, 
     task = make_task(make_cfg("dataset=digits", *overrides), device=CPU)
     with pytest.raises(UserError, match=refused):
         PopulationTrainer(task, ["sgd"], 2)
+
+
+def test_a_model_with_tied_weights_is_refused_in_one_line():
+    """The vectorised model calls functional_call without searching for tied weights: a model with them is refused."""
+    tied = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4))
+    tied[2].weight = tied[0].weight
+    with pytest.raises(UserError, match="model=tied is not allowed in population mode.*share"):
+        check_batchable(tied, "tied")
+    check_batchable(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)), "untied")
 
 
 def test_optimizers_population_mode_cannot_batch_are_refused_in_one_line():
