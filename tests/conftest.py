@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,14 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, env_extra: dict | None 
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def kill_at(point: str, *args: str, cwd: Path) -> None:
+    """`python -m rlopt ARGS`, SIGKILLed by the test hook `RLOPT_TEST_KILL_AT` (rlopt/run/killpoints.py) at `point`,
+    e.g. `row:3`, right after its 3rd CSV row: a real kill -9 at an exact place, so that a run too short to be
+    raced from outside can be killed where the test needs it."""
+    killed = run_cli(*args, cwd=cwd, env_extra={"RLOPT_TEST_KILL_AT": point})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
 
 
 def call_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
