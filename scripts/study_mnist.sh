@@ -6,7 +6,7 @@
 #   RLOPT_DATA=/path/to/data scripts/study_mnist.sh [stage...]     # stages: grid schedules lrfree agent tune select
 #                                                                 #   select_learned select_sam report
 # With no stage named, all run in that order (about 85 minutes on 2 idle cores before schedules and select_sam
-# were added: grid 28, lrfree 6, agent 14, tune 11, select 19, select_learned 16; schedules is grid's size,
+# were added: grid 28, lrfree 6, agent 14, tune 11, select 19, select_learned 16; schedules 35 runs,
 # select_sam 30 runs). Every stage writes its own folder under $OUT (default
 # outputs/studies/mnist). Rerunning a stage into it continues the runs a kill interrupted (their checkpoints)
 # and trains the others again; remove the folder to start the stage afresh. The paper-sized budget (55k images, 10 epochs, steps_per_action 100) is the presets'
@@ -28,11 +28,17 @@ for stage in "${stages[@]}"; do
     grid)    # {SGD, Adadelta, Adam} x {constant, OneCycle} x lr {5e-4, 1e-3, 5e-3, 1e-2}: 24 configs x 5 seeds
       rlopt train -m experiment=lr_mnist_schedules "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=null \
         seed=$SEEDS hydra.sweep.dir="$OUT/grid" || status=$? ;;
-    schedules)  # the StepLR and ExponentialLR rows S4 compares against, the grid's optimizers, lrs and seeds. Both step
-                # at epoch ends, so over 2 epochs each decays once, after epoch 1: StepLR x0.1, ExponentialLR x0.5
-      rlopt train -m experiment=lr_mnist_schedules "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=null \
-        controller.schedule=step,exponential controller.step.step_size=1 controller.exponential.gamma=0.5 \
-        seed=$SEEDS hydra.sweep.dir="$OUT/schedules" || status=$? ;;
+    schedules)  # the StepLR and ExponentialLR rows S4 compares against, at each optimizer's best constant lr of the grid
+                # (lowest mean final validation loss: SGD 1e-2, Adadelta 1e-2, Adam 1e-3), and Adam 1e-3 constant
+                # again as the reference with its per-run data. Both step at epoch ends, so over 2 epochs each decays
+                # once, after epoch 1: StepLR x0.1, ExponentialLR x0.5
+      for opt_lr in sgd:0.01 adadelta:0.01 adam:0.001; do
+        schedules=step,exponential; [ "${opt_lr%%:*}" = adam ] && schedules=constant,step,exponential
+        rlopt train -m experiment=lr_mnist_schedules "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=null \
+          controller.optimizer="${opt_lr%%:*}" controller.lr="${opt_lr##*:}" controller.schedule=$schedules \
+          controller.step.step_size=1 controller.exponential.gamma=0.5 reference=constant_adam_lr0.001 \
+          seed=$SEEDS hydra.sweep.dir="$OUT/schedules/${opt_lr%%:*}" || status=$?
+      done ;;
     lrfree)  # cosine Adam and the learning-rate-free optimizers at their packages' defaults
       rlopt train -m experiment=lr_mnist "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=null \
         controller=cosine_adam,prodigy,dadapt_adam,dadapt_sgd,schedulefree_adamw,schedulefree_sgd \
@@ -60,11 +66,11 @@ for stage in "${stages[@]}"; do
                  # steps: 39 of 314 optimizer steps), looksam, asam, and ppo_sam (PPO over sgd, sam, looksam,
                  # sam_every_k), seed-major so that an interrupted stage leaves whole seeds
       rlopt train -m dataset=mnist model=small_cnn "${SIZE[@]}" "${PAR[@]}" env.steps_per_action=25 \
-        seed=$SEEDS controller=sgd,sam,late_sam,looksam,asam,ppo_sam \
+        seed=$SEEDS controller=sgd,sam,late_sam,looksam,asam,ppo_sam reference=late_sam \
         hydra.sweep.dir="$OUT/select_sam" || status=$? ;;
     report)
       rlopt report "$OUT/grid" "$OUT/lrfree" "$OUT/agent" "$OUT/tune/final" out="$OUT/report_lr" || status=$?
-      [ -d "$OUT/schedules" ] && { rlopt report "$OUT/grid" "$OUT/schedules" "$OUT/lrfree" "$OUT/agent" "$OUT/tune/final" \
+      [ -d "$OUT/schedules" ] && { rlopt report "$OUT"/schedules/* report.reference=constant_adam_lr0.001 \
         out="$OUT/report_lr_schedules" || status=$?; }
       [ -d "$OUT/select_sam" ] && { rlopt report "$OUT/select_sam" out="$OUT/report_select_sam" || status=$?; }
       rlopt report "$OUT/select" out="$OUT/report_select" || status=$?
