@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]  # one worker builds the wheel once (-n 2)
+pytestmark = pytest.mark.slow
 wheel_builder = pytest.importorskip(
     "hatchling.builders.wheel", reason="hatchling (the build backend) is part of the test extra: pip install -e '.[test]'")
 

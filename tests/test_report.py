@@ -32,8 +32,6 @@ from rlopt.reporting.ranks import rank_blocks
 from rlopt.reporting.runs import find_runs, method_labels
 from rlopt.reporting.runs_table import read_runs
 
-pytestmark = pytest.mark.xdist_group("report")  # one worker builds the module's reports once (-n 2)
-
 
 def make_run(root: Path, name: str, controller: str = "sgd", seed: int = 0, status: str | None = "completed",
              overrides: tuple[str, ...] = (), label: str | None = None, dataset: str = "digits",

@@ -21,7 +21,6 @@ from conftest import call_cli
 from rlopt.paths import conf_dir
 
 TINY = ["+debug=tiny", "dataset.train_subset=128", "dataset.val_size=64"]
-pytestmark = pytest.mark.xdist_group("sweeps")  # one worker runs the sweeps fixture once (-n 2)
 
 
 @pytest.fixture(scope="module")
