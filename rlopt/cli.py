@@ -14,6 +14,7 @@ while starting up or while `rlopt report` writes) is one line too, exit status 1
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -24,8 +25,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from rlopt import startup
 from rlopt.config import check_values, config_error_line, options, schema_keys
 from rlopt.errors import RunInterrupted, UserError
 from rlopt.hydra_app import hydra_entry
@@ -139,6 +141,34 @@ def _unwritable_output(args: list[str]) -> str | None:
     return None
 
 
+def _new_parents(command: str, args: list[str]) -> list[Path]:
+    """The folders above a single run's output folder that do not exist yet, deepest first: Hydra makes them with
+    it, and a refused command removes them again. They are the leading components of the folder's template
+    (`hydra.run.dir`, report's `out`: as given, else as in conf/COMMAND.yaml) up to the first that names a
+    value of the run (`outputs/runs` of `outputs/runs/${now:...}_...`)."""
+    if "-m" in args or "--multirun" in args:  # a sweep records each job's failure in its folder
+        return []
+    given = {arg.split("=", 1)[0].lstrip("+"): arg.split("=", 1)[1].strip("'\"") for arg in args
+             if "=" in arg and not arg.startswith("-")}
+    defaults = OmegaConf.to_container(OmegaConf.load(Path(conf_dir()) / f"{command}.yaml"), resolve=False)
+    template = given.get("hydra.run.dir", defaults["hydra"]["run"]["dir"])
+    if template == "${out}":
+        template = given.get("out", defaults["out"])
+    fixed = []
+    for part in Path(template).parts[:-1]:
+        if "${" in part:
+            break
+        fixed.append(part)
+    return [folder for folder in (Path(*fixed[:n]).absolute() for n in range(len(fixed), 0, -1)) if not folder.exists()]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each of `folders` (deepest first) that is an empty folder: one that now holds something stays."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def _read_only(folder: Path) -> bool:
     return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
 
@@ -185,6 +215,7 @@ def _interrupted(signum: int, frame) -> None:
 def main(argv: list[str] | None = None) -> None:
     """`rlopt COMMAND ...`. SIGTERM outside a run raises `RunInterrupted` like SIGINT's KeyboardInterrupt (inside
     one, the run's own handler takes over and leaves it resumable); either ends the command with one line."""
+    startup.release()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE)
@@ -200,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
         stopped = err if isinstance(err, RunInterrupted) else RunInterrupted(signal.SIGINT)
         print(stopped.before_run_line(command), file=sys.stderr)
         sys.exit(128 + stopped.signum)
+    except HydraException:  # re-raised with HYDRA_FULL_ERROR=1, trace and all (a missing config is an OSError too)
+        raise
     except OSError as err:  # before any run started (Hydra creating its folder or log): a full disk, a vanished folder
         print(f"rlopt {command}: error: {err}", file=sys.stderr)
         sys.exit(1)
@@ -224,10 +257,15 @@ def _run(command: str, rest: list[str]) -> None:
         print(f"rlopt {command}: error: cannot write the output folder {bad_output}", file=sys.stderr)
         sys.exit(2)
     sys.argv = [f"rlopt-{command}", *rest]
+    made = _new_parents(command, rest)
     full_error = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them over several lines
     try:
         _entry(command)()
+    except SystemExit as exit_:
+        if exit_.code == 2:  # refused: its run folder is gone (`hydra_entry`), and so are the empty ones Hydra made above it
+            _remove_empty(made)
+        raise
     except HydraException as err:  # composition: a stray key, a wrong type, an unknown option, a bad override
         if full_error == "1":
             raise

@@ -104,18 +104,57 @@ def validate_train(cfg) -> None:
 
 
 def validate_evaluate(cfg) -> None:
-    """`policy` given, `runs` a positive count, and no `controller` on the command line: the policy brings its own
-    controller (policy.json), so a `controller=...` there would be silently ignored."""
+    """`policy` given, and no `controller` on the command line but `controller.vectorize` (how `runs=K` seeds train):
+    the policy brings its own controller (policy.json), so a `controller=...` there would be silently ignored."""
     if OmegaConf.is_missing(cfg, "policy"):
         raise UserError("policy is required: add policy=PATH, the policy.zip a `rlopt train` run wrote")
-    runs = cfg.runs
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise UserError(f"runs={runs} is not allowed: use a positive integer (fresh runs, seeds seed..seed+runs-1)")
     given = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
     for override in given:
-        if override.split("=", 1)[0].lstrip("+~").split(".")[0].split("/")[0] == "controller":
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key.split(".")[0].split("/")[0] == "controller" and key != "controller.vectorize":
             raise UserError(f"{override} is not allowed with policy={cfg.policy}: the policy brings its own controller "
                             "(see policy.json beside it); rlopt evaluate runs that one, frozen")
+
+
+# controller.type -> whether `runs=K controller.vectorize=population` trains its K seeds as one population: each
+# member's controller acts on its own run (its optimizer choice and lr batched), but nothing steps a torch lr
+# scheduler per member, and an agent learning is its own loop (its learning runs batch with controller.n_envs=K)
+POPULATION_CONTROLLERS = ("fixed", "random", "late_sam", "schedule")
+
+
+def validate_runs(command: str, cfg) -> None:
+    """`runs` a positive count (tune: 1, each trial is one run); with `controller.vectorize=population`, a controller
+    whose seeds population mode can train as one model (an evaluated policy, a baseline), without an instance set."""
+    runs = cfg.runs
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise UserError(f"runs={runs} is not allowed: use a positive integer (seeds seed..seed+runs-1, a run folder each)")
+    if command == "tune":
+        if runs != 1:
+            raise UserError(f"runs={runs} is not allowed with rlopt tune: each trial is one run (the best config's "
+                            "seeds: tune.final_seeds)")
+        return
+    with_set = cfg.instances.name != "none" or cfg.instances.file is not None
+    if command == "train" and runs > 1 and with_set:
+        raise UserError(f"runs={runs} is not allowed with instances={cfg.instances.name}: one run per instance "
+                        "(instance=all runs each); for more seeds use -m seed=...")
+    if runs == 1 or str(cfg.controller.vectorize) != "population":
+        return
+    if with_set:
+        raise UserError(f"controller.vectorize=population is not allowed with runs={runs} and instances="
+                        f"{cfg.instances.name}: population mode trains the seeds of one task; use "
+                        "controller.vectorize=processes")
+    if command == "evaluate":
+        return  # the policy's own controller, frozen: batched
+    kind = cfg.controller.type
+    if kind not in POPULATION_CONTROLLERS:
+        raise UserError(f"controller={cfg.controller.name} is not allowed with runs={runs} controller.vectorize="
+                        "population: population mode trains the seeds of fixed baselines (sgd, sam, adam, random, "
+                        "late_sam, schedule with a constant lr) and frozen policies; an agent's learning runs batch "
+                        "with controller.n_envs=K; use controller.vectorize=processes")
+    if kind == "schedule" and cfg.controller.schedule != "constant":
+        raise UserError(f"controller.schedule={cfg.controller.schedule} is not allowed with runs={runs} "
+                        "controller.vectorize=population: population mode steps no per-member lr scheduler; use "
+                        "controller.schedule=constant, or controller.vectorize=processes")
 
 
 def check_values(command: str, cfg) -> None:
@@ -126,6 +165,7 @@ def check_values(command: str, cfg) -> None:
         return
     if command == "evaluate":
         validate_evaluate(cfg)
+    validate_runs(command, cfg)
     if not cfg.resume:
         validate_train(cfg)
 

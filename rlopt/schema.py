@@ -40,7 +40,7 @@ class Device(Choice):
 
 
 class Vectorize(Choice):
-    """controller.vectorize: how the K runs of `controller.n_envs=K` are trained."""
+    """controller.vectorize: how K runs at once are trained (an agent's `controller.n_envs=K`, `runs=K` seeds)."""
 
     processes = "processes"  # one worker process per run
     population = "population"  # one vectorised model in this process (rlopt.population)
@@ -150,6 +150,7 @@ class TrainConfig:
     label: str | None = MISSING
     reference: str | None = MISSING
     resume: str | None = MISSING
+    runs: int = MISSING
     tuning: TuningConfig = field(default_factory=TuningConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -160,7 +161,6 @@ class TrainConfig:
 @dataclass
 class EvaluateConfig(TrainConfig):
     policy: str = MISSING
-    runs: int = MISSING
     portfolio: list[str] | None = MISSING
 
 
@@ -411,6 +411,9 @@ class ControllerConfig:
     name: str = MISSING
     type: str = MISSING
     actions: Any = MISSING  # typed by the action schema its YAML composes in (`/schema/controller/actions/<kind>@actions`)
+    # K runs at once (an agent's controller.n_envs=K learning runs; the runs=K seeds of a baseline or frozen policy):
+    # one process each, or one vectorised model in this process (rlopt.population)
+    vectorize: Vectorize = Vectorize.processes
 
 
 @dataclass
@@ -450,7 +453,6 @@ class SB3ControllerConfig(ControllerConfig):
     algo: str = MISSING
     episodes: int = MISSING
     n_envs: int = MISSING
-    vectorize: Vectorize = Vectorize.processes  # K > 1: processes, or population (K runs as one vectorised model)
     save_policy: bool = MISSING
     hyperparams: dict[str, Any] = MISSING  # the SB3 algorithm's own keyword arguments
 

@@ -3,7 +3,8 @@
 The run's life (folder, resume, config check, controller, environment, runner, summary) is
 `rlopt.run.experiment.run_experiment`; this command only decides which folder and config it runs:
 `resume=DIR` continues DIR with DIR's own config; with an instance set (`instances=<set>`), `instance=<id>`
-runs that instance, `instance=all` each one into its own sub-folder (`rlopt.instances`).
+runs that instance, `instance=all` each one into its own sub-folder (`rlopt.instances`); `runs=K` > 1 runs seeds
+seed..seed+K-1 at once, a sub-folder each (`rlopt.run.seeds`: K processes, or one population).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from rlopt.config import validate_runs
 from rlopt.controllers import run_controller
 from rlopt.hydra_app import hydra_entry
 from rlopt.instances import check_run, jobs, load_set, run_each
@@ -21,6 +23,7 @@ from rlopt.paths import conf_dir
 from rlopt.run.experiment import run_experiment
 from rlopt.run.folder import resume_target
 from rlopt.run.runner import Observer
+from rlopt.run.seeds import run_seeds
 
 
 def train(cfg: DictConfig, run_dir: Path, observers: Iterable[Observer] = ()) -> dict:
@@ -29,6 +32,10 @@ def train(cfg: DictConfig, run_dir: Path, observers: Iterable[Observer] = ()) ->
     resuming = bool(cfg.resume)
     if resuming:
         cfg, run_dir = resume_target(cfg.resume)
+    else:
+        validate_runs("train", cfg)
+        if cfg.runs > 1:  # seeds seed..seed+runs-1, a folder each: K processes, or one population
+            return run_seeds(cfg, Path(run_dir), _train_seed, run_controller)
     instances = None if resuming else load_set(cfg)
     if instances is not None and cfg.instance == "all":  # every instance of the set, a folder each
         return run_each(run_dir, jobs(cfg, instances.all, [int(cfg.seed)]),
@@ -36,6 +43,11 @@ def train(cfg: DictConfig, run_dir: Path, observers: Iterable[Observer] = ()) ->
     if instances is not None:
         check_run(cfg, instances)
     return run_experiment(cfg, run_dir, run_controller, observers, own_config=resuming)
+
+
+def _train_seed(cfg: DictConfig, run_dir: Path) -> dict:
+    """One seed of `runs=K` in its own process (`rlopt.run.seeds`)."""
+    return run_experiment(cfg, run_dir, run_controller)
 
 
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")

@@ -513,6 +513,8 @@ def main() -> None:
     parser.add_argument("--population", default="1,8,32,128,256", help="population case: the K values")
     parser.add_argument("--steps", type=int, default=200, help="population case: timed optimizer steps")
     parser.add_argument("--learning", action="store_true", help="population case: also learning runs per hour")
+    parser.add_argument("--seeds", action="store_true", help="population case: also a baseline's runs=K seeds per hour")
+    parser.add_argument("--instances", help="population case: only learning runs per hour, across this instance set")
     parser.add_argument("--tasks", help="population case: some of the tasks, comma-separated (default: all)")
     parser.add_argument("--one-process", action="store_true",
                         help="population case: measure in this process, in CPU time (a loaded, shared machine)")

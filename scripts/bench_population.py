@@ -11,7 +11,13 @@ interleaved; the ratio to n_envs=1 is taken within each round and reported as th
 
 With `--learning`, it also measures learning runs per hour on the polynomial task, the agent included
 (`rlopt train controller=ppo_lr`, decisions every 10 optimizer steps, PPO's minibatch = the whole rollout),
-n_envs=1 and n_envs=2 processes against population K, through `bench.measure_n_envs`.
+n_envs=1 and n_envs=2 processes against population K, through `bench.measure_n_envs`; `--instances
+poly_family` measures only that, across the instance set (each run training the instance it draws).
+
+With `--seeds`, runs per hour of a fixed baseline's seeds end to end (`rlopt train controller=adam runs=K`:
+data, run folders, test, summaries; no plots or TensorBoard), polynomial/maclaurin: K runs one after another in
+one process (runs=1 each, the single-run engine), `runs=K` as K processes (K <= 8: each process's start-up is
+most of a run here), and `runs=K controller.vectorize=population` (K=1 keeps the single-run engine).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import statistics
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
 import torch
 
@@ -117,20 +124,29 @@ def bench_population(args, in_child, in_child_pair, machine, measure_n_envs) -> 
     if args.one_process:
         return one_process_section(args, machine)
     ks = [int(k) for k in args.population.split(",")]
+    if args.instances:
+        return "\n".join([f"## Population mode across instances={args.instances} on {args.device} ({date.today()})", "",
+                          f"Machine: {machine()}; load average (1/5/15 min) at the start: "
+                          f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} (a shared machine).  ",
+                          f"Command: `{' '.join(['python scripts/bench.py', *sys.argv[1:]])}`", "",
+                          learning_section(args, ks, in_child, measure_n_envs), ""])
     cores = os.cpu_count() or 1
     threads = args.threads or cores
     root = args.data_root
-    tasks = [t for t in (args.tasks.split(",") if args.tasks else TASKS) if t != "mnist/mlp 10k" or (root / "MNIST").is_dir()]
+    # --tasks none: only the --learning and --seeds sections
+    tasks = [] if args.tasks == "none" else [t for t in (args.tasks.split(",") if args.tasks else TASKS)
+                                             if t != "mnist/mlp 10k" or (root / "MNIST").is_dir()]
     lines = [f"## Population mode on {args.device} ({date.today()})", "",
              f"Machine: {machine()}; load average (1/5/15 min) at the start: "
              f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} (a shared machine: other work ran alongside).  ",
              f"Command: `{' '.join(['python scripts/bench.py', *sys.argv[1:]])}`; {args.rounds} interleaved rounds, "
-             f"{args.steps} timed steps each, Adam, fp32, {threads} thread(s) (n_envs=2: {max(cores // 2, 1)} each).", "",
-             "Member optimizer steps per second (median of rounds) and the ratio to n_envs=1 (paired within each "
-             "round: median; each round); peak memory per member.", "",
-             "| task | setup | member steps/s | / n_envs=1 (median; each round) | MiB / member (CPU: weights + "
-             "optimizer state; CUDA: peak allocated) |",
-             "|---|---|---|---|---|"]
+             f"{args.steps} timed steps each, Adam, fp32, {threads} thread(s) (n_envs=2: {max(cores // 2, 1)} each).", ""]
+    if tasks:
+        lines += ["Member optimizer steps per second (median of rounds) and the ratio to n_envs=1 (paired within each "
+                  "round: median; each round); peak memory per member.", "",
+                  "| task | setup | member steps/s | / n_envs=1 (median; each round) | MiB / member (CPU: weights + "
+                  "optimizer state; CUDA: peak allocated) |",
+                  "|---|---|---|---|---|"]
     for task_name in tasks:
         rounds = []
         for _ in range(args.rounds):
@@ -148,24 +164,79 @@ def bench_population(args, in_child, in_child_pair, machine, measure_n_envs) -> 
                          f"{', '.join(f'{x:.2f}' for x in ratios)} | {mem:,.2f} |")
     if args.learning:
         lines += ["", learning_section(args, ks, in_child, measure_n_envs)]
+    if args.seeds:
+        lines += ["", seeds_section(args, ks, in_child)]
     return "\n".join([*lines, ""])
 
 
+def measure_seeds(device_name, k, how, epochs, queue):
+    """Child process: seconds to train `k` seeds of `controller=adam` on polynomial, `how` = `one at a time`,
+    `processes` or `population`."""
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+
+    from rlopt.paths import conf_dir
+    from rlopt.train import train
+
+    def cfg(*extra):
+        with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+            return compose(config_name="train", overrides=[
+                "controller=adam", "dataset=polynomial", f"trainer.epochs={epochs}", f"trainer.device={device_name}",
+                "trainer.progress=false", "trainer.plots=false", "trainer.tensorboard=false", *extra])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        if how == "one at a time":
+            for seed in range(k):
+                train(cfg(f"seed={seed}"), Path(tmp) / f"s{seed}")
+        else:
+            summaries = train(cfg(f"runs={k}", f"controller.vectorize={how}"), Path(tmp))
+            assert k == 1 or len(summaries) == k
+        seconds = time.perf_counter() - started
+    queue.put({"seconds": seconds, "runs_per_hour": k * 3600 / seconds})
+
+
+def seeds_section(args, ks, in_child) -> str:
+    """Runs per hour of a baseline's K seeds: one at a time, K processes, one population (see the module docstring)."""
+    lines = [f"Runs per hour of a fixed baseline's seeds, `rlopt train controller=adam dataset=polynomial runs=K`, "
+             f"{args.run_epochs} epochs per run, end to end in a child process per measurement; {args.rounds} "
+             "interleaved rounds, ratio to one at a time paired within each round:", "",
+             "| K | setup | runs / hour (median) | / one at a time (median; each round) |", "|---|---|---|---|"]
+    for k in ks:
+        setups = ["one at a time", *(["processes"] if k <= 8 else []), "population"]
+        rounds = [{how: in_child(measure_seeds, args.device, k, how, args.run_epochs) for how in setups}
+                  for _ in range(args.rounds)]
+        for how in setups:
+            rates = [r[how]["runs_per_hour"] for r in rounds]
+            ratios = [r[how]["runs_per_hour"] / r["one at a time"]["runs_per_hour"] for r in rounds]
+            label = {"one at a time": "runs=1, K times", "processes": f"runs={k} (processes)",
+                     "population": f"runs={k} controller.vectorize=population"}[how]
+            lines.append(f"| {k} | {label} | {statistics.median(rates):,.0f} | {statistics.median(ratios):.2f}; "
+                         f"{', '.join(f'{x:.2f}' for x in ratios)} |")
+    return "\n".join(lines)
+
+
 def learning_section(args, ks, in_child, measure_n_envs) -> str:
-    """Learning runs per hour on polynomial, the agent (ppo_lr) included, decisions every 10 steps."""
-    lines = ["Learning runs per hour, polynomial/maclaurin, `controller=ppo_lr`, a decision every 10 optimizer "
-             f"steps, {args.run_epochs} epochs per run, PPO minibatch = the whole rollout (8 x K):", "",
-             "| setup | runs / hour | / n_envs=1 |", "|---|---|---|"]
+    """Learning runs per hour on polynomial, or across the instance set `--instances` (each run its drawn
+    instance's budget), the agent (ppo_lr) included, decisions every 10 steps."""
+    task = (f"across `instances={args.instances}` (each run the budget of the instance it draws)" if args.instances
+            else f"polynomial/maclaurin, {args.run_epochs} epochs per run")
+    lines = [f"Learning runs per hour, {task}, `controller=ppo_lr`, a decision every 10 optimizer steps, PPO minibatch "
+             "= the whole rollout (8 x K), 2 x K runs per setup; steady state: from the first batched step's rows to "
+             "the last, without start-up:", "",
+             "| setup | runs / hour | / n_envs=1 | steady runs / hour | / n_envs=1 |", "|---|---|---|---|---|"]
     setups = [("n_envs=1", 1, []), ("n_envs=2 (processes)", 2, [])]
     setups += [(f"population K={k}", k, ["controller.vectorize=population"]) for k in ks if k > 1]
     base = None
     for label, k, extra in setups:
         overrides = ["env.steps_per_action=10", "dataset.train_subset=null", f"controller.hyperparams.batch_size={8 * k}",
-                     *extra]
+                     *([f"instances={args.instances}"] if args.instances else []), *extra]
         result = in_child(measure_n_envs, args.device, k, 2 * k, args.run_epochs, None, "polynomial", "ppo_lr",
                           overrides)
-        base = base or result["runs_per_hour"]
-        lines.append(f"| {label} | {result['runs_per_hour']:,.0f} | {result['runs_per_hour'] / base:.2f} |")
+        base = base or result
+        lines.append(f"| {label} | {result['runs_per_hour']:,.0f} | {result['runs_per_hour'] / base['runs_per_hour']:.2f} "
+                     f"| {result['steady_per_hour']:,.0f} | {result['steady_per_hour'] / base['steady_per_hour']:.2f} |")
     return "\n".join(lines)
 
 

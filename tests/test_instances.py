@@ -214,27 +214,3 @@ def test_learning_across_instances_evaluation_and_the_scorecard(tmp_path):
     assert (out / "scorecard.png").stat().st_size > 10_000
 
 
-def test_a_population_learning_across_an_instance_set_is_refused_in_one_line(tmp_path):
-    # its members share one task: run, they would all train the command's own dataset instead of the drawn instances
-    agent = make_cfg(*TINY_SET, "controller=ppo_lr", "controller.episodes=2", "controller.n_envs=2",
-                     "controller.vectorize=population")
-    with pytest.raises(UserError) as err:
-        train(agent, tmp_path / "agent")
-    assert "controller.vectorize=population is not allowed with an instance set" in str(err.value)
-    assert "\n" not in str(err.value)
-    assert not (tmp_path / "agent").exists() or not any((tmp_path / "agent").iterdir())  # refused before it writes
-
-
-@pytest.mark.slow
-def test_an_agent_learning_across_instances_killed_is_refused_on_resume_and_its_files_kept(tmp_path, cli):
-    """Its restored env would train the command's own task, not the instance its run drew: refused, not resumed
-    wrongly (and not a traceback); what it wrote stays as it was."""
-    args = ["train", "+debug=tiny", *TINY_SET,
-            "controller=ppo_lr", "controller.episodes=3", f"hydra.run.dir={tmp_path / 'run'}"]
-    killed = cli(*args, cwd=tmp_path, env_extra={"RLOPT_TEST_KILL_AT": "row:3"})
-    assert killed.returncode != 0 and (tmp_path / "run" / "checkpoint.pt").is_file()
-    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
-    again = cli(*args, cwd=tmp_path)
-    lines = again.stderr.strip().splitlines()
-    assert again.returncode == 2 and len(lines) == 1 and "instance set cannot be resumed" in lines[0], again.stderr
-    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before

@@ -214,7 +214,7 @@ def test_evaluate_runs_k_with_failing_runs_is_one_line_and_exit_1(tmp_path, trai
                     f"dataset.root={tmp_path / 'no_data'}", "dataset.download=false", "hydra.run.dir=ev", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("rlopt evaluate:")]
-    assert len(lines) == 1 and "2 of 2 evaluation runs failed" in lines[0] and "Traceback" not in done.stderr
+    assert len(lines) == 1 and "2 of 2 runs failed" in lines[0] and "Traceback" not in done.stderr
     for i, seed in enumerate([0, 1]):
         summary = json.loads((tmp_path / "ev" / f"run{i}_s{seed}" / "summary.json").read_text())
         assert summary["status"] == "failed" and "dataset" in summary["error"]

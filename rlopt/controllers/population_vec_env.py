@@ -1,6 +1,6 @@
 """The Stable-Baselines3 adapter of population mode (`controller.vectorize=population`).
 
-`PopulationVecEnv` presents a `rlopt.env.population_env.PopulationEnv` (K runs as one vectorised model,
+`PopulationVecEnv` presents a `rlopt.env.population_env.PopulationEnv` (K runs as vectorised models,
 a gymnasium VectorEnv with SAME_STEP autoreset) as SB3's `VecEnv`: one info dict per member, the
 finished run's last observation in `terminal_observation`. `PopulationRuns` is what the SB3 controller
 learns in with `controller.n_envs=K controller.vectorize=population`, with the interface of
@@ -11,13 +11,15 @@ run records (`RecordedVecEnv`), and the state a checkpoint keeps.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import gymnasium as gym
 import numpy as np
 
 from rlopt.controllers.sb3_env import InProcessVecEnv, RecordedVecEnv
 from rlopt.env import make_population_env
-from rlopt.env.population_env import PopulationEnv
+from rlopt.env.population_env import MemberGroup, PopulationEnv
+from rlopt.instances.sampling import InstanceSampler
 from rlopt.resources import peak_gpu_memory_mb
 
 
@@ -62,13 +64,26 @@ class PopulationVecEnv(InProcessVecEnv):
 
 
 class PopulationRuns:
-    """K learning runs of the main env's Task as one population in this process (`ParallelRuns`' interface)."""
+    """K learning runs as populations in this process (`ParallelRuns`' interface): of the main env's Task, or with an
+    instance set of the Tasks each run draws, member k among the instances of its architecture group
+    (`InstanceSet.population_pools`: group k mod G, one population per group)."""
 
-    def __init__(self, env: gym.Env, config, record: Callable[[Sequence[dict], float], None], n_envs: int):
+    def __init__(self, env: gym.Env, config, record: Callable[[Sequence[dict], float], None], n_envs: int,
+                 sampler: InstanceSampler | None = None):
         """`env`: the run's environment, whose Task's data the population shares; `record`: the run's
-        `RunContext.record_rows`."""
+        `RunContext.record_rows`; `sampler`: the run's instance sampler, when the agent learns across a set (its
+        Tasks, each built once, are the ones the final run draws from too)."""
         bare = env.unwrapped
-        self.population = make_population_env(config, n_envs, data=bare.task.data, device=bare.device)
+        groups = None
+        # per member the instances it draws among (None: every member trains the main env's Task)
+        self.pools = sampler.instances.population_pools(config, n_envs) if sampler is not None else None
+        if self.pools is not None:
+            by_pool: dict[int, list[int]] = {}
+            for k, pool in enumerate(self.pools):
+                by_pool.setdefault(id(pool), []).append(k)
+            groups = [MemberGroup(members, partial(sampler.task_for, among=self.pools[members[0]]))
+                      for members in by_pool.values()]
+        self.population = make_population_env(config, n_envs, data=bare.task.data, device=bare.device, groups=groups)
         self.recorded = RecordedVecEnv(PopulationVecEnv(self.population), record)
         self.agent, self.per_run = self.recorded, 1
 

@@ -157,13 +157,13 @@ class SB3Controller(Controller):
         and acts in `env` only for the final run. With an instance set and no `instance` named, every run trains
         the train instance its run seed draws (`rlopt.instances.sampling`)."""
         self.tb_dir = context.tb_dir
-        if learns_across(context.config):  # (a resume of such a run is refused by rlopt.run.experiment)
+        if learns_across(context.config):
             self.sampler = InstanceSampler(env, context.config)
         if self.n_envs == 1:
             vec_env = agent_env(self.sampler or env)
         elif state is None or state["phase"] == "learn":
             if state is None:  # the main env waits for the final run; reset, it has a state for the checkpoints
-                env.unwrapped.reset(options={"run_seed": self.seed + self.episodes})
+                env.unwrapped.reset(options=self.episode_options())  # on that run's instance, as a restore has it
             self.runs = self._runs(env, context)
             if state is not None:
                 self.runs.load_state(state["workers"])
@@ -189,7 +189,7 @@ class SB3Controller(Controller):
         if self.vectorize == "population":
             from rlopt.controllers.population_vec_env import PopulationRuns
 
-            return PopulationRuns(env, context.config, context.record_rows, self.n_envs)
+            return PopulationRuns(env, context.config, context.record_rows, self.n_envs, self.sampler)
         return ParallelRuns(env, context.config, context.record_rows, self.n_envs)
 
     def learn(self, env, save) -> None:
@@ -201,8 +201,9 @@ class SB3Controller(Controller):
         # SB3 counts one timestep per sub-environment; K runs advance together
         if self.sampler is None:
             agent_steps = env.unwrapped.decisions_per_episode * per_run * learn_episodes
-        else:  # each run's budget is its instance's
-            agent_steps = self.sampler.learning_steps(self.seed, learn_episodes, self.n_envs) * per_run
+        else:  # each run's budget is its instance's (a population's member draws among its group: `pools`)
+            pools = getattr(self.runs, "pools", None)  # ParallelRuns' workers draw among the whole train part
+            agent_steps = self.sampler.learning_steps(self.seed, learn_episodes, self.n_envs, pools) * per_run
         started = time.perf_counter()
         # SB3 logs to tensorboard_log while it learns; set only then, so no saved policy names this run's folder
         self.model.tensorboard_log = str(self.tb_dir) if self.tb_dir is not None else None

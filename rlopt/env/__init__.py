@@ -33,12 +33,19 @@ LAYERWISE_ENV_ID = "rlopt/LayerwiseLearningRates-v0"
 def make_env(cfg, data: DataBundle | None = None, device: torch.device | None = None) -> TrainingEnv:
     """The environment for `cfg` (per-layer learning rates, `actions.kind=layer_lr`, get the layer-wise
     env), on `device` (default: `trainer.device`) with `data` (default: the config's dataset, split with
-    the run seed)."""
+    the run seed). The env of an agent learning across an instance set knows which Task each run seed draws
+    (`run_tasks`), so a checkpoint restores it onto the instance of the run it was saved in."""
+    from rlopt.instances.sampling import InstanceSampler, learns_across  # (Hydra, pandas): not with rlopt.env
+
     task = make_task(cfg, data, device)
     if cfg.controller.actions.kind == LAYER_KIND:
-        return _layerwise_env(cfg, task, build_reward(cfg.reward))
-    return TrainingEnv(task, **_control(cfg), steps_per_action=cfg.env.steps_per_action,
-                       divergence_penalty=cfg.env.divergence_penalty)
+        env = _layerwise_env(cfg, task, build_reward(cfg.reward))
+    else:
+        env = TrainingEnv(task, **_control(cfg), steps_per_action=cfg.env.steps_per_action,
+                          divergence_penalty=cfg.env.divergence_penalty)
+    if learns_across(cfg):  # the draw of the agent's own sampler (which hands each reset its Task)
+        env.run_tasks = InstanceSampler(env, cfg).task_for
+    return env
 
 
 def _control(cfg) -> dict:
@@ -49,16 +56,20 @@ def _control(cfg) -> dict:
             "reward": build_reward(cfg.reward)}
 
 
-def make_population_env(cfg, n_envs: int, data: DataBundle | None = None, device: torch.device | None = None):
+def make_population_env(cfg, n_envs: int, data: DataBundle | None = None, device: torch.device | None = None,
+                        groups=None):
     """`n_envs` runs of `cfg`'s Task as one vectorised model (`controller.vectorize=population`): a gymnasium
-    VectorEnv, its members numbered and seeded as `controller.n_envs` processes are."""
+    VectorEnv, its members numbered and seeded as `controller.n_envs` processes are. `groups`
+    (`rlopt.env.population_env.MemberGroup`s): what each group of members draws instead (an instance set's
+    Tasks; `data` is then unused)."""
     from rlopt.env.population_env import PopulationEnv  # imports the population engine only where used
 
     if cfg.controller.actions.kind == LAYER_KIND:
         raise UserError(f"controller.actions.kind={LAYER_KIND} is not allowed with controller.vectorize=population: "
                         "population mode batches one learning rate or optimizer choice per run")
-    return PopulationEnv(make_task(cfg, data, device), [_control(cfg) for _ in range(n_envs)],
-                         steps_per_action=cfg.env.steps_per_action, divergence_penalty=cfg.env.divergence_penalty)
+    task = make_task(cfg, data, device) if groups is None else groups[0].draw(int(cfg.seed) + groups[0].members[0])
+    return PopulationEnv(task, [_control(cfg) for _ in range(n_envs)], steps_per_action=cfg.env.steps_per_action,
+                         divergence_penalty=cfg.env.divergence_penalty, groups=groups)
 
 
 def _layerwise_env(cfg, task: Task, reward) -> LayerwiseTrainingEnv:

@@ -1,18 +1,25 @@
-"""`PopulationEnv`: K training runs of one Task as one gymnasium `VectorEnv`, trained as one vectorised model.
+"""`PopulationEnv`: K training runs as one gymnasium `VectorEnv`, trained as vectorised models.
 
 Each sub-environment k is a `MemberEnv`: a `TrainingEnv` (the same actions, rewards, bests, divergence
 check and metrics row) whose optimizer steps and validations `rlopt.population.PopulationTrainer` takes
-for all K members at once. A step applies every member's action, trains each member for its own
-decision step (members at different points of their runs take their own number of steps), validates
-all of them in one pass, and concludes each member's step as its single run would.
+for all members of its population at once. A step applies every member's action, trains each member for
+its own decision step (members at different points of their runs take their own number of steps),
+validates all of them, and concludes each member's step as its single run would.
+
+What the members train: one Task (every member, every run), or `MemberGroup`s: the members of a group
+share a `PopulationTrainer` (one architecture) and each of their runs trains the Task `group.draw(run seed)`
+gives (an instance set's instance, drawn among the group's; its own data, batch size, budget and
+optimizer hyperparameters). Groups of different architectures are separate populations stepped one after
+the other in the same `step`; their members' observations and actions have the same shapes (the control
+is the command's), so one agent drives them all.
 
 Runs and seeds follow `controller.n_envs` with processes (`rlopt.controllers.sb3_env.RunSlot`): member k's
 j-th run is global run i = k + K*j and trains with run seed `task.seed + i`; its rows carry
-`episode` = i, `env` = k and `run_seed`. A run that ends is started again in the same step (gymnasium's
-SAME_STEP autoreset): the returned observation is the new run's, the last one is in
-`info["final_obs"]`, and the finished run's rows and result in `info["final_info"]`. Every step's rows
-are in `info["metrics"]` (an object array, one row dict per member). `epoch_time_s` is the wall time of
-the population's step, which every member's step took.
+`episode` = i, `env` = k, `run_seed` and `instance` (the name of the Task it trains). A run that ends is
+started again in the same step (gymnasium's SAME_STEP autoreset): the returned observation is the new
+run's, the last one is in `info["final_obs"]`, and the finished run's rows and result in
+`info["final_info"]`. Every step's rows are in `info["metrics"]` (an object array, one row dict per
+member). `epoch_time_s` is the wall time of the whole step, which every member's step took.
 
 It imports gymnasium and torch only; SB3 drives it through `rlopt.controllers.population_vec_env`.
 """
@@ -20,6 +27,8 @@ It imports gymnasium and torch only; SB3 drives it through `rlopt.controllers.po
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -28,27 +37,33 @@ from gymnasium.vector.utils import batch_space
 
 from rlopt.engine import TrainStats
 from rlopt.env.training_env import TrainingEnv
-from rlopt.errors import UserError
 from rlopt.population import PopulationTrainer
 from rlopt.population.members import MemberBank, MemberTrainer
 from rlopt.task import Task
 
 
-class MemberEnv(TrainingEnv):
-    """Sub-environment k of a `PopulationEnv`: a TrainingEnv on member k of the population."""
+@dataclass
+class MemberGroup:
+    """Members (their indices k in the VectorEnv) that train Tasks of one architecture as one population;
+    `draw(run_seed)` is the Task of the run with that seed (the same Task for the same seed)."""
 
-    def __init__(self, population: PopulationTrainer, k: int, *args, **kwargs):
+    members: list[int]
+    draw: Callable[[int], Task]
+
+
+class MemberEnv(TrainingEnv):
+    """A sub-environment of a `PopulationEnv`: a TrainingEnv on member `j` of `population`, each of its runs
+    training the Task `draw` gives for the run's seed."""
+
+    def __init__(self, population: PopulationTrainer, j: int, draw: Callable[[int], Task], *args, **kwargs):
         super().__init__(population.task, *args, **kwargs)
-        self.population, self.k = population, k
+        self.population, self.j, self.draw = population, j, draw
 
     def _build(self, run_seed: int) -> None:
         self.run_seed = run_seed
-        self.population.init_member(self.k, run_seed)
-        self.bank = MemberBank(self.population, self.k)
-        self.trainer = MemberTrainer(self.population, self.k)
-
-    def _switch_task(self, task: Task) -> None:
-        raise UserError("reset(options={'task': ...}) is not allowed in population mode: its members train one Task")
+        self.population.init_member(self.j, run_seed, self.task)
+        self.bank = MemberBank(self.population, self.j)
+        self.trainer = MemberTrainer(self.population, self.j)
 
     def state_dict(self) -> dict:
         """The member's MDP state (the population saves the weights, optimizers and batch order)."""
@@ -58,9 +73,12 @@ class MemberEnv(TrainingEnv):
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """The member's state; its Task is the one its run seed draws (load the population's state after it)."""
         self.run_seed = state["run_seed"]
-        self.bank = MemberBank(self.population, self.k)
-        self.trainer = MemberTrainer(self.population, self.k)
+        self.task = self.draw(self.run_seed)
+        self.population.assign(self.j, self.task)
+        self.bank = MemberBank(self.population, self.j)
+        self.trainer = MemberTrainer(self.population, self.j)
         self.actions.load_state_dict(state["actions"])
         for name in self._STATE_FIELDS:
             setattr(self, name, state[name])
@@ -70,35 +88,54 @@ class MemberEnv(TrainingEnv):
 class PopulationEnv(gym.vector.VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, task: Task, controls: list[dict], *, steps_per_action: int | None, divergence_penalty: float):
-        """`controls`: per member, its `actions`, `features` and `reward` objects (as `TrainingEnv` takes them)."""
+    def __init__(self, task: Task, controls: list[dict], *, steps_per_action: int | None, divergence_penalty: float,
+                 groups: list[MemberGroup] | None = None):
+        """`task`: what every member trains, unless `groups` (covering every member once) say what each group's
+        members draw; `task`'s seed numbers the runs (see the module docstring). `controls`: per member, its
+        `actions`, `features` and `reward` objects (as `TrainingEnv` takes them)."""
         self.num_envs = len(controls)
-        self.population = PopulationTrainer(task, controls[0]["actions"].optimizers, self.num_envs)
-        self.members = [MemberEnv(self.population, k, steps_per_action=steps_per_action,
-                                  divergence_penalty=divergence_penalty, **control)
-                        for k, control in enumerate(controls)]
+        self.task = task
+        groups = groups if groups is not None else [MemberGroup(list(range(self.num_envs)), lambda _: task)]
+        if sorted(k for g in groups for k in g.members) != list(range(self.num_envs)):
+            raise ValueError(f"groups must hold each of the {self.num_envs} members once")
+        self.runs_started = np.zeros(self.num_envs, dtype=np.int64)  # per member, as RunSlot counts them
+        self.groups, self.populations = groups, []
+        self.members: list[MemberEnv | None] = [None] * self.num_envs
+        for group in groups:
+            first = group.draw(self._run_seed(group.members[0]))  # the population's architecture
+            population = PopulationTrainer(first, controls[group.members[0]]["actions"].optimizers, len(group.members))
+            self.populations.append(population)
+            for j, k in enumerate(group.members):
+                self.members[k] = MemberEnv(population, j, group.draw, steps_per_action=steps_per_action,
+                                            divergence_penalty=divergence_penalty, **controls[k])
         first = self.members[0]
         self.single_action_space, self.single_observation_space = first.action_space, first.observation_space
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.task = task
-        self.runs_started = np.zeros(self.num_envs, dtype=np.int64)  # per member, as RunSlot counts them
 
     @property
     def decisions_per_episode(self) -> int:
+        """Member 0's current run's (members drawing Tasks may have other budgets)."""
         return self.members[0].decisions_per_episode
 
     def _run_seed(self, k: int) -> int:
         return self.task.seed + k + self.num_envs * int(self.runs_started[k])
 
-    def _start(self, members, seeds=None) -> list[np.ndarray]:
-        """Start the next run of each of `members` (one validation pass for all); their first observations."""
+    def _start(self, members, seeds=None) -> dict[int, np.ndarray]:
+        """Start the next run of each of `members` (one validation pass per population); their first
+        observations, by member."""
         for i, k in enumerate(members):
             seed = None if seeds is None else seeds[i]
-            self.members[k]._open(seed, {"run_seed": self._run_seed(k)})
+            run_seed = self._run_seed(k)
+            self.members[k]._open(seed, {"run_seed": run_seed, "task": self.members[k].draw(run_seed)})
             self.runs_started[k] += 1
-        vals = self.population.evaluate(self.task.data.val, np.asarray(members))
-        return [self.members[k]._begin(val) for k, val in zip(members, vals)]
+        obs, starting = {}, set(members)
+        for group, population in zip(self.groups, self.populations):
+            mine = [k for k in group.members if k in starting]
+            if mine:
+                vals = population.evaluate(None, np.array([self.members[k].j for k in mine]))
+                obs.update({k: self.members[k]._begin(val) for k, val in zip(mine, vals)})
+        return obs
 
     def reset(self, *, seed=None, options=None):
         """Start a run in every member. `seed`: an int seeds member k's `np_random` with seed + k (a list: one
@@ -107,24 +144,33 @@ class PopulationEnv(gym.vector.VectorEnv):
         seeds = [seed + k for k in range(self.num_envs)] if isinstance(seed, int) else seed
         super().reset(seed=None if seeds is None else int(seeds[0]))
         obs = self._start(list(range(self.num_envs)), seeds)
-        return np.stack(obs), {}
+        return np.stack([obs[k] for k in range(self.num_envs)]), {}
+
+    def _train(self, steps: np.ndarray) -> tuple[list[TrainStats], list[dict], np.ndarray]:
+        """Each population trains its members' `steps` and validates them: per member its stats, validation
+        and gradient evaluations before the step."""
+        stats, vals = [None] * self.num_envs, [None] * self.num_envs
+        evals_before = np.zeros(self.num_envs, dtype=np.int64)
+        for group, population in zip(self.groups, self.populations):
+            evals_before[group.members] = population.grad_evals
+            st = population.train(steps[group.members])
+            for k, val, loss, norm, lr in zip(group.members, population.evaluate(), st.train_loss, st.grad_norm, st.lr):
+                stats[k], vals[k] = TrainStats(float(loss), float(norm), float(lr)), val
+        return stats, vals, evals_before
 
     def step(self, actions):
         started = time.perf_counter()
         members = self.members
         steps = np.array([m._act(a) for m, a in zip(members, actions)])
-        evals_before = self.population.grad_evals.copy()
-        stats = self.population.train(steps)
-        vals = self.population.evaluate(self.task.data.val)
+        stats, vals, evals_before = self._train(steps)
         step_time = time.perf_counter() - started
         obs, rewards = [], np.zeros(self.num_envs)
         terminated, truncated = np.zeros(self.num_envs, dtype=bool), np.zeros(self.num_envs, dtype=bool)
         rows = np.full(self.num_envs, None, dtype=object)
         for k, (member, action) in enumerate(zip(members, actions)):
-            one = TrainStats(float(stats.train_loss[k]), float(stats.grad_norm[k]), float(stats.lr[k]))
             o, rewards[k], terminated[k], truncated[k], info = member._conclude(
-                action, one, vals[k], step_time, int(evals_before[k]))
-            rows[k] = {**info["metrics"], "env": k, "run_seed": member.run_seed}
+                action, stats[k], vals[k], step_time, int(evals_before[k]))
+            rows[k] = {**info["metrics"], "env": k, "run_seed": member.run_seed, "instance": member.task.name}
             obs.append(o)
         infos = {"metrics": rows, "_metrics": np.ones(self.num_envs, dtype=bool)}
         ended = np.flatnonzero(terminated | truncated)
@@ -134,7 +180,7 @@ class PopulationEnv(gym.vector.VectorEnv):
             for k in ended:
                 final_obs[k] = obs[k]
                 final_info[k] = {"status": members[k].status, "best_epoch": members[k].best_epoch}
-            for k, o in zip(ended, self._start(list(ended))):
+            for k, o in self._start(list(ended)).items():
                 obs[k] = o
             mask = np.zeros(self.num_envs, dtype=bool)
             mask[ended] = True
@@ -142,11 +188,12 @@ class PopulationEnv(gym.vector.VectorEnv):
         return np.stack(obs), rewards, terminated, truncated, infos
 
     def state_dict(self) -> dict:
-        return {"population": self.population.state_dict(), "members": [m.state_dict() for m in self.members],
-                "runs_started": self.runs_started.copy()}
+        return {"populations": [p.state_dict() for p in self.populations],
+                "members": [m.state_dict() for m in self.members], "runs_started": self.runs_started.copy()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.population.load_state_dict(state["population"])
         for member, member_state in zip(self.members, state["members"]):
             member.load_state_dict(member_state)
+        for population, population_state in zip(self.populations, state["populations"]):
+            population.load_state_dict(population_state)
         self.runs_started[:] = state["runs_started"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -67,6 +68,9 @@ class TrainingEnv(gym.Env):
         self.steps_per_action = steps_per_action
         self.penalty = float(divergence_penalty)
         self.episodes_started = 0
+        # an agent learning across an instance set: the Task a run seed draws (given by make_env), which a restored
+        # checkpoint trains, as the run it was saved in did (each reset is handed its Task: `rlopt.instances.sampling`)
+        self.run_tasks: Callable[[int], Task] | None = None
         self.trainer: Trainer | None = None
         self._resumed_scheduler: dict | None = None
 
@@ -118,6 +122,8 @@ class TrainingEnv(gym.Env):
         else:
             default = self.task.seed if self.episodes_started == 0 else self.run_seed + 1
         run_seed = int(options.get("run_seed", default))
+        if self._np_random is None:  # never seeded: the divergence penalty's draws follow the first run's seed, so the
+            self._np_random, self._np_random_seed = gym.utils.seeding.np_random(run_seed)  # same config repeats them
         self.episodes_started += 1
         self._build(run_seed)
         self.actions.reset(self.bank)
@@ -175,6 +181,8 @@ class TrainingEnv(gym.Env):
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        if self.run_tasks is not None:  # the instance its run in progress drew, not the task the env was built with
+            self._switch_task(self.run_tasks(state["run_seed"]))
         self._build(state["run_seed"])
         self.trainer.model.load_state_dict(state["model"])
         self.bank.load_state_dict(state["bank"])

@@ -9,7 +9,8 @@ device) is built once and kept. The agent's controlled final run draws its insta
 (`task_for`), and every row of learning_metrics.csv names the instance of its run (`instance` column).
 
 Populations (`controller.vectorize=population`) batch members of one architecture: a set whose train part
-spans several (`InstanceSet.groups`) must be drawn per group, one population per group.
+spans several (`InstanceSet.groups`) is drawn per group, each member among its group's instances
+(`among`; `rlopt.controllers.population_vec_env` assigns members to groups).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import gymnasium as gym
 from omegaconf import DictConfig, OmegaConf
 
-from rlopt.instances.spec import InstanceSet, apply, load_set
+from rlopt.instances.spec import Instance, InstanceSet, apply, load_set
 from rlopt.task import Task, make_task
 
 
@@ -35,23 +36,25 @@ class InstanceSampler(gym.Wrapper):
         self.instances = instances if instances is not None else load_set(cfg, check=False)
         self.tasks: dict[str, Task] = {}
 
-    def task_for(self, run_seed: int) -> Task:
-        """The Task of the train instance that the run with seed `run_seed` trains."""
-        inst = self.instances.draw(run_seed)
+    def task_for(self, run_seed: int, among: list[Instance] | None = None) -> Task:
+        """The Task of the train instance that the run with seed `run_seed` trains (drawn `among` those, if given)."""
+        inst = self.instances.draw(run_seed, among)
         if inst.id not in self.tasks:  # named by the instance id (`instance` of the applied config)
             self.tasks[inst.id] = make_task(apply(self.cfg, inst), device=self.env.unwrapped.device)
         return self.tasks[inst.id]
 
-    def decisions(self, run_seed: int) -> int:
+    def decisions(self, run_seed: int, among: list[Instance] | None = None) -> int:
         """Decision steps of the run with seed `run_seed` (its instance's budget; `TrainingEnv.decisions_per_episode`)."""
-        task, interval = self.task_for(run_seed), self.env.unwrapped.steps_per_action
+        task, interval = self.task_for(run_seed, among), self.env.unwrapped.steps_per_action
         return -(-task.budget_steps // (int(interval) if interval is not None else task.batches_per_epoch))
 
-    def learning_steps(self, seed: int, episodes: int, n_envs: int) -> int:
+    def learning_steps(self, seed: int, episodes: int, n_envs: int, pools: list[list[Instance]] | None = None) -> int:
         """SB3 timesteps of `episodes` learning runs (seeds seed..) on `n_envs` sub-environments stepped together,
-        run i in sub-environment i mod n_envs: n_envs x the longest sub-environment's total."""
+        run i in sub-environment i mod n_envs (drawn among `pools[i mod n_envs]`, if given): n_envs x the longest
+        sub-environment's total."""
         runs = [seed + i for i in range(episodes)]
-        return n_envs * max(sum(self.decisions(r) for r in runs[k::n_envs]) for k in range(n_envs))
+        return n_envs * max(sum(self.decisions(r, pools[k] if pools else None) for r in runs[k::n_envs])
+                            for k in range(n_envs))
 
     def reset(self, *, seed=None, options=None):
         bare = self.env.unwrapped

@@ -93,6 +93,19 @@ class InstanceSet:
             grouped.setdefault(architecture(apply(cfg, inst)), []).append(inst)
         return grouped
 
+    def population_pools(self, cfg: DictConfig, n_envs: int) -> list[list[Instance]]:
+        """Per member of a population of `n_envs` learning across the train part (`controller.vectorize=population`),
+        the instances it draws among: member k those of architecture group k mod G (`groups`, in the order their
+        first instance is listed), so each group is one population of every G-th member. Refused in one line
+        when there are fewer members than groups."""
+        groups = list(self.groups(cfg).values())
+        if n_envs < len(groups):
+            raise UserError(f"controller.n_envs={n_envs} is not allowed with controller.vectorize=population and "
+                            f"instances={self.name}: its train instances span {len(groups)} architectures (one "
+                            f"population each, member k in group k mod {len(groups)}); use controller.n_envs >= "
+                            f"{len(groups)}")
+        return [groups[k % len(groups)] for k in range(n_envs)]
+
 
 def architecture(cfg: DictConfig) -> str:
     """What fixes a run's model shapes: the model node, the dataset's name and its shape-setting keys."""

@@ -24,6 +24,8 @@ class _Member:
 class MemberBank(_Member):
     """What the action spaces call on a bank (`select`, `lr`, `set_lr`, `active`), on member k."""
 
+    is_schedule_free = lr_is_multiplier = False  # what a constant-lr schedule asks: no batched optimizer is either
+
     @property
     def active(self) -> str:
         return self.population.names[self.population.active[self.k]]
@@ -55,7 +57,11 @@ class MemberTrainer(_Member):
     def __init__(self, population: PopulationTrainer, k: int):
         super().__init__(population, k)
         self.model = MemberModel(population, k)
-        self.data = population.data
+
+    @property
+    def data(self):
+        """The data of the Task member k trains now."""
+        return self.population.tasks[self.k].data
 
     @property
     def opt_steps(self) -> int:

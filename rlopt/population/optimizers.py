@@ -2,7 +2,8 @@
 
 The update rules are torch.optim's (SGD with momentum, weight decay and Nesterov; Adam with L2 weight
 decay; AdamW's decoupled decay) and rlopt.optim.sam's SAM over SGD, written as a handful of tensor ops
-over the whole population, with every hyperparameter a per-member (K, 1) column. `step(params, grads,
+over the whole population, with every hyperparameter a per-member (K, 1) column (`configure` sets one
+member's: members may train different Tasks, each with its own `optim` settings). `step(params, grads,
 rows)` updates only the members in the boolean mask `rows`; the others' weights and state stay as they
 were bit for bit (a member that did not step this round, or one whose run has ended).
 
@@ -42,20 +43,37 @@ class BatchedSGD:
                  nesterov: bool):
         self.lr = _lr_column(lr, k, device)
         self.momentum, self.weight_decay = _column(momentum, k, device), _column(weight_decay, k, device)
-        self.nesterov = bool(nesterov)
-        self.use_momentum = bool(momentum)
-        self.buf = torch.zeros(k, n_params, device=device) if self.use_momentum else None
+        self.nesterov = _column(bool(nesterov), k, device, torch.bool)
+        self.has_momentum = _column(bool(momentum), k, device, torch.bool)
+        self.n_params, self.device = n_params, device
+        self.buf = torch.zeros(k, n_params, device=device) if momentum else None
         self.started = torch.zeros(k, 1, dtype=torch.bool, device=device)
+        self._flags()
+
+    def _flags(self) -> None:
+        """Which terms a step needs, as Python bools (no device sync per step): every member with momentum
+        (else the others' update is their plain d), any with Nesterov."""
+        self.all_momentum, self.any_nesterov = bool(self.has_momentum.all()), bool(self.nesterov.any())
+
+    def configure(self, k: int, lr: float, momentum: float, weight_decay: float, nesterov: bool) -> None:
+        """Member k's hyperparameters (its Task's `optim.sgd`), for its next run."""
+        self.lr[k], self.momentum[k], self.weight_decay[k] = lr, momentum, weight_decay
+        self.nesterov[k], self.has_momentum[k] = bool(nesterov), bool(momentum)
+        if momentum and self.buf is None:
+            self.buf = torch.zeros(len(self.lr), self.n_params, device=self.device)
+        self._flags()
 
     @torch.no_grad()
     def step(self, params: torch.Tensor, grads: torch.Tensor, rows: torch.Tensor, every: bool = False) -> None:
-        """`every`: all rows step (the usual case), so nothing needs masking."""
+        """`every`: all rows step (the usual case), so nothing needs masking. A member without momentum steps
+        with d, as torch's SGD without momentum does (no buffer)."""
         rows = rows.reshape(-1, 1)
         d = grads + self.weight_decay * params
-        if self.use_momentum:
+        if self.buf is not None:
             buf = torch.where(self.started, self.momentum * self.buf + d, d)
             self.buf.copy_(buf if every else torch.where(rows, buf, self.buf))
-            d = d + self.momentum * buf if self.nesterov else buf
+            moved = torch.where(self.nesterov, d + self.momentum * buf, buf) if self.any_nesterov else buf
+            d = moved if self.all_momentum else torch.where(self.has_momentum, moved, d)
             self.started |= rows
         update = params - self.lr.float() * d
         params.copy_(update if every else torch.where(rows, update, params))
@@ -72,8 +90,7 @@ class BatchedSGD:
     def load_state_dict(self, state: dict) -> None:
         self.lr.copy_(state["lr"])
         self.started.copy_(state["started"])
-        if self.buf is not None:
-            self.buf.copy_(state["buf"])
+        self.buf = None if state["buf"] is None else state["buf"].clone()
 
 
 class BatchedSAM(BatchedSGD):
@@ -85,6 +102,10 @@ class BatchedSAM(BatchedSGD):
     def __init__(self, k: int, n_params: int, device, rho: float, **sgd):
         super().__init__(k, n_params, device, **sgd)
         self.rho = _column(rho, k, device)
+
+    def configure(self, k: int, rho: float, **sgd) -> None:
+        super().configure(k, **sgd)
+        self.rho[k] = rho
 
     def ascent(self, grads: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """What each member in `rows` adds to its weights for the second gradient (zero for the others)."""
@@ -107,6 +128,12 @@ class BatchedAdam:
         self.m = torch.zeros(k, n_params, device=device)
         self.v = torch.zeros(k, n_params, device=device)
         self.steps = torch.zeros(k, 1, dtype=torch.float64, device=device)
+
+    def configure(self, k: int, lr: float, betas, weight_decay: float,
+                  eps: float = inspect.signature(torch.optim.Adam).parameters["eps"].default) -> None:
+        """Member k's hyperparameters (its Task's `optim.adam` / `optim.adamw`), for its next run."""
+        self.lr[k], self.beta1[k], self.beta2[k] = lr, betas[0], betas[1]
+        self.weight_decay[k], self.eps[k] = weight_decay, eps
 
     @torch.no_grad()
     def step(self, params: torch.Tensor, grads: torch.Tensor, rows: torch.Tensor, every: bool = False) -> None:
@@ -145,19 +172,27 @@ class BatchedAdam:
             getattr(self, name).copy_(state[name])
 
 
-def build_batched(name: str, optim_cfg, k: int, n_params: int, device):
-    """The batched optimizer `name` with the `optim.<name>` settings (SAM: `optim.sam.rho` over `optim.sgd`)."""
+def settings(name: str, optim_cfg) -> dict:
+    """The hyperparameters of the batched optimizer `name` in `optim_cfg` (`optim.sam`'s SGD settings are
+    `optim.sgd`'s unless set apart), as its constructor and `configure` take them."""
     if name not in BATCHED:
         raise UserError(f"optimizer {name} is not allowed in population mode (controller.vectorize=population): "
                         f"it batches {', '.join(BATCHED)}; use controller.vectorize=processes for the others")
     if name in ("sgd", "sam"):
-        s = optim_cfg.sgd
+        s = optim_cfg[name]
         sgd = dict(lr=float(s.lr), momentum=float(s.momentum), weight_decay=float(s.weight_decay),
                    nesterov=bool(s.nesterov))
-        if name == "sgd":
-            return BatchedSGD(k, n_params, device, **sgd)
-        return BatchedSAM(k, n_params, device, rho=float(optim_cfg.sam.rho), **sgd)
+        return sgd if name == "sgd" else dict(rho=float(s.rho), **sgd)
     a = optim_cfg[name]
     eps = {"eps": float(a.eps)} if "eps" in a else {}  # else torch's default, as the single-run optimizer has it
-    return BatchedAdam(k, n_params, device, lr=float(a.lr), betas=tuple(a.betas), weight_decay=float(a.weight_decay),
-                       decoupled=name == "adamw", **eps)
+    return dict(lr=float(a.lr), betas=tuple(float(b) for b in a.betas), weight_decay=float(a.weight_decay), **eps)
+
+
+def build_batched(name: str, optim_cfg, k: int, n_params: int, device):
+    """The batched optimizer `name`, every member with the `optim.<name>` settings of `optim_cfg`."""
+    values = settings(name, optim_cfg)
+    if name == "sgd":
+        return BatchedSGD(k, n_params, device, **values)
+    if name == "sam":
+        return BatchedSAM(k, n_params, device, **values)
+    return BatchedAdam(k, n_params, device, decoupled=name == "adamw", **values)

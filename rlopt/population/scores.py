@@ -12,15 +12,18 @@ from __future__ import annotations
 import torch
 
 
-def macro_scores(pred: torch.Tensor, true: torch.Tensor, n_classes: int) -> dict[str, torch.Tensor]:
-    """`pred` (K, n) class indices, `true` (n,): accuracy, precision, recall, f1, each (K,) float64."""
+def macro_scores(pred: torch.Tensor, true: torch.Tensor, n_classes: int,
+                 valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """`pred` (K, n) class indices, `true` (n,) or each member's own (K, n), `valid` (K, n): which of a member's
+    columns are its examples (members with validation splits of different sizes are padded; default: all):
+    accuracy, precision, recall, f1, each (K,) float64."""
     k, n = pred.shape
-    ones = torch.ones(k, n, dtype=torch.float64, device=pred.device)
-    predicted = torch.zeros(k, n_classes, dtype=torch.float64, device=pred.device).scatter_add_(1, pred, ones)
-    correct = (pred == true).double()
-    tp = torch.zeros(k, n_classes, dtype=torch.float64, device=pred.device).scatter_add_(
-        1, true.expand(k, n), correct)
-    actual = torch.bincount(true, minlength=n_classes).double().expand(k, n_classes)
+    true = true.expand(k, n)
+    counted = torch.ones(k, n, dtype=torch.float64, device=pred.device) if valid is None else valid.double()
+    predicted = torch.zeros(k, n_classes, dtype=torch.float64, device=pred.device).scatter_add_(1, pred, counted)
+    correct = (pred == true).double() * counted
+    tp = torch.zeros(k, n_classes, dtype=torch.float64, device=pred.device).scatter_add_(1, true, correct)
+    actual = torch.zeros(k, n_classes, dtype=torch.float64, device=pred.device).scatter_add_(1, true, counted)
     present = (predicted + actual) > 0
 
     def ratio(num, den):
@@ -29,5 +32,5 @@ def macro_scores(pred: torch.Tensor, true: torch.Tensor, n_classes: int) -> dict
     def macro(per_class):
         return (per_class * present).sum(1) / present.sum(1)
 
-    return {"acc": correct.mean(1), "precision": macro(ratio(tp, predicted)), "recall": macro(ratio(tp, actual)),
-            "f1": macro(ratio(2 * tp, actual + predicted))}
+    return {"acc": correct.sum(1) / counted.sum(1), "precision": macro(ratio(tp, predicted)),
+            "recall": macro(ratio(tp, actual)), "f1": macro(ratio(2 * tp, actual + predicted))}

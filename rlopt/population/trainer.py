@@ -9,6 +9,13 @@ permutations), its own optimizer choice, learning rates, optimizer states and co
 be at different points of their runs (one that diverged starts again while the others go on): a round
 of `train` takes each member's own number of steps, and a member whose steps are done stays untouched.
 
+Members may also train different Tasks of one architecture (`init_member(k, seed, task)`: an instance
+set's instances): each its own data (read from `StackedData`, all members' examples in one tensor), batch
+size, budget, optimizer hyperparameters and validation split. Batches of different sizes are padded to
+the largest with weight-0 rows, and each member's loss is the mean over its own rows: one vmapped
+gradient call for all, exact up to float32 rounding (the single run's mean sums its rows in another
+order), at the price of computing the padding (a member with batch 16 beside one with 64 pays for 64).
+
 What it refuses, in one line: models with buffers (BatchNorm's running statistics) or random layers
 (dropout draws from the global random stream, which K members cannot share with K single runs), and
 optimizers it does not batch (see `rlopt.population.optimizers.BATCHED`).
@@ -27,8 +34,9 @@ from rlopt.data import Split
 from rlopt.engine import use_bf16
 from rlopt.errors import UserError
 from rlopt.models import model_name
-from rlopt.population.optimizers import BatchedSAM, build_batched
+from rlopt.population.optimizers import BatchedSAM, build_batched, settings
 from rlopt.population.scores import macro_scores
+from rlopt.population.stacked_data import StackedData
 from rlopt.task import Task
 
 
@@ -54,14 +62,15 @@ class PopulationStats:
 
 
 class PopulationTrainer:
-    """K runs of `task`, each stepped by its active optimizer among `optimizers` (names of the bank)."""
+    """K runs stepped by their active optimizers among `optimizers` (names of the bank); every member starts
+    on `task`, and `init_member` may give one another Task of the same architecture for its next run."""
 
     def __init__(self, task: Task, optimizers, size: int):
         data = task.data
         self.task, self.data, self.device, self.size = task, data, task.device, int(size)
         self.template = task.new_model().to(self.device)
         check_batchable(self.template, model_name(task.model.name, data.name))
-        self.batch_size, self.eval_batch_size = task.batch_size, task.eval_batch_size
+        self.eval_batch_size = task.eval_batch_size  # a trainer setting, not an instance's: one for all members
         self.layout = [(name, p.shape, p.numel()) for name, p in self.template.named_parameters()]
         self.n_params = sum(n for _, _, n in self.layout)
         self.flat = torch.zeros(self.size, self.n_params, device=self.device)
@@ -70,28 +79,53 @@ class PopulationTrainer:
         self.names = list(optimizers)
         self.optimizers = [build_batched(n, task.optim, self.size, self.n_params, self.device) for n in self.names]
         self.active = np.zeros(self.size, dtype=np.int64)  # index into self.names
-        n_train = len(data.train)
-        self.batches_per_epoch = task.batches_per_epoch
         self._finite: np.ndarray | None = None  # weights_finite(), computed once per change of the weights
         self.generators = [torch.Generator(device=self.device) for _ in range(self.size)]
-        self.perms = torch.zeros(self.size, n_train, dtype=torch.long, device=self.device)
+        # each member's Task and what the batches read of it: its data among the stacked bundles, sizes, budget
+        self.stacked = StackedData()
+        self.tasks: list[Task] = [task] * self.size
+        self.bundle = np.zeros(self.size, dtype=np.int64)
+        self.n_train, self.n_val = (np.zeros(self.size, dtype=np.int64) for _ in range(2))
+        self.batch_size, self.batches_per_epoch = (np.zeros(self.size, dtype=np.int64) for _ in range(2))
+        self.perms = torch.zeros(self.size, len(data.train), dtype=torch.long, device=self.device)
+        for k in range(self.size):
+            self.assign(k, task)
         self.has_perm = np.zeros(self.size, dtype=bool)
         self.batch_in_epoch = np.zeros(self.size, dtype=np.int64)
         self.opt_steps = np.zeros(self.size, dtype=np.int64)
         self.grad_evals = np.zeros(self.size, dtype=np.int64)
         self.grad_norm = np.zeros(self.size)  # each member's last step's gradient norm (a round of 0 steps keeps it)
         self._grads = vmap(grad_and_value(self._member_loss))
-        self._forward = vmap(self._member_forward, in_dims=(0, None))
+        self._forward = vmap(self._member_forward, in_dims=(0, None))  # every member on the same inputs
+        self._forward_each = vmap(self._member_forward)  # each member on its own
 
     # -- members ------------------------------------------------------------------------------------
-    def init_member(self, k: int, run_seed: int) -> None:
-        """Start member k's run as the single run with `run_seed` starts: its initial weights (drawn as
-        `Task.build_model` draws them, on the CPU), fresh optimizer states, the first optimizer selected, its
-        batch order. The global random state is left as it was, as a worker process of
-        `vectorize=processes` leaves the agent's."""
+    def assign(self, k: int, task: Task) -> None:
+        """Member k trains `task`: its data, batch size, budget and optimizer hyperparameters (`optim.<name>`,
+        the learning rates included). Refused unless `task` has the population's architecture."""
+        if task is not self.task and (task.model != self.task.model or task.data.name != self.data.name
+                                      or task.data.input_shape != self.data.input_shape
+                                      or task.data.num_outputs != self.data.num_outputs):
+            raise UserError(f"task {task.name} is not allowed in this population: its model or data shapes differ from "
+                            f"{self.task.name}'s (one population trains one architecture; see InstanceSet.groups)")
+        self.tasks[k] = task
+        self.bundle[k] = self.stacked.add(task.data)
+        self.n_train[k], self.n_val[k] = len(task.data.train), len(task.data.val)
+        self.batch_size[k], self.batches_per_epoch[k] = task.batch_size, task.batches_per_epoch
+        if self.n_train[k] > self.perms.shape[1]:  # a larger training set than any before: room for its order
+            self.perms = torch.nn.functional.pad(self.perms, (0, int(self.n_train[k]) - self.perms.shape[1]))
+        for name, opt in zip(self.names, self.optimizers):
+            opt.configure(k, **settings(name, task.optim))
+
+    def init_member(self, k: int, run_seed: int, task: Task | None = None) -> None:
+        """Start member k's run as the single run of `task` (default: the member's current one) with `run_seed`
+        starts: its initial weights (drawn as `Task.build_model` draws them, on the CPU), fresh optimizer states
+        with the Task's hyperparameters, the first optimizer selected, its batch order. The global random state
+        is left as it was, as a worker process of `vectorize=processes` leaves the agent's."""
+        self.assign(k, self.tasks[k] if task is None else task)
         with torch.random.fork_rng(devices=[]):  # this process's random stream is the agent's: left as it was
             torch.manual_seed(int(run_seed))
-            self.load_member(k, self.task.new_model().state_dict())
+            self.load_member(k, self.tasks[k].new_model().state_dict())
         for opt in self.optimizers:
             opt.reset_member(k)
         self.active[k] = 0
@@ -160,29 +194,34 @@ class PopulationTrainer:
 
     # -- batches -----------------------------------------------------------------------------------------
     def _batch(self, rows: np.ndarray):
-        """Each stepping member's next batch, as the single-run `Trainer._next_batch` cuts it, padded to the
-        longest (an epoch's last batch may be longer or shorter) with weight 0 on the padding."""
-        n_train = len(self.data.train)
+        """Each stepping member's next batch, as the single-run `Trainer._next_batch` cuts it from its own
+        training set and batch size, padded to the longest (members' batch sizes differ, and an epoch's last
+        batch may be longer or shorter) with weight 0 on the padding."""
         for k in np.flatnonzero(rows & (~self.has_perm | (self.batch_in_epoch >= self.batches_per_epoch))):
-            self.perms[k] = torch.randperm(n_train, device=self.device, generator=self.generators[k])
+            n = int(self.n_train[k])
+            self.perms[k, :n] = torch.randperm(n, device=self.device, generator=self.generators[k])
             self.batch_in_epoch[k], self.has_perm[k] = 0, True
         starts = self.batch_in_epoch * self.batch_size
-        ends = np.where(self.batch_in_epoch == self.batches_per_epoch - 1, n_train, starts + self.batch_size)
+        ends = np.where(self.batch_in_epoch == self.batches_per_epoch - 1, self.n_train, starts + self.batch_size)
         sizes = np.where(rows, ends - starts, 0)
         width = int(sizes.max())
         offsets = np.arange(width)
         valid = offsets[None, :] < sizes[:, None]
-        positions = np.minimum(starts[:, None] + offsets[None, :], n_train - 1)
-        idx = self.perms.gather(1, torch.from_numpy(positions).to(self.device))
+        positions = np.minimum(starts[:, None] + offsets[None, :], self.n_train[:, None] - 1)
+        first = np.asarray(self.stacked.train_start)[self.bundle][:, None]  # each member's rows in the stack
+        idx = self.perms.gather(1, torch.from_numpy(positions).to(self.device)) + torch.from_numpy(first).to(self.device)
         self.batch_in_epoch += rows
-        train, transform = self.data.train, self.data.transform
+        train = self.stacked.train
         raw = train.x[idx]
-        if transform.augment and raw.dim() == 5:  # random crops and flips: each from its member's generator
+        stepping = np.flatnonzero(rows)
+        if raw.dim() == 5 and any(self.tasks[k].data.transform.augment for k in stepping):
+            # random crops and flips: each member's from its own generator, as its single run draws them
             x = torch.zeros(raw.shape, dtype=torch.float32, device=self.device)
-            for k in np.flatnonzero(rows):
-                x[k, :sizes[k]] = transform(raw[k, :sizes[k]], train=True, generator=self.generators[k])
-        else:
-            x = transform(raw.flatten(0, 1), train=True).unflatten(0, (self.size, width))
+            for k in stepping:
+                x[k, :sizes[k]] = self.tasks[k].data.transform(raw[k, :sizes[k]], train=True,
+                                                               generator=self.generators[k])
+        else:  # no augmentation: every member's data is normalised alike (StackedData checks it)
+            x = self.data.transform(raw.flatten(0, 1), train=False).unflatten(0, (self.size, width))
         return x, train.y[idx], torch.from_numpy(valid).to(self.device, torch.float32)
 
     # -- training ----------------------------------------------------------------------------------------
@@ -223,29 +262,60 @@ class PopulationTrainer:
         return PopulationStats(mean, self.grad_norm.copy(), lrs)
 
     # -- evaluation --------------------------------------------------------------------------------------
+    def _eval_chunks(self, split: Split | None, members: np.ndarray):
+        """(inputs, targets, valid) per chunk of `eval_batch_size` examples: of `split` for every member (shared,
+        `valid` None), else of each member's own validation split, padded to the longest (`valid` (M, n))."""
+        if split is not None:
+            for start in range(0, len(split), self.eval_batch_size):
+                x = self.data.transform(split.x[start:start + self.eval_batch_size], train=False)
+                yield x, split.y[start:start + self.eval_batch_size], None
+            return
+        n_val = self.n_val[members]
+        first = np.asarray(self.stacked.val_start)[self.bundle[members]]
+        val = self.stacked.val
+        for start in range(0, int(n_val.max()), self.eval_batch_size):
+            positions = start + np.arange(min(self.eval_batch_size, int(n_val.max()) - start))
+            valid = positions[None, :] < n_val[:, None]
+            idx = torch.from_numpy(np.minimum(positions[None, :], n_val[:, None] - 1) + first[:, None]).to(self.device)
+            x = self.data.transform(val.x[idx].flatten(0, 1), train=False).unflatten(0, idx.shape)
+            yield x, val.y[idx], torch.from_numpy(valid).to(self.device)
+
     @torch.no_grad()
-    def evaluate(self, split: Split, members=None) -> list[dict]:
+    def evaluate(self, split: Split | None = None, members=None) -> list[dict]:
         """Per member in `members` (default all): loss, and for classification accuracy and macro precision,
-        recall and F1, as `Trainer.evaluate` computes them for one run."""
+        recall and F1, as `Trainer.evaluate` computes them for one run, on `split` (default: each member's own
+        validation split; each member's chunks of `eval_batch_size` examples are the single run's)."""
         members = np.arange(self.size) if members is None else np.asarray(members)
+        if split is None and len(set(self.bundle[members].tolist())) == 1:  # one dataset: its split, shared
+            split = self.tasks[members[0]].data.val
         flat = self.flat if len(members) == self.size else self.flat[torch.from_numpy(members).to(self.device)]
         weights = self.weights(flat)
-        loss_sum = torch.zeros(len(members), device=self.device)
-        preds = []
-        for start in range(0, len(split), self.eval_batch_size):
-            x = self.data.transform(split.x[start:start + self.eval_batch_size], train=False)
-            y = split.y[start:start + self.eval_batch_size]
-            out = self._forward(weights, x)
-            loss_sum += self.loss_fn(out.flatten(0, 1), y.repeat(len(members), *([1] * (y.dim() - 1))),
-                                     reduction="none").reshape(len(members), -1).sum(1)
+        m = len(members)
+        loss_sum = torch.zeros(m, device=self.device)
+        preds, trues, valids = [], [], []
+        for x, y, valid in self._eval_chunks(split, members):
+            if valid is None:
+                out, y = self._forward(weights, x), y.expand(m, *y.shape)
+            else:
+                out = self._forward_each(weights, x)
+            rows = self.loss_fn(out.flatten(0, 1), y.flatten(0, 1), reduction="none").reshape(m, y.shape[1], -1)
+            if valid is not None:
+                rows = torch.where(valid[:, :, None], rows, 0.0)
+            loss_sum += rows.sum((1, 2))
             if self.data.is_classification:
                 preds.append(out.argmax(-1))
-        n = len(split) if self.data.is_classification else split.y.numel()
-        columns = {"loss": loss_sum.double() / n}
+                trues.append(y)
+                valids.append(valid if valid is not None else torch.ones(y.shape, dtype=torch.bool, device=self.device))
+        if split is not None:
+            n = np.full(m, len(split) if self.data.is_classification else split.y.numel())
+        else:
+            n = self.n_val[members] * (1 if self.data.is_classification else self.data.num_outputs)
+        columns = {"loss": loss_sum.double() / torch.from_numpy(n).to(self.device)}
         if self.data.is_classification:
-            columns.update(macro_scores(torch.cat(preds, 1), split.y, self.data.num_outputs))
+            columns.update(macro_scores(torch.cat(preds, 1), torch.cat(trues, 1), self.data.num_outputs,
+                                        torch.cat(valids, 1)))
         values = {name: column.cpu().numpy() for name, column in columns.items()}
-        return [{name: float(column[i]) for name, column in values.items()} for i in range(len(members))]
+        return [{name: float(column[i]) for name, column in values.items()} for i in range(m)]
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -258,7 +328,7 @@ class PopulationTrainer:
     def load_state_dict(self, state: dict) -> None:
         self._finite = None
         self.flat.copy_(state["flat"])
-        self.perms.copy_(state["perms"])
+        self.perms = state["perms"].clone()  # as wide as the largest training set its members had then
         for opt, opt_state in zip(self.optimizers, state["optimizers"]):
             opt.load_state_dict(opt_state)
         for generator, generator_state in zip(self.generators, state["generators"]):

@@ -20,10 +20,13 @@ FIXED = {
     # agents
     "ppo_3opt": "#d62728", "ppo_2opt": "#f99379", "dqn_2opt": "#882d17", "ppo_portfolio": "#a6761d",
     "ppo_lr": "#b3446c", "dqn_lr": "#654522", "ppo_layerwise": "#f3c300",
+    # the SAM arms (docs/guide/sam.md), told apart from SAM's orange in one figure; the cheap one a lighter orange
+    "sam_every_k": "#ffbb78", "looksam": "#604e97", "asam": "#a1caf1", "gsam": "#dcd300", "late_sam": "#be0032",
+    "ppo_sam": "#e68fac",
 }
-# Kelly's colours of maximum contrast not used above, for every other name
-OTHERS = ["#a1caf1", "#c2b280", "#f6a600", "#0067a5", "#e68fac", "#008856", "#be0032", "#875692", "#dcd300",
-          "#e25822", "#604e97", "#848482", "#222222", "#f38400"]
+# Kelly's colours of maximum contrast and tab20's light hues not used above, for every other name
+OTHERS = ["#c2b280", "#f6a600", "#0067a5", "#008856", "#875692", "#e25822", "#848482", "#222222", "#f38400",
+          "#aec7e8", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"]
 
 
 def colours(names) -> dict[str, str]:

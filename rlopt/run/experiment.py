@@ -42,7 +42,7 @@ from rlopt.env import TrainingEnv, make_env
 from rlopt.env.training_env import EpisodeResult
 from rlopt.errors import RunInterrupted, RunRefused, UserError
 from rlopt.files import write_json
-from rlopt.instances import instance_config, run_instance
+from rlopt.instances import instance_config, load_set, run_instance
 from rlopt.instances.sampling import learns_across
 from rlopt.metrics import build_summary
 from rlopt.models import model_name
@@ -85,14 +85,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
         try:
             validate_train(cfg)
             controller = make_controller(cfg)  # its config errors surface before anything is written
-            if resume is not None and learns_across(cfg):  # its restored env would train the command's own task
-                raise RunRefused(f"{run_dir}: an agent learning across an instance set cannot be resumed from its "
-                                 "checkpoint yet; rerun it into a fresh folder")
             if learns_across(cfg) and int(cfg.controller.n_envs) > 1 and cfg.controller.vectorize == "population":
-                # a population trains one Task (one dataset, batch size and budget for every member): its members
-                # cannot each draw their run's instance, so it is refused rather than run on the command's own task
-                raise UserError("controller.vectorize=population is not allowed with an instance set (its members share "
-                                "one task): use controller.vectorize=processes, or name one instance=<id>")
+                # one population per architecture group of the train instances: fewer members than groups is one line
+                load_set(cfg, check=False).population_pools(cfg, int(cfg.controller.n_envs))
             folder.claim(cfg, starting_over=resume is None, keep_config=own_config)
             claimed = True
             killpoints.reach("claimed")

@@ -35,6 +35,9 @@ SUMMARY = "summary.json"
 # Keys a resumed run may be started with differently: they change what is shown or kept, not what is computed
 # (`dataset.root` is where the data was read from: a resume reads it from the same place, see `pin_data_root`).
 ASIDE = ("resume", "label", "trainer.progress", "trainer.plots", "checkpoint.every", "checkpoint.keep", "dataset.root")
+# Keys added to the config after runs were saved without them: a saved config that lacks one ran as this value
+# (so a sweep of an older rlopt still continues by rerunning, and its finished runs are recognised)
+ADDED = {"runs": 1, "controller.vectorize": "processes"}
 
 
 class RunFolder:
@@ -131,7 +134,8 @@ def _flat(values: dict, prefix: str = "") -> dict:
 def differing_keys(saved: dict, current: dict) -> list[str]:
     """Dotted keys whose values differ between two `config_values`, the `ASIDE` ones left out."""
     a, b = _flat(saved), _flat(current)
-    return sorted(key for key in a.keys() | b.keys() if key not in ASIDE and a.get(key, "<absent>") != b.get(key, "<absent>"))
+    return sorted(key for key in a.keys() | b.keys()
+                  if key not in ASIDE and a.get(key, ADDED.get(key, "<absent>")) != b.get(key, ADDED.get(key, "<absent>")))
 
 
 def same_config(run_dir: Path, saved: dict, cfg: DictConfig) -> None:
