@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 
 from rlopt.cli import main
 from rlopt.paths import conf_dir
@@ -25,6 +26,14 @@ TINY = ["+debug=tiny"]
 def make_cfg(*overrides: str, config: str = "train", tiny: bool = True):
     with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
         return compose(config_name=config, overrides=[*(TINY if tiny else []), *overrides])
+
+
+@pytest.fixture(autouse=True)
+def no_hydra_config_left():
+    """Each test starts outside Hydra: an in-process CLI run that a test stops with an exception leaves Hydra's
+    HydraConfig set, and a later `train()` in the same worker would write that command's .hydra/hydra.yaml."""
+    yield
+    HydraConfig.instance().cfg = None
 
 
 @pytest.fixture
