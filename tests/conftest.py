@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 
 from rlopt.cli import main
 from rlopt.paths import conf_dir
@@ -24,6 +26,14 @@ TINY = ["+debug=tiny"]
 def make_cfg(*overrides: str, config: str = "train", tiny: bool = True):
     with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
         return compose(config_name=config, overrides=[*(TINY if tiny else []), *overrides])
+
+
+@pytest.fixture(autouse=True)
+def no_hydra_config_left():
+    """Each test starts outside Hydra: an in-process CLI run that a test stops with an exception leaves Hydra's
+    HydraConfig set, and a later `train()` in the same worker would write that command's .hydra/hydra.yaml."""
+    yield
+    HydraConfig.instance().cfg = None
 
 
 @pytest.fixture
@@ -41,6 +51,14 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, env_extra: dict | None 
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def kill_at(point: str, *args: str, cwd: Path) -> None:
+    """`python -m rlopt ARGS`, SIGKILLed by the test hook `RLOPT_TEST_KILL_AT` (rlopt/run/killpoints.py) at `point`,
+    e.g. `row:3`, right after its 3rd CSV row: a real kill -9 at an exact place, so that a run too short to be
+    raced from outside can be killed where the test needs it."""
+    killed = run_cli(*args, cwd=cwd, env_extra={"RLOPT_TEST_KILL_AT": point})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
 
 
 def call_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -5,8 +5,9 @@ after each kill (alternately by `resume=DIR` and by rerunning the same command i
 compared file by file with the uninterrupted one. The kills come from the test-only hook
 `RLOPT_TEST_KILL_AT=<point>:<n>` (rlopt/run/killpoints.py), so they land exactly where drawn, including while a
 checkpoint is being written and right after summary.json. Each run is a fork of this process, which has
-imported torch, SB3 and Hydra once (it runs no torch op itself, so the children start clean); that keeps the
-campaign to the runs' own time instead of ~3 s of imports per process.
+imported torch, SB3, Hydra and what a run imports lazily (torch._dynamo, which every optimizer's constructor
+imports and which brings sympy; the plotting module) once (it runs no torch op itself, so the children start
+clean); that keeps the campaign to the runs' own time instead of ~3 s of imports per process.
 
 Prints a JSON report: per family the kills drawn and whether each happened, the files compared and every
 difference found. Exit status 0 when every kill happened and no file differs.
@@ -29,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import stable_baselines3  # noqa: E402,F401  (imported once here, shared by every forked run)
 import torch  # noqa: E402,F401
+import torch._dynamo  # noqa: E402,F401  (torch.optim.Optimizer's constructor imports it: ~1 s, sympy included)
 
+import rlopt.reporting.plots  # noqa: E402,F401  (matplotlib)
 import rlopt.train  # noqa: E402,F401
 from rlopt.cli import main as rlopt_main  # noqa: E402
 from rlopt.run.killpoints import VARIABLE  # noqa: E402

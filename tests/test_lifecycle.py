@@ -3,7 +3,6 @@ command leaves no folder behind, and a run stopped before its first row is conti
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, call_cli, make_cfg
+from conftest import REPO, call_cli, kill_at, make_cfg
 from rlopt.controllers import run_controller
 from rlopt.run.experiment import run_experiment
 from rlopt.run.folder import LOCK
@@ -82,16 +81,10 @@ def test_a_refused_command_leaves_no_dated_folder(tmp_path, args):
     assert made == [], made
 
 
-def _killed_at(point: str, args: list[str], cwd: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RLOPT_TEST_KILL_AT": point}
-    done = subprocess.run([sys.executable, "-m", "rlopt", "train", *args], cwd=cwd, env=env, capture_output=True)
-    assert done.returncode == -9, done.stderr
-
-
 @pytest.mark.slow
 def test_a_run_killed_before_its_first_row_is_continued_by_resume(tmp_path):
     assert call_cli("train", *RUN, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
-    _killed_at("claimed", [*RUN, "hydra.run.dir=run"], tmp_path)
+    kill_at("claimed", "train", *RUN, "hydra.run.dir=run", cwd=tmp_path)
     assert not (tmp_path / "run" / "metrics.csv").exists()
     resumed = call_cli("train", "resume=run", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from conftest import call_cli, make_cfg
+from conftest import call_cli, kill_at, make_cfg
 from rlopt.controllers import build_controller
 from rlopt.data import load_dataset
 from rlopt.engine import Trainer
@@ -19,7 +19,8 @@ from rlopt.errors import UserError
 from rlopt.evaluate import evaluate
 from rlopt.optim import OptimizerBank
 from rlopt.train import train
-from test_reliability import RUN, _kill_after_rows, _rows
+from test_faults import stop_then_resume
+from test_reliability import _rows
 
 MULTIPLIER_LR = ("prodigy", "dadapt_adam", "dadapt_sgd")
 SCHEDULE_FREE = ("schedulefree_adamw", "schedulefree_sgd")
@@ -248,20 +249,43 @@ def test_bad_portfolio_on_the_command_line_exits_2(tmp_path):
     assert result.returncode == 2 and len(lines) == 1 and "at least two" in lines[0], result.stderr
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("controller", [*NEW, "random controller.actions.choices=[adam,prodigy,schedulefree_adamw,dadapt_sgd]",
-                                        "random controller.actions.choices=[sgd,looksam,asam,gsam,sam_every_k]"])
-def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, controller):
-    """Prodigy's d, D-Adaptation's state and the schedule-free z and average survive kill -9 exactly, alone and
-    when a random controller switches among them every epoch; so do the SAM arms' (LookSAM's direction and
-    step count, sam_every_k's step count)."""
-    args = [f"controller={controller.split()[0]}", *controller.split()[1:], *RUN, "trainer.epochs=6"]
-    assert call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
-    _kill_after_rows([*args, "hydra.run.dir=run"], tmp_path, tmp_path / "run" / "metrics.csv", rows=3)
-    resumed = call_cli("train", "resume=run", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    got, want = _rows(tmp_path / "run" / "metrics.csv"), _rows(tmp_path / "ref" / "metrics.csv")
+STOP_AT = 3
+MIXES = {"lr_free": "random controller.actions.choices=[adam,prodigy,schedulefree_adamw,dadapt_sgd]",
+         "sam_arms": "random controller.actions.choices=[sgd,looksam,asam,gsam,sam_every_k]"}
+
+
+def _resumed_equals_uninterrupted(folder) -> None:
+    got, want = _rows(folder / "run" / "metrics.csv"), _rows(folder / "ref" / "metrics.csv")
     assert list(got["step"]) == list(range(1, 7))
     pd.testing.assert_frame_equal(got, want)
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["test_loss"] == \
-        json.loads((tmp_path / "ref" / "summary.json").read_text())["test_loss"]
+    assert json.loads((folder / "run" / "summary.json").read_text())["test_loss"] == \
+        json.loads((folder / "ref" / "summary.json").read_text())["test_loss"]
+
+
+def _args(controller: str) -> list[str]:
+    name, *extra = controller.split()
+    return [f"controller={name}", *extra, "+debug=tiny", "trainer.threads=1", "trainer.epochs=6"]
+
+
+@pytest.mark.parametrize("controller", [*NEW, MIXES["sam_arms"]], ids=[*NEW, "sam_arms"])
+def test_a_run_stopped_then_resumed_equals_the_uninterrupted_run(tmp_path, controller):
+    """Prodigy's d, D-Adaptation's state and the schedule-free z and average go through checkpoint.pt and continue
+    exactly; so do the SAM arms' when a random controller switches among them every epoch (LookSAM's direction
+    and step count, sam_every_k's step count). Stopped in-process after a row past the last checkpoint, as a kill
+    there leaves the folder; the kill -9 itself is the test below."""
+    cfg = make_cfg(*_args(controller), tiny=False)
+    train(cfg, tmp_path / "ref")
+    stop_then_resume(cfg, tmp_path / "run", STOP_AT)
+    _resumed_equals_uninterrupted(tmp_path)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path):
+    """kill -9 while a random controller switches among the learning-rate-free and schedule-free optimizers every
+    epoch: their state in checkpoint.pt, written by a process that then died, continues exactly."""
+    args = _args(MIXES["lr_free"])
+    assert call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
+    kill_at(f"row:{STOP_AT}", "train", *args, "hydra.run.dir=run", cwd=tmp_path)
+    resumed = call_cli("train", "resume=run", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    _resumed_equals_uninterrupted(tmp_path)

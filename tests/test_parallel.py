@@ -12,7 +12,7 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import call_cli, make_cfg
+from conftest import call_cli, kill_at, make_cfg
 from rlopt.controllers import build_controller
 from rlopt.controllers.sb3_env import LayerRunsVecEnv, RunSlot
 from rlopt.env import make_env
@@ -22,7 +22,6 @@ from rlopt.report import report
 from rlopt.run.protocol import RunContext
 from rlopt.tensorboard_log import TAGS
 from rlopt.train import train
-from test_reliability import _kill_after_rows
 
 TIMING = ["epoch_time_s", "controller_time_s", "checkpoint_time_s"]
 # loss_delta: the composite reward charges wall time; one thread: the same float sums in every process
@@ -170,24 +169,21 @@ def test_evaluate_runs_k_seeds_in_parallel_into_folders_report_aggregates(tmp_pa
     assert list(table["n"]) == [2] and list(table["method"]) == ["ppo_2opt_frozen"]
 
 
-def _exact_run(*overrides: str) -> list[str]:
-    return ["+debug=tiny", *EXACT, "dataset.train_subset=null", "dataset.val_size=200", *overrides]
-
-
 @pytest.mark.slow
 def test_sigkill_while_k_runs_learn_then_resume_equals_the_uninterrupted_run(tmp_path):
     """K=2: the checkpoint holds both workers' runs and RNGs; the resumed learning and final run are exact."""
-    args = _exact_run("controller=ppo_2opt", "controller.episodes=4", "controller.n_envs=2", "trainer.epochs=4")
+    args = ["+debug=tiny", *EXACT, "controller=ppo_2opt", "controller.episodes=4", "controller.n_envs=2", "trainer.epochs=4"]
     # PPO checkpoints every n_steps=4 batched steps: after 6 (12 rows) the last checkpoint is 2 steps back
     kill_while_learning_then_resume(tmp_path, args, rows=12)
     assert len(pd.read_csv(tmp_path / "run" / "learning_metrics.csv")) == 16
 
 
 def kill_while_learning_then_resume(tmp_path, args: list[str], rows: int) -> None:
-    """`rlopt train ARGS` uninterrupted (ref/) and killed once `rows` learning rows are written, then resumed
+    """`rlopt train ARGS` uninterrupted (ref/) and killed right after its `rows`-th learning row, then resumed
     (run/): the two folders' learning_metrics.csv and metrics.csv must be equal, timing aside."""
     assert call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path).returncode == 0
-    _kill_after_rows([*args, "hydra.run.dir=run"], tmp_path, tmp_path / "run" / "learning_metrics.csv", rows=rows)
+    kill_at(f"row:{rows}", "train", *args, "hydra.run.dir=run", cwd=tmp_path)
+    assert len(pd.read_csv(tmp_path / "run" / "learning_metrics.csv")) == rows
     assert not (tmp_path / "run" / "summary.json").exists()
     resumed = call_cli("train", "resume=run", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -199,8 +195,8 @@ def kill_while_learning_then_resume(tmp_path, args: list[str], rows: int) -> Non
 @pytest.mark.slow
 def test_tensorboard_after_a_resume_shows_the_resumed_rows(tmp_path):
     """Steps written before the kill and redone after the resume are in tb/ twice; the reader's value is the last."""
-    args = _exact_run("controller=ppo_2opt", "trainer.epochs=8")
-    _kill_after_rows([*args, "hydra.run.dir=run"], tmp_path, tmp_path / "run" / "metrics.csv", rows=6)
+    args = ["+debug=tiny", *EXACT, "controller=ppo_2opt", "trainer.epochs=8"]
+    kill_at("row:6", "train", *args, "hydra.run.dir=run", cwd=tmp_path)
     assert call_cli("train", "resume=run", cwd=tmp_path).returncode == 0
     rows = pd.read_csv(tmp_path / "run" / "metrics.csv")
     got = scalars(tmp_path / "run" / "tb")

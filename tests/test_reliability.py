@@ -43,10 +43,11 @@ def _kill_after_rows(args: list[str], cwd, metrics, rows: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("controller", ["random", "dqn_2opt", "ppo_2opt", "schedule controller.schedule=onecycle",
-                                        "ppo_layerwise env.steps_per_action=20"])
-def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, controller):
-    args = [f"controller={controller.split()[0]}", *controller.split()[1:], *RUN]
+def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path):
+    """kill -9 from outside, at whatever moment the run is in once its 3rd row is on disk. Every controller family
+    is SIGKILLed at exact places (in a checkpoint write, after a row, in finishing) and compared file by file with
+    an uninterrupted run by the fault campaign (tests/fault_campaign.py); this is the kill that lands anywhere."""
+    args = ["controller=ppo_layerwise", "env.steps_per_action=20", *RUN]
     reference = call_cli("train", *args, "hydra.run.dir=ref", cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr
 

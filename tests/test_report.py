@@ -6,12 +6,14 @@ metrics.csv) with known numbers, so every value in the tables can be checked wit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -97,14 +99,17 @@ def study_report(study, tmp_path_factory) -> Path:
     return out
 
 
-def _report(dirs, out: Path, *overrides: str) -> dict:
+def _report(dirs, out: Path, *overrides: str, figures: bool = True) -> dict:
     """`rlopt report DIRS out=OUT OVERRIDES`, in this process, with the composed report config; 2000 resamples
-    unless told otherwise (the default, 50,000, takes a few seconds more)."""
+    unless told otherwise (the default, 50,000, takes a few seconds more). `figures=False`: the figures
+    (rlopt.reporting.figures.plot_report, ~90% of a report's time) are not drawn, for the tests of what the tables
+    say; the fixtures' reports and the figure tests draw them."""
     quick = [] if any(o.startswith("report.bootstrap.reps=") for o in overrides) else ["report.bootstrap.reps=2000"]
     with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
         cfg = compose(config_name="report", overrides=[f"out={out}", *quick, *overrides])
     cfg.dirs = [str(d) for d in dirs]
-    return report(cfg, out)
+    with mock.patch("rlopt.report.plot_report", return_value=[]) if not figures else contextlib.nullcontext():
+        return report(cfg, out)
 
 
 def test_table_numbers_are_the_statistics_of_the_summaries(study, study_report):
@@ -126,7 +131,7 @@ def test_table_numbers_are_the_statistics_of_the_summaries(study, study_report):
 
 
 def test_readable_tables_show_mean_std_and_flag_failures(study, tmp_path):
-    result = _report([study], tmp_path / "rep", "report.stat=mean_std")
+    result = _report([study], tmp_path / "rep", "report.stat=mean_std", figures=False)
     md = (tmp_path / "rep" / "table.md").read_text()
     rows = {row[1]: row for row in md_rows(tmp_path / "rep" / "table.md")}
     accs = np.array([0.90, 0.86, 0.95])
@@ -174,7 +179,7 @@ def test_method_names_come_from_the_overrides_that_vary(tmp_path):
     assert method_labels(records) == ["sgd optim.sgd.lr=0.1", "sgd optim.sgd.lr=0.1", "sgd optim.sgd.lr=0.01", "adam", "adam"]
     for i, (controller, seed, over) in enumerate(runs):
         make_run(tmp_path / "sweep", str(i), controller, seed, overrides=over)
-    _report([tmp_path / "sweep"], tmp_path / "rep")
+    _report([tmp_path / "sweep"], tmp_path / "rep", figures=False)
     table = pd.read_csv(tmp_path / "rep" / "table.csv")
     assert list(table["method"]) == ["adam", "sgd optim.sgd.lr=0.01", "sgd optim.sgd.lr=0.1"]
     assert list(table["n"]) == [2, 1, 2]
@@ -183,7 +188,7 @@ def test_method_names_come_from_the_overrides_that_vary(tmp_path):
 def test_an_explicit_label_names_the_method(tmp_path):
     make_run(tmp_path, "a", "sgd", 0, overrides=("optim.sgd.lr=0.1", "label=tuned_sgd"), label="tuned_sgd")
     make_run(tmp_path, "b", "sgd", 1, overrides=("optim.sgd.lr=0.2", "label=tuned_sgd"), label="tuned_sgd")
-    _report([tmp_path], tmp_path / "rep")
+    _report([tmp_path], tmp_path / "rep", figures=False)
     table = pd.read_csv(tmp_path / "rep" / "table.csv")
     assert list(table["method"]) == ["tuned_sgd"] and list(table["n"]) == [2]
     assert r"digits & tuned\_sgd & 2 &" in (tmp_path / "rep" / "table.tex").read_text()
@@ -297,7 +302,8 @@ def test_latex_tables_compile(wide, tmp_path):
 
 def test_settings_are_recorded_and_a_named_reference_is_used(wide, tmp_path):
     sweep, out = wide
-    _report([sweep], tmp_path / "rep", "report.reference=sgd", "report.bootstrap.seed=1", "report.bootstrap.reps=500")
+    _report([sweep], tmp_path / "rep", "report.reference=sgd", "report.bootstrap.seed=1", "report.bootstrap.reps=500",
+            figures=False)
     record = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert record["bootstrap"]["seed"] == 1 and record["bootstrap"]["reps"] == 500
     assert set(pd.read_csv(tmp_path / "rep" / "improvement.csv")["reference"]) == {"sgd"}
@@ -344,13 +350,13 @@ def test_the_reference_declared_before_the_runs_is_used(tmp_path):
     for controller, acc in (("sgd", 0.90), ("adam", 0.85)):
         for seed in range(5):
             make_run(sweep, f"{controller}_{seed}", controller, seed, acc=acc + 0.01 * seed, reference="adam")
-    _report([sweep], tmp_path / "rep")
+    _report([sweep], tmp_path / "rep", figures=False)
     improvement = pd.read_csv(tmp_path / "rep" / "improvement.csv")
     assert set(improvement["reference"]) == {"adam"}  # not sgd, the better one: it was declared before
     assert "declared by the study before its runs" in (tmp_path / "rep" / "improvement.md").read_text()
     make_run(sweep, "sgd_9", "sgd", 9, reference="sgd")
     with pytest.raises(UserError, match=re.escape("the runs declare different references (adam, sgd)")):
-        _report([sweep], tmp_path / "rep2")
+        _report([sweep], tmp_path / "rep2", figures=False)
 
 
 def test_ranks_and_critical_difference_over_datasets(tmp_path):

@@ -1,4 +1,4 @@
-"""Multiruns through the launcher presets, then `rlopt report` over them (subprocess, slow).
+"""Multiruns through the launcher presets, then `rlopt report` over them (slow: the launchers start processes).
 
 One joblib sweep and one submitit_local sweep (the cluster path, without a cluster), each with
 jobs that fail (`seed=-1` is refused inside the job) next to jobs that finish. The sweep must
@@ -17,7 +17,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import run_cli
+from conftest import call_cli
 from rlopt.paths import conf_dir
 
 TINY = ["+debug=tiny", "dataset.train_subset=128", "dataset.val_size=64"]
@@ -26,9 +26,9 @@ TINY = ["+debug=tiny", "dataset.train_subset=128", "dataset.val_size=64"]
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweeps")
-    joblib = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "controller=sgd,sam",
+    joblib = call_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "controller=sgd,sam",
                      "seed=0,1,-1", *TINY, "hydra.sweep.dir=joblib_sweep", cwd=root)
-    submitit = run_cli("train", "-m", "hydra/launcher=submitit_local", "controller=adam", "seed=0,-1", *TINY,
+    submitit = call_cli("train", "-m", "hydra/launcher=submitit_local", "controller=adam", "seed=0,-1", *TINY,
                        "hydra.sweep.dir=submitit_sweep", cwd=root)
     return root, joblib, submitit
 
@@ -50,7 +50,7 @@ def test_sweeps_go_on_past_failures_and_list_them(sweeps):
 @pytest.mark.slow
 def test_report_over_both_sweeps_tables_finished_runs_and_flags_failed_ones(sweeps):
     root, _, _ = sweeps
-    result = run_cli("report", "joblib_sweep", "sweep=submitit_sweep", "out=rep", cwd=root)
+    result = call_cli("report", "joblib_sweep", "sweep=submitit_sweep", "out=rep", cwd=root)
     assert result.returncode == 0, result.stderr
     assert "5 finished runs, 3 failed or incomplete" in result.stdout
     table = pd.read_csv(root / "rep" / "table.csv").set_index("method")
@@ -68,15 +68,15 @@ def test_report_over_both_sweeps_tables_finished_runs_and_flags_failed_ones(swee
     problems = pd.read_csv(root / "rep" / "problems.csv")
     assert len(problems) == 3 and set(problems["status"]) == {"failed"} and (problems["seed"] == -1).all()
     assert "seed=-1 is not allowed" in (root / "rep" / "table.md").read_text()
-    again = run_cli("report", "joblib_sweep", "submitit_sweep", "out=rep2", cwd=root)
+    again = call_cli("report", "joblib_sweep", "submitit_sweep", "out=rep2", cwd=root)
     assert again.returncode == 0, again.stderr
     for name in ("table.csv", "table.md", "table.tex", "loss_table.md", "digits_accuracy.png", "digits_compute.png"):
         assert (root / "rep" / name).read_bytes() == (root / "rep2" / name).read_bytes(), name
 
 
 @pytest.mark.slow
-def test_a_job_failing_before_it_writes_anything_still_says_why(cli, tmp_path):
-    result = cli("evaluate", "-m", "policy=missing_a.zip,missing_b.zip", *TINY, "hydra.sweep.dir=ev", cwd=tmp_path)
+def test_a_job_failing_before_it_writes_anything_still_says_why(tmp_path):
+    result = call_cli("evaluate", "-m", "policy=missing_a.zip,missing_b.zip", *TINY, "hydra.sweep.dir=ev", cwd=tmp_path)
     assert result.returncode == 1
     listed = [line for line in result.stderr.splitlines() if line.strip().startswith("FAILED")]
     assert len(listed) == 2 and "policy=missing_a.zip" in listed[0] and "policy=missing_b.zip" in listed[1]

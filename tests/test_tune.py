@@ -120,7 +120,7 @@ def _tune_process(tmp_path, *args):
 
 
 @pytest.mark.slow
-def test_tune_resumes_after_kill_9_without_repeating_finished_trials(tmp_path, cli):
+def test_tune_resumes_after_kill_9_without_repeating_finished_trials(tmp_path, cli_inproc):
     # 12 decisions per trial; the kill lands as trial 1 starts its run (its config is written just before)
     args = [*TINY_TUNE, "tune.n_trials=3", "env.steps_per_action=1", "hydra.run.dir=t"]
     proc = _tune_process(tmp_path, *args)
@@ -136,7 +136,7 @@ def test_tune_resumes_after_kill_9_without_repeating_finished_trials(tmp_path, c
     assert before[0].state.name == "COMPLETE" and before[1].state.name == "RUNNING"
     first_metrics = (folder / "trials" / "0000" / "metrics.csv").read_text()
 
-    result = cli("tune", "resume=t", cwd=tmp_path)
+    result = cli_inproc("tune", "resume=t", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     trials = _trials(folder).set_index("number")
     assert trials.loc[1, "state"] == "failed"
