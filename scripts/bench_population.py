@@ -223,8 +223,9 @@ def learning_section(args, ks, in_child, measure_n_envs) -> str:
     task = (f"across `instances={args.instances}` (each run the budget of the instance it draws)" if args.instances
             else f"polynomial/maclaurin, {args.run_epochs} epochs per run")
     lines = [f"Learning runs per hour, {task}, `controller=ppo_lr`, a decision every 10 optimizer steps, PPO minibatch "
-             "= the whole rollout (8 x K), 2 x K runs per setup; steady state: from the first batched step's rows to "
-             "the last, without start-up:", "",
+             f"= the whole rollout (8 x K), {2 * max(ks)} runs in every setup (2 x the largest K, n_envs=1 too, so "
+             "start-up weighs alike); steady state: from the first batched step's rows to the last, without start-up:",
+             "",
              "| setup | runs / hour | / n_envs=1 | steady runs / hour | / n_envs=1 |", "|---|---|---|---|---|"]
     setups = [("n_envs=1", 1, []), ("n_envs=2 (processes)", 2, [])]
     setups += [(f"population K={k}", k, ["controller.vectorize=population"]) for k in ks if k > 1]
@@ -232,7 +233,7 @@ def learning_section(args, ks, in_child, measure_n_envs) -> str:
     for label, k, extra in setups:
         overrides = ["env.steps_per_action=10", "dataset.train_subset=null", f"controller.hyperparams.batch_size={8 * k}",
                      *([f"instances={args.instances}"] if args.instances else []), *extra]
-        result = in_child(measure_n_envs, args.device, k, 2 * k, args.run_epochs, None, "polynomial", "ppo_lr",
+        result = in_child(measure_n_envs, args.device, k, 2 * max(ks), args.run_epochs, None, "polynomial", "ppo_lr",
                           overrides)
         base = base or result
         lines.append(f"| {label} | {result['runs_per_hour']:,.0f} | {result['runs_per_hour'] / base['runs_per_hour']:.2f} "
