@@ -146,23 +146,29 @@ class PopulationEnv(gym.vector.VectorEnv):
         obs = self._start(list(range(self.num_envs)), seeds)
         return np.stack([obs[k] for k in range(self.num_envs)]), {}
 
-    def _train(self, steps: np.ndarray) -> tuple[list[TrainStats], list[dict], np.ndarray]:
-        """Each population trains its members' `steps` and validates them: per member its stats, validation
-        and gradient evaluations before the step."""
+    def train_step(self, steps: np.ndarray, active: list[int] | None = None) -> tuple[list, list, np.ndarray]:
+        """Each population trains its members' `steps` and validates them (only the members `active`, when given:
+        `rlopt.run.population` stops validating runs that ended): per member its `TrainStats`, validation (None
+        for one not validated) and gradient evaluations before the step."""
         stats, vals = [None] * self.num_envs, [None] * self.num_envs
         evals_before = np.zeros(self.num_envs, dtype=np.int64)
         for group, population in zip(self.groups, self.populations):
             evals_before[group.members] = population.grad_evals
             st = population.train(steps[group.members])
-            for k, val, loss, norm, lr in zip(group.members, population.evaluate(), st.train_loss, st.grad_norm, st.lr):
-                stats[k], vals[k] = TrainStats(float(loss), float(norm), float(lr)), val
+            local = list(range(len(group.members))) if active is None else \
+                [i for i, k in enumerate(group.members) if k in active]
+            validated = population.evaluate() if active is None else population.evaluate(None, np.array(local))
+            for i, val in zip(local, validated):
+                k = group.members[i]
+                stats[k] = TrainStats(float(st.train_loss[i]), float(st.grad_norm[i]), float(st.lr[i]))
+                vals[k] = val
         return stats, vals, evals_before
 
     def step(self, actions):
         started = time.perf_counter()
         members = self.members
         steps = np.array([m._act(a) for m, a in zip(members, actions)])
-        stats, vals, evals_before = self._train(steps)
+        stats, vals, evals_before = self.train_step(steps)
         step_time = time.perf_counter() - started
         obs, rewards = [], np.zeros(self.num_envs)
         terminated, truncated = np.zeros(self.num_envs, dtype=bool), np.zeros(self.num_envs, dtype=bool)

@@ -77,7 +77,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, make_controller: Callable[[Di
     with RunFolder(run_dir) as folder, raise_on_interrupt():
         recorder = RunRecorder(run_dir, progress=bool(cfg.trainer.progress), title=f"{cfg.dataset.name}/{cfg.controller.name}")
         resume, cfg = _resumable(run_dir, cfg, recorder)
-        done = _finished(run_dir, cfg, resume is not None)
+        done = finished_run(run_dir, cfg, resume is not None)
         if done is not None:
             return done
         live = None  # the TensorBoard observer (rlopt.tensorboard_log), closed however the run ends
@@ -167,7 +167,7 @@ def _resumable(run_dir: Path, cfg: DictConfig, recorder: RunRecorder) -> tuple[d
     return resume, saved
 
 
-def _finished(run_dir: Path, cfg: DictConfig, checkpointed: bool) -> dict | None:
+def finished_run(run_dir: Path, cfg: DictConfig, checkpointed: bool) -> dict | None:
     """The summary of the run that already finished in `run_dir`, which is left as it is (said in one line);
     None if there is none. A run killed after its summary but before it removed its checkpoint (`checkpointed`,
     the same config) only has that removal left. A finished run of another config is refused."""

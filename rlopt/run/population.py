@@ -32,15 +32,15 @@ from omegaconf import DictConfig
 from rlopt.config import validate_train
 from rlopt.cpu_memory import keep_freed_memory
 from rlopt.data import load_dataset
-from rlopt.engine import TrainStats, resolve_device
+from rlopt.engine import resolve_device
 from rlopt.env import make_population_env
-from rlopt.env.population_env import MemberGroup
+from rlopt.env.population_env import MemberGroup, PopulationEnv
 from rlopt.env.training_env import EpisodeResult
 from rlopt.errors import RunInterrupted, RunRefused, RunsFailed, UserError
 from rlopt.population import PopulationTrainer
 from rlopt.population.members import MemberTrainer
 from rlopt.run.checkpoint import FILENAME as CHECKPOINT
-from rlopt.run.experiment import _finished, finish_run, run_experiment, seed_everything
+from rlopt.run.experiment import finish_run, finished_run, run_experiment, seed_everything
 from rlopt.run.failures import write_failure
 from rlopt.run.folder import RunFolder, pin_data_root
 from rlopt.run.interrupts import raise_on_interrupt
@@ -94,10 +94,11 @@ def run_population(jobs: list[tuple[DictConfig, Path, list[str]]],
         for m in members:
             m.folder = folders.enter_context(RunFolder(m.run_dir))
         for m in members:
-            if (m.run_dir / CHECKPOINT).is_file() and _finished(m.run_dir, m.cfg, True) is None:
+            checkpointed = (m.run_dir / CHECKPOINT).is_file()
+            m.summary = finished_run(m.run_dir, m.cfg, checkpointed)
+            if checkpointed and m.summary is None:
                 raise RunRefused(f"{m.run_dir} holds an interrupted single run (checkpoint.pt): continue it with "
                                  f"rlopt train resume={m.run_dir}, or write this population into another folder")
-            m.summary = _finished(m.run_dir, m.cfg, False)
         todo = [m for m in members if m.summary is None]
         if len(todo) > 1:
             _train(todo, make_controller, started)
@@ -135,7 +136,7 @@ def _train(todo: list[Member], make_controller, started: float) -> None:
             write_overrides(m.run_dir, m.overrides, m.cfg)  # its .hydra/ as a run in its own process has it
             m.folder.claim(m.cfg, starting_over=True, keep_config=True)
         claimed = True
-        _step_until_done(envs.populations[0], tasks, todo, started)
+        _step_until_done(envs, tasks, todo, started)
     except BaseException as err:
         for m in todo:
             if m.recorder is not None:
@@ -162,9 +163,11 @@ def _train(todo: list[Member], make_controller, started: float) -> None:
         raise
 
 
-def _step_until_done(population: PopulationTrainer, tasks: dict[int, Task], todo: list[Member], started: float) -> None:
-    """Start every member's run (member k is `population`'s member k), then step the population until every run
-    has ended, each member recorded as the runner records a single run (`rlopt.run.runner.Runner.record`)."""
+def _step_until_done(envs: PopulationEnv, tasks: dict[int, Task], todo: list[Member], started: float) -> None:
+    """Start every member's run (member k is `envs`' member k, of its one population), then step the population
+    until every run has ended, each member recorded as the runner records a single run
+    (`rlopt.run.runner.Runner.record`)."""
+    population = envs.populations[0]
     for m in todo:
         m.recorder = RunRecorder(m.run_dir, progress=False)
         seed = int(m.cfg.seed)
@@ -187,14 +190,12 @@ def _step_until_done(population: PopulationTrainer, tasks: dict[int, Task], todo
             controller_time[k] = time.perf_counter() - chosen
             steps[k] = m.env._act(actions[k])
         step_started = time.perf_counter()
-        evals_before = population.grad_evals.copy()
-        stats = population.train(steps)
-        vals = population.evaluate(None, np.array(running))
+        stats, vals, evals_before = envs.train_step(steps, running)
         step_time = time.perf_counter() - step_started
-        for k, val in zip(list(running), vals):
+        for k in list(running):
             m = todo[k]
-            one = TrainStats(float(stats.train_loss[k]), float(stats.grad_norm[k]), float(stats.lr[k]))
-            m.obs, _, terminated, truncated, info = m.env._conclude(actions[k], one, val, step_time, int(evals_before[k]))
+            m.obs, _, terminated, truncated, info = m.env._conclude(actions[k], stats[k], vals[k], step_time,
+                                                                  int(evals_before[k]))
             row = info["metrics"]
             row.update(env=0, run_seed=m.env.run_seed, instance=m.env.task.name,
                        controller_time_s=controller_time[k], checkpoint_time_s=0.0)
