@@ -1,87 +1,120 @@
 #!/usr/bin/env bash
-# The meta-learning study of RESULTS.md ("Meta-learning over task families"): a learning-rate controller
-# learned over many training runs drawn from the train part of an instance set, then frozen and judged on the
-# held-out test instances against the fixed baselines' single best (SBS) and virtual best (VBS) solvers, a
-# OneCycle Adam and Adam tuned per test instance (docs/guide/instances.md: the scorecard and amortised compute).
+# The meta-learning study of RESULTS.md ("Meta-learning over task families", issue 28): learning-rate and optimizer
+# controllers learned over thousands of training runs drawn from the train part of an instance set (population
+# mode: the runs of one architecture trained as one vectorised model), then frozen and judged on the held-out test
+# instances against the fixed baselines' single best (SBS) and virtual best (VBS) solvers, OneCycle Adam and Adam
+# tuned per test instance (docs/guide/instances.md: the scorecard and amortised compute).
 #   scripts/study_meta.sh [stage...]      # stages: splits baselines learn evaluate tune report
 # With no stage named, all run in that order. Every stage writes its own folder under $OUT (default
-# outputs/studies/meta/$FAMILY). Size: the environment variables below; the defaults are the size that ran on
-# 2 shared CPU cores for RESULTS.md (poly_family: baselines 216 runs ~7 min, learning 1,024 runs ~15 min,
-# evaluation 20 runs <1 min, tuning 4 x 6,000 grad evals ~5 min, report ~1 min). Full size (issue 28), on a machine that affords it:
-#   FAMILY=poly_family   EPISODES=2000 SEEDS=0,1,2,3,4 TUNE_BUDGET=12000 scripts/study_meta.sh
-#   FAMILY=mnist_mlp_family EPISODES=2000 SEEDS=0,1,2,3,4 TUNE_BUDGET=12000 RLOPT_DATA=... scripts/study_meta.sh
-# An agent learning across an instance set learns in n_envs worker processes (controller.vectorize=processes):
-# population mode trains one Task for all its members, so it cannot draw each run's instance and is refused.
+# outputs/studies/meta/$FAMILY). The defaults are the size that ran for RESULTS.md on 2 shared CPU cores
+# (40 instances, 20 held out; the learning sizes below); RESULTS.md gives each stage's time.
+#   FAMILY=mnist_mlp_family RLOPT_DATA=../shared/data scripts/study_meta.sh     # the MNIST family
+#   DEVICE=cuda K=512 EPISODES=8192 scripts/study_meta.sh learn evaluate report # 4x the population, on a GPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FAMILY=${FAMILY:-poly_family}
 OUT=${OUT:-outputs/studies/meta/$FAMILY}
-EPISODES=${EPISODES:-1024}         # learning runs of the agent (each a train instance drawn from its run seed)
-N_ENVS=${N_ENVS:-2}                # learning runs at once (one process each)
-SEEDS=${SEEDS:-0,1,2}              # seeds of every baseline on every instance
-RUNS=${RUNS:-5}                    # seeds of the frozen agent on every test instance
-TUNE_BUDGET=${TUNE_BUDGET:-6000}   # gradient evaluations of Adam's lr tuning per test instance (10 poly_family runs of 600)
-TUNE_ON=${TUNE_ON:-}               # test instances tuned per instance (default: every test instance of the set)
+COUNT=${COUNT:-40}                 # instances generated from the family's space
+HOLDOUT=${HOLDOUT:-20}             # of them held out as test instances (the rest: train instances)
+EPISODES=${EPISODES:-2048}         # learning runs of each population-mode agent (each on the train instance its run seed draws)
+PORTFOLIO_EPISODES=${PORTFOLIO_EPISODES:-1024}  # learning runs of ppo_portfolio (worker processes: population mode does not batch prodigy or schedule-free)
+K=${K:-128}                        # population size: learning runs trained at once as one model
+N_ENVS=${N_ENVS:-2}                # ppo_portfolio's worker processes
+TRAIN_SEEDS=${TRAIN_SEEDS:-0,1,2}  # seeds of every baseline on every train instance (they pick the SBS)
+SEEDS=${SEEDS:-0,1,2,3,4}          # seeds of every baseline, tuned Adam and frozen agent on every test instance
+JOBS=${JOBS:-2}                    # baseline runs and tunings at once
+TUNE_BUDGET=${TUNE_BUDGET:-6000}   # gradient evaluations of Adam's lr tuning per test instance
+TUNE_ON=${TUNE_ON:-}               # test instances tuned per instance, comma-separated (default: every test instance)
+DEVICE=${DEVICE:-cpu}
+CONTROLLERS=${CONTROLLERS:-ppo_lr ppo_lr_delta dqn_lr ppo_portfolio}   # the agents meta-trained, space-separated
 export OMP_NUM_THREADS=1           # one thread per run: two runs share two cores without thrashing
-QUIET=(trainer.threads=1 trainer.progress=false trainer.plots=false trainer.tensorboard=false)
-PAR=(hydra/launcher=joblib hydra.launcher.n_jobs=2)
-# the agent's state, reward and decision interval: the learning-rate presets' (conf/experiment/lr_mnist.yaml)
-CONTROLLERS=${CONTROLLERS:-ppo_lr}   # the agents meta-trained, space-separated (ppo_lr dqn_lr)
-AGENT=(reward=best_loss 'env.features=[val_loss,d_loss,log10_lr,epoch_frac]' env.steps_per_action=30)
+SET=(instances="$FAMILY" instances.generate.count="$COUNT" instances.holdout.test="$HOLDOUT")
+QUIET=(trainer.threads=1 trainer.progress=false trainer.plots=false trainer.tensorboard=false trainer.device="$DEVICE")
+PAR=(hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS")
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(splits baselines learn evaluate tune report)
 status=0
 
-test_ids() {  # the ids of the set's test part (from the splits stage's file), space-separated
+agent_args() {  # an agent's controller, state, reward and decision interval (the presets'), and how it learns
+  local pop="controller.n_envs=$K controller.vectorize=population controller.episodes=$EPISODES"
+  case "$1" in
+    ppo_lr)        # conf/experiment/lr_mnist.yaml's agent: log10(lr) in [-6, 0], reward best_loss, every 30 steps
+      echo "controller=ppo_lr reward=best_loss env.features=[val_loss,d_loss,log10_lr,epoch_frac]" \
+        "env.steps_per_action=30 $pop" ;;
+    ppo_lr_delta)  # the same agent with what the reduced study named: reward loss_delta, lr in [1e-4, 1e-1]
+      echo "controller=ppo_lr reward=loss_delta env.features=[val_loss,d_loss,log10_lr,epoch_frac]" \
+        "env.steps_per_action=30 controller.actions.log_low=-4 controller.actions.log_high=-1 label=ppo_lr_delta $pop" ;;
+    dqn_lr)        # S2's agent (conf/experiment/lr_polynomial.yaml): Adam's lr on the 12-point grid, every step
+      echo "controller=dqn_lr reward=loss_delta env.features=[val_loss,d_loss] env.steps_per_action=1 $pop" ;;
+    ppo_portfolio) # one of sgd, adam, prodigy, schedulefree_adamw every 30 steps
+      echo "controller=ppo_portfolio reward=loss_delta env.features=[val_loss,d_loss,epoch_frac,prev_action]" \
+        "env.steps_per_action=30 controller.n_envs=$N_ENVS controller.episodes=$PORTFOLIO_EPISODES" ;;
+    *) echo "study_meta.sh: unknown agent '$1' (allowed: ppo_lr ppo_lr_delta dqn_lr ppo_portfolio)" >&2; exit 2 ;;
+  esac
+}
+
+ids() {  # the ids of the set's $1 part (train | test) from the splits stage's file, comma-separated
   [ -f "$OUT/splits.csv" ] || { echo "study_meta.sh: run the splits stage first ($OUT/splits.csv)" >&2; exit 2; }
-  awk -F, '$2 == "test" {print $1}' "$OUT/splits.csv" | tr '\n' ' '
+  awk -F, -v part="$1" '$2 == part {print $1}' "$OUT/splits.csv" | paste -sd, -
 }
 
 for stage in "${stages[@]}"; do
   case "$stage" in
     splits)     # the set's train and test parts, written beside the runs
       mkdir -p "$OUT"
-      python - "$FAMILY" > "$OUT/splits.csv" <<'EOF'
+      python - "${SET[@]}" > "$OUT/splits.csv" <<'PY'
+import csv
 import sys
+
 from hydra import compose, initialize_config_dir
+
 from rlopt.instances import load_set
 from rlopt.paths import conf_dir
+
 with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-    cfg = compose(config_name="train", overrides=[f"instances={sys.argv[1]}"])
-import csv
+    cfg = compose(config_name="train", overrides=sys.argv[1:])
+instances = load_set(cfg)
 writer = csv.writer(sys.stdout)
 writer.writerow(["id", "part", "task"])
-for inst in load_set(cfg).train + load_set(cfg).test:
+for inst in instances.train + instances.test:
     writer.writerow([inst.id, inst.part, inst.task])
-EOF
+PY
       cat "$OUT/splits.csv" ;;
-    baselines)  # the portfolio on every instance (train and test): Adam at the instance's own lr, OneCycle Adam
-                # (peak 1e-2), schedule-free AdamW and Prodigy at their defaults, and random (the low reference)
-      rlopt train -m instances="$FAMILY" instance=all "${QUIET[@]}" "${PAR[@]}" \
-        controller=adam,schedulefree_adamw,prodigy,random seed="$SEEDS" hydra.sweep.dir="$OUT/baselines" || status=$?
-      rlopt train -m instances="$FAMILY" instance=all "${QUIET[@]}" "${PAR[@]}" controller=schedule \
-        controller.schedule=onecycle controller.lr=0.01 seed="$SEEDS" hydra.sweep.dir="$OUT/onecycle" || status=$? ;;
-    learn)      # ppo_lr over $EPISODES learning runs, each on the train instance its run seed draws
+    baselines)  # the portfolio on every instance: Adam at the instance's own lr, OneCycle Adam (peak 1e-2),
+                # schedule-free AdamW and Prodigy at their defaults, and random (the low reference)
+      for part in test train; do
+        seeds=$SEEDS; [ "$part" = train ] && seeds=$TRAIN_SEEDS
+        rlopt train -m "${SET[@]}" instance="$(ids $part)" "${QUIET[@]}" "${PAR[@]}" \
+          controller=adam,schedulefree_adamw,prodigy,random seed="$seeds" hydra.sweep.dir="$OUT/baselines_$part" || status=$?
+        rlopt train -m "${SET[@]}" instance="$(ids $part)" "${QUIET[@]}" "${PAR[@]}" controller=schedule \
+          controller.schedule=onecycle controller.lr=0.01 seed="$seeds" hydra.sweep.dir="$OUT/onecycle_$part" || status=$?
+      done ;;
+    learn)      # each agent over its learning runs, each on the train instance its run seed draws
       for c in $CONTROLLERS; do
-        rlopt train instances="$FAMILY" controller="$c" "${AGENT[@]}" "${QUIET[@]}" controller.episodes="$EPISODES" \
-          controller.n_envs="$N_ENVS" seed=1000 hydra.run.dir="$OUT/agent_$c" || status=$?
+        read -r -a args <<< "$(agent_args "$c")"
+        rlopt train "${SET[@]}" "${args[@]}" "${QUIET[@]}" checkpoint.every=50 seed=1000 \
+          hydra.run.dir="$OUT/agent_$c" || status=$?
       done ;;
-    evaluate)   # the frozen policy on every test instance x $RUNS seeds
+    evaluate)   # each frozen policy on every test instance x $SEEDS (one run after another: instances differ)
+      n=$(echo "$SEEDS" | tr ',' '\n' | wc -l)
       for c in $CONTROLLERS; do
-        rlopt evaluate instances="$FAMILY" policy="$OUT/agent_$c/policy.zip" runs="$RUNS" "${QUIET[@]}" \
-          hydra.run.dir="$OUT/evaluate_$c" || status=$?
+        rlopt evaluate "${SET[@]}" policy="$OUT/agent_$c/policy.zip" runs="$n" seed="${SEEDS%%,*}" label="$c" \
+          "${QUIET[@]}" hydra.run.dir="$OUT/evaluate_$c" || status=$?
       done ;;
-    tune)       # Adam's constant lr (controller=schedule, tune's default) tuned per test instance at $TUNE_BUDGET gradient evaluations, then on $SEEDS
-      for id in ${TUNE_ON:-$(test_ids)}; do
-        rlopt tune instances="$FAMILY" instance="$id" "${QUIET[@]}" \
-          tune.budget_grad_evals="$TUNE_BUDGET" tune.n_trials=100 final=true label=adam_tuned \
-          "tune.final_seeds=[${SEEDS}]" hydra.run.dir="$OUT/tune/$id" || status=$?
-      done ;;
+    tune)       # Adam's constant lr (controller=schedule, tune's default) tuned per test instance at $TUNE_BUDGET
+                # gradient evaluations, then run on $SEEDS; $JOBS instances at once
+      export OUT FAMILY COUNT HOLDOUT TUNE_BUDGET SEEDS DEVICE
+      echo "${TUNE_ON:-$(ids test)}" | tr ',' '\n' | xargs -P "$JOBS" -I{} sh -c \
+        'rlopt tune instances="$FAMILY" instances.generate.count="$COUNT" instances.holdout.test="$HOLDOUT" \
+           instance={} trainer.threads=1 trainer.progress=false trainer.plots=false trainer.tensorboard=false \
+           trainer.device="$DEVICE" tune.budget_grad_evals="$TUNE_BUDGET" tune.n_trials=100 final=true \
+           label=adam_tuned "tune.final_seeds=[$SEEDS]" hydra.run.dir="$OUT/tune/{}"' || status=$? ;;
     report)
-      learned=()
-      for d in "$OUT"/agent_* "$OUT"/evaluate_* "$OUT"/tune/*/final; do [ -d "$d" ] && learned+=("$d"); done
-      rlopt report "$OUT/baselines" "$OUT/onecycle" "${learned[@]}" \
-        report.low=worst_run out="$OUT/report" || status=$? ;;   # low reference: the instance's worst run (RESULTS.md: why)
+      runs=()
+      for d in "$OUT"/baselines_* "$OUT"/onecycle_* "$OUT"/agent_* "$OUT"/evaluate_* "$OUT"/tune/*/final; do
+        [ -d "$d" ] && runs+=("$d")
+      done
+      rlopt report "${runs[@]}" report.low=worst_run out="$OUT/report" || status=$? ;;  # low reference: RESULTS.md says why
     *) echo "study_meta.sh: unknown stage '$stage' (allowed: splits baselines learn evaluate tune report)" >&2; exit 2 ;;
   esac
 done
