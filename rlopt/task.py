@@ -12,6 +12,7 @@ Tasks of one architecture, and instance sets sample them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 
 from rlopt.data import DataBundle, load_dataset
 from rlopt.engine import Trainer, resolve_device
-from rlopt.models import build_model
+from rlopt.models import ModelBuilder
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Task:
 
     name: str  # what reports call it: the dataset, or the instance id of an instance set
     data: DataBundle  # train / val / test splits on `device`
-    model: Any  # the model's config node (`rlopt.models.build_model` builds it from its `_target_`)
+    model: Any  # the model's config node (`rlopt.models.ModelBuilder` builds it from its `_target_`)
     optim: Any  # every optimizer's hyperparameters (the `optim` node): what an action's optimizer starts from
     batch_size: int
     eval_batch_size: int
@@ -54,9 +55,13 @@ class Task:
         """The training loss: cross-entropy for classification, mean squared error for regression."""
         return F.cross_entropy if self.is_classification else F.mse_loss
 
+    @cached_property
+    def _builder(self) -> ModelBuilder:
+        return ModelBuilder(self.model, self.data.name)
+
     def new_model(self) -> nn.Module:
         """The model, on the CPU, initialised from torch's current random state (a probe, or `build_model`'s start)."""
-        return build_model(self.model, self.data.name, self.data.input_shape, self.data.num_outputs)
+        return self._builder(self.data.input_shape, self.data.num_outputs)
 
     def build_model(self, run_seed: int) -> nn.Module:
         """The model of run `run_seed`: initialised from that seed, on the device, in its memory format."""

@@ -111,7 +111,7 @@ def test_a_space_with_fewer_distinct_tasks_than_asked_is_one_line():
 
 def test_population_groups_share_an_architecture():
     cfg = make_cfg("instances=mnist_mlp_family")
-    assert len(load_set(cfg).groups(cfg)) == 1  # MLP tasks differing in data and lr only: one population
+    assert len(load_set(cfg).groups(cfg)) == 2  # one population per MLP width; data, budget and lr do not count
     cfg = make_cfg("instances=mixed_family")
     groups = load_set(cfg).groups(cfg)
     assert len(groups) == 5

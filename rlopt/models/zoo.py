@@ -106,20 +106,31 @@ def model_name(name: str, dataset_name: str) -> str:
     return option("dataset", dataset_name).default_model
 
 
+class ModelBuilder:
+    """The model a config describes, resolved once (option lookup and Hydra's instantiate take milliseconds, the
+    build of a small MLP tens of microseconds): `builder(input_shape, outputs)` builds a fresh model. A population
+    builds one per member run, so a Task keeps its builder (`Task.new_model`)."""
+
+    def __init__(self, cfg, dataset_name: str):
+        name = model_name(cfg.name, dataset_name)
+        if name == "auto":
+            raise UserError(f"model=auto needs a dataset config naming its default_model; dataset={dataset_name} has "
+                            f"none: choose a model ({', '.join(options('model'))})")
+        self.name, self.dataset_name = name, dataset_name
+        self.factory = instantiate_node(cfg if name == cfg.name else option("model", name), "model")
+
+    def __call__(self, input_shape, outputs: int) -> nn.Module:
+        try:
+            return self.factory(tuple(input_shape), outputs)
+        except ShapeMismatch as err:
+            has = "feature vectors" if len(input_shape) != 3 else "x".join(map(str, input_shape[1:])) + " images"
+            hint = "; use model=maclaurin or model=mlp" if len(input_shape) != 3 else ""
+            raise UserError(f"model={self.name} {err}, but dataset={self.dataset_name} has {has}{hint}") from None
+
+
 def build_model(cfg, dataset_name: str, input_shape, outputs: int) -> nn.Module:
     """Build the model `cfg` describes (its `_target_`) for this input shape and output size.
 
     `model=auto` builds the dataset's `default_model` option.
     """
-    name = model_name(cfg.name, dataset_name)
-    if name == "auto":
-        raise UserError(f"model=auto needs a dataset config naming its default_model; dataset={dataset_name} has none: "
-                        f"choose a model ({', '.join(options('model'))})")
-    if name != cfg.name:
-        cfg = option("model", name)
-    try:
-        return instantiate_node(cfg, "model")(tuple(input_shape), outputs)
-    except ShapeMismatch as err:
-        has = "feature vectors" if len(input_shape) != 3 else "x".join(map(str, input_shape[1:])) + " images"
-        hint = "; use model=maclaurin or model=mlp" if len(input_shape) != 3 else ""
-        raise UserError(f"model={name} {err}, but dataset={dataset_name} has {has}{hint}") from None
+    return ModelBuilder(cfg, dataset_name)(input_shape, outputs)

@@ -88,6 +88,7 @@ class PopulationTrainer:
         # each member's Task and what the batches read of it: its data among the stacked bundles, sizes, budget
         self.stacked = StackedData()
         self.tasks: list[Task] = [task] * self.size
+        self._settings: dict[int, tuple[Task, list[dict]]] = {}  # id(task) -> (task, each optimizer's settings)
         self.bundle = np.zeros(self.size, dtype=np.int64)
         self.n_train, self.n_val = (np.zeros(self.size, dtype=np.int64) for _ in range(2))
         self.batch_size, self.batches_per_epoch = (np.zeros(self.size, dtype=np.int64) for _ in range(2))
@@ -117,8 +118,10 @@ class PopulationTrainer:
         self.batch_size[k], self.batches_per_epoch[k] = task.batch_size, task.batches_per_epoch
         if self.n_train[k] > self.perms.shape[1]:  # a larger training set than any before: room for its order
             self.perms = torch.nn.functional.pad(self.perms, (0, int(self.n_train[k]) - self.perms.shape[1]))
-        for name, opt in zip(self.names, self.optimizers):
-            opt.configure(k, **settings(name, task.optim))
+        if id(task) not in self._settings:  # read from the config once per Task (OmegaConf reads take ~0.1 ms each)
+            self._settings[id(task)] = task, [settings(name, task.optim) for name in self.names]
+        for opt, values in zip(self.optimizers, self._settings[id(task)][1]):
+            opt.configure(k, **values)
 
     def init_member(self, k: int, run_seed: int, task: Task | None = None) -> None:
         """Start member k's run as the single run of `task` (default: the member's current one) with `run_seed`
@@ -126,9 +129,12 @@ class PopulationTrainer:
         with the Task's hyperparameters, the first optimizer selected, its batch order. The global random state
         is left as it was, as a worker process of `vectorize=processes` leaves the agent's."""
         self.assign(k, self.tasks[k] if task is None else task)
-        with torch.random.fork_rng(devices=[]):  # this process's random stream is the agent's: left as it was
-            torch.manual_seed(int(run_seed))
+        agents_stream = torch.get_rng_state()  # this process's random stream is the agent's: left as it was
+        try:  # the CPU generator alone draws the initial weights (torch.manual_seed also seeds every device: ms)
+            torch.default_generator.manual_seed(int(run_seed))
             self.load_member(k, self.tasks[k].new_model().state_dict())
+        finally:
+            torch.set_rng_state(agents_stream)
         for opt in self.optimizers:
             opt.reset_member(k)
         self.active[k] = 0
