@@ -36,7 +36,9 @@ def train(cfg: DictConfig, run_dir: Path, observers: Iterable[Observer] = ()) ->
         validate_runs("train", cfg)
         if cfg.runs > 1:  # seeds seed..seed+runs-1, a folder each: K processes, or one population
             return run_seeds(cfg, Path(run_dir), _train_seed, run_controller)
-    instances = None if resuming else load_set(cfg)
+    # every instance is applied once up front (a key the config lacks fails before any run) unless one is named:
+    # then only it runs, and run_experiment applies it (a sweep's jobs would otherwise each apply the whole set)
+    instances = None if resuming else load_set(cfg, check=cfg.instance in (None, "all"))
     if instances is not None and cfg.instance == "all":  # every instance of the set, a folder each
         return run_each(run_dir, jobs(cfg, instances.all, [int(cfg.seed)]),
                         lambda one, folder: run_experiment(one, folder, run_controller, observers=observers))
