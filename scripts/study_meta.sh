@@ -4,8 +4,10 @@
 # mode: the runs of one architecture trained as one vectorised model), then frozen and judged on the held-out test
 # instances against the fixed baselines' single best (SBS) and virtual best (VBS) solvers, OneCycle Adam and Adam
 # tuned per test instance (docs/guide/instances.md: the scorecard and amortised compute).
-#   scripts/study_meta.sh [stage...]      # stages: splits baselines learn evaluate tune report
-# With no stage named, all run in that order. Every stage writes its own folder under $OUT (default
+#   scripts/study_meta.sh [stage...]      # stages: splits baselines learn evaluate tune report s2 transfer
+# With no stage named, the first six run in that order; s2 (poly_family's dqn_lr frozen on S2's own task at 10,000
+# steps, against Adam 1e-3 and tuned Adam) and transfer (a family's ppo_lr frozen on real MNIST small_cnn at the
+# MNIST learning-rate study's size) are asked for by name. Every stage writes its own folder under $OUT (default
 # outputs/studies/meta/$FAMILY). The defaults are the size that ran for RESULTS.md on 2 shared CPU cores
 # (40 instances, 20 held out; the learning sizes below); RESULTS.md gives each stage's time.
 #   FAMILY=mnist_mlp_family RLOPT_DATA=../shared/data scripts/study_meta.sh     # the MNIST family
@@ -27,6 +29,12 @@ TUNE_BUDGET=${TUNE_BUDGET:-6000}   # gradient evaluations of Adam's lr tuning pe
 TUNE_ON=${TUNE_ON:-}               # test instances tuned per instance, comma-separated (default: every test instance)
 DEVICE=${DEVICE:-cpu}
 CONTROLLERS=${CONTROLLERS:-ppo_lr ppo_lr_delta dqn_lr ppo_portfolio}   # the agents meta-trained, space-separated
+BASELINES=${BASELINES:-adam,schedulefree_adamw,prodigy,random}         # fixed controllers run on every instance (and OneCycle Adam)
+S2_SEEDS=${S2_SEEDS:-0,1,2,3,4,5,6,7,8,9}  # the s2 stage's seeds (S2 at 10,000 steps: docs/study_s2_10k has the same 10)
+S2_TUNE_BUDGET=${S2_TUNE_BUDGET:-100000}   # gradient evaluations of Adam's lr tuning on S2's task (10 runs of 10,000)
+TRANSFER=${TRANSFER:-ppo_lr_delta}        # the agents the transfer stage deploys on MNIST small_cnn
+S2_WITH=${S2_WITH:-}                      # more run folders to report beside s2's (the online dqn_lr of study_s2_10k)
+TRANSFER_WITH=${TRANSFER_WITH:-}          # run folders to report beside the transfer runs (the MNIST study's Adam 1e-3)
 export OMP_NUM_THREADS=1           # one thread per run: two runs share two cores without thrashing
 SET=(instances="$FAMILY" instances.generate.count="$COUNT" instances.holdout.test="$HOLDOUT")
 QUIET=(trainer.threads=1 trainer.progress=false trainer.plots=false trainer.tensorboard=false trainer.device="$DEVICE")
@@ -85,7 +93,7 @@ PY
       for part in test train; do
         seeds=$SEEDS; [ "$part" = train ] && seeds=$TRAIN_SEEDS
         rlopt train -m "${SET[@]}" instance="$(ids $part)" "${QUIET[@]}" "${PAR[@]}" \
-          controller=adam,schedulefree_adamw,prodigy,random seed="$seeds" hydra.sweep.dir="$OUT/baselines_$part" || status=$?
+          controller="$BASELINES" seed="$seeds" hydra.sweep.dir="$OUT/baselines_$part" || status=$?
         rlopt train -m "${SET[@]}" instance="$(ids $part)" "${QUIET[@]}" "${PAR[@]}" controller=schedule \
           controller.schedule=onecycle controller.lr=0.01 seed="$seeds" hydra.sweep.dir="$OUT/onecycle_$part" || status=$?
       done ;;
@@ -115,7 +123,24 @@ PY
         [ -d "$d" ] && runs+=("$d")
       done
       rlopt report "${runs[@]}" report.low=worst_run out="$OUT/report" || status=$? ;;  # low reference: RESULTS.md says why
-    *) echo "study_meta.sh: unknown stage '$stage' (allowed: splits baselines learn evaluate tune report)" >&2; exit 2 ;;
+    s2)         # S2 at its own size: dqn_lr, learned over the family's runs, frozen on S2's task for 10,000 steps
+      n=$(echo "$S2_SEEDS" | tr ',' '\n' | wc -l)
+      s2=(experiment=lr_polynomial trainer.max_steps=10000 reference=constant_adam_lr0.001 "${QUIET[@]}")
+      rlopt train -m "${s2[@]}" controller=schedule seed="$S2_SEEDS" "${PAR[@]}" hydra.sweep.dir="$OUT/s2/adam" || status=$?
+      rlopt evaluate "${s2[@]}" policy="$OUT/agent_dqn_lr/policy.zip" runs="$n" seed="${S2_SEEDS%%,*}" label=dqn_lr_meta \
+        hydra.run.dir="$OUT/s2/dqn_lr_meta" || status=$?
+      rlopt tune "${s2[@]}" tune.budget_grad_evals="$S2_TUNE_BUDGET" tune.n_trials=100 final=true label=adam_tuned \
+        "tune.final_seeds=[$S2_SEEDS]" hydra.run.dir="$OUT/s2/tune" || status=$?
+      rlopt report "$OUT/s2/adam" "$OUT/s2/dqn_lr_meta" "$OUT/s2/tune/final" ${S2_WITH:-} out="$OUT/s2/report" || status=$? ;;
+    transfer)   # a family's frozen ppo_lr on MNIST small_cnn at the MNIST learning-rate study's size (study_mnist.sh)
+      for c in $TRANSFER; do
+        rlopt evaluate experiment=lr_mnist dataset.download=false dataset.train_subset=10000 dataset.val_size=2000 \
+          trainer.epochs=2 trainer.amp=false env.steps_per_action=25 policy="$OUT/agent_$c/policy.zip" runs=5 seed=0 \
+          label="${c}_${FAMILY}" reference=constant_adam_lr0.001 "${QUIET[@]}" hydra.run.dir="$OUT/transfer_$c" || status=$?
+      done
+      rlopt report "$OUT"/transfer_* ${TRANSFER_WITH:-} out="$OUT/transfer_report" || status=$? ;;
+    *) echo "study_meta.sh: unknown stage '$stage' (allowed: splits baselines learn evaluate tune report s2 transfer)" >&2
+       exit 2 ;;
   esac
 done
 exit "$status"
