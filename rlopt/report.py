@@ -77,7 +77,8 @@ def write_comparison(runs: pd.DataFrame, out: Path, settings: DictConfig) -> dic
     if len(improvement):
         cells = compare.readable_improvement(improvement)
         _write_table(out, "improvement", improvement, cells,
-                     compare.improvement_caption(names, refs, reference, source, reps, seed) + few_note(cells))
+                     compare.improvement_caption(names, refs, reference, source, reps, seed,
+                                                 instances=bool(compare.instances_of(scored))) + few_note(cells))
     if len(aggregate):
         cells = compare.readable_aggregate(aggregate)
         _write_table(out, "aggregate", aggregate, cells, compare.aggregate_caption(how, settings.low) + few_note(cells))

@@ -51,7 +51,7 @@ agent_args() {  # an agent's controller, state, reward and decision interval (th
         "env.steps_per_action=30 $pop" ;;
     ppo_lr_delta)  # the same agent with what the reduced study named: reward loss_delta, lr in [1e-4, 1e-1]
       echo "controller=ppo_lr reward=loss_delta env.features=[val_loss,d_loss,log10_lr,epoch_frac]" \
-        "env.steps_per_action=30 controller.actions.log_low=-4 controller.actions.log_high=-1 label=ppo_lr_delta $pop" ;;
+        "env.steps_per_action=30 controller.actions.log_low=-4 controller.actions.log_high=-1 $pop" ;;
     dqn_lr)        # S2's agent (conf/experiment/lr_polynomial.yaml): Adam's lr on the 12-point grid, every step
       echo "controller=dqn_lr reward=loss_delta env.features=[val_loss,d_loss] env.steps_per_action=1 $pop" ;;
     ppo_portfolio) # one of sgd, adam, prodigy, schedulefree_adamw every 30 steps
@@ -100,7 +100,7 @@ PY
     learn)      # each agent over its learning runs, each on the train instance its run seed draws
       for c in $CONTROLLERS; do
         read -r -a args <<< "$(agent_args "$c")"
-        rlopt train "${SET[@]}" "${args[@]}" "${QUIET[@]}" checkpoint.every=50 seed=1000 \
+        rlopt train "${SET[@]}" "${args[@]}" label="$c" "${QUIET[@]}" checkpoint.every=50 seed=1000 \
           hydra.run.dir="$OUT/agent_$c" || status=$?
       done ;;
     evaluate)   # each frozen policy on every test instance x $SEEDS (one run after another: instances differ)
@@ -119,10 +119,11 @@ PY
            label=adam_tuned "tune.final_seeds=[$SEEDS]" hydra.run.dir="$OUT/tune/{}"' || status=$? ;;
     report)
       runs=()
-      for d in "$OUT"/baselines_* "$OUT"/onecycle_* "$OUT"/agent_* "$OUT"/evaluate_* "$OUT"/tune/*/final; do
+      # the frozen agents' rows; each learner's cost comes from the summary beside its policy.zip (amortised.md)
+      for d in "$OUT"/baselines_* "$OUT"/onecycle_* "$OUT"/evaluate_* "$OUT"/tune/*/final; do
         [ -d "$d" ] && runs+=("$d")
       done
-      rlopt report "${runs[@]}" report.low=worst_run out="$OUT/report" || status=$? ;;  # low reference: RESULTS.md says why
+      rlopt report "${runs[@]}" report.low=worst_run out="$OUT/${REPORT:-report}" || status=$? ;;  # low reference: RESULTS.md says why
     s2)         # S2 at its own size: dqn_lr, learned over the family's runs, frozen on S2's task for 10,000 steps
       n=$(echo "$S2_SEEDS" | tr ',' '\n' | wc -l)
       s2=(experiment=lr_polynomial trainer.max_steps=10000 reference=constant_adam_lr0.001 "${QUIET[@]}")

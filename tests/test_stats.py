@@ -93,3 +93,24 @@ def test_interval_coverage_and_false_positives_are_as_the_guide_states():
         assert measured == pytest.approx((coverage, false_positives), abs=1e-9), (n, measured)
     # what the numbers mean for a reader: at 5 seeds the interval covers less than its nominal 95%
     assert stated[5][0] < 0.95 and stated[5][1] > 0.05
+
+
+def test_improvement_over_an_instance_set_compares_runs_of_the_same_instance():
+    """A method equal to the reference on every instance, run on another mix of instances: pooled runs would
+    favour whichever ran more on the easy instance; paired per instance it is 0.5, and an instance only one
+    of them ran on is left out."""
+    import pandas as pd
+
+    from rlopt.reporting.compare import improvement_table
+
+    easy, hard = [0.9, 0.91, 0.92], [0.1, 0.11, 0.12]
+    rows = ([("ref", "easy", s) for s in easy] + [("ref", "hard", s) for s in hard]
+            + [("agent", "easy", s) for s in easy] + [("agent", "only_agent", 0.99)])
+    scored = pd.DataFrame([{"dataset": "d", "instance": i, "seed": n, "method": m, "controller_type": "sb3", "score": s}
+                           for n, (m, i, s) in enumerate(rows)])
+    table = improvement_table(scored, {"d": "ref"}, reps=200, seed=0).set_index("method")
+    assert table.loc["agent", "p_improvement"] == 0.5  # pooled over its instances it would be (9 + 1.5) / 12 or more
+    assert table.loc["agent", "n"] == 3 and table.loc["agent", "n_reference"] == 3  # easy only: the instance in common
+    # without instances (a study on one task) the runs are one task, as before
+    plain = scored.assign(instance=float("nan"))
+    assert improvement_table(plain, {"d": "ref"}, reps=200, seed=0).set_index("method").loc["agent", "n"] == 4

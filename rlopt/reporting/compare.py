@@ -95,14 +95,32 @@ def improvement_table(scored: pd.DataFrame, refs: dict[str, str], reps: int, see
     for dataset, data in scored.groupby("dataset", sort=True):
         if dataset not in refs:
             continue
-        methods = _by_method(data)
-        y = methods[refs[dataset]]
-        for method, x in methods.items():
-            p, low, high = _estimate(improvement_probability, [x], [y], reps=reps, seed=seed)
-            rows.append({"dataset": dataset, "method": method, "n": len(x), "reference": refs[dataset],
-                         "n_reference": len(y), "p_improvement": p, "ci_low": low, "ci_high": high})
+        for method in sorted(set(data["method"])):
+            x, y = _paired(data, method, refs[dataset])
+            if not x:  # no instance in common with the reference
+                continue
+            p, low, high = _estimate(improvement_probability, x, y, reps=reps, seed=seed)
+            rows.append({"dataset": dataset, "method": method, "n": sum(map(len, x)), "reference": refs[dataset],
+                         "n_reference": sum(map(len, y)), "p_improvement": p, "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows, columns=["dataset", "method", "n", "reference", "n_reference", "p_improvement", "ci_low",
                                        "ci_high"])
+
+
+def instances_of(data: pd.DataFrame) -> set[str]:
+    return {str(i) for i in data["instance"] if not pd.isna(i) and str(i) != ""}
+
+
+def _paired(data: pd.DataFrame, method: str, reference: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The method's and the reference's scores as tasks: one each, or, for runs of an instance set, one per
+    instance both ran on (a score on one instance says nothing against a score on another: their pooled
+    runs would compare the instance mixes), so the probability is the mean over those instances."""
+    mine, ref = data[data["method"] == method], data[data["method"] == reference]
+    if not (instances_of(mine) or instances_of(ref)):
+        return [mine["score"].to_numpy(dtype=float)], [ref["score"].to_numpy(dtype=float)]
+    common = sorted(instances_of(mine) & instances_of(ref))
+    def on(d, i):
+        return d.loc[d["instance"].astype(str) == i, "score"].to_numpy(dtype=float)
+    return [on(mine, i) for i in common], [on(ref, i) for i in common]
 
 
 def normalise(scored: pd.DataFrame, refs: dict[str, str], low: str | None) -> tuple[pd.DataFrame, dict[str, dict]]:
@@ -168,7 +186,7 @@ def readable_aggregate(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def improvement_caption(names: dict[str, str], refs: dict[str, str], reference: str | None, source: str, reps: int,
-                        seed: int) -> str:
+                        seed: int, instances: bool = False) -> str:
     scored_on = "; ".join(f"{d}: {name}" for d, name in names.items())
     chosen = "; ".join(f"{d}: {method}" for d, method in refs.items())
     missing = [d for d in names if d not in refs]
@@ -177,7 +195,10 @@ def improvement_caption(names: dict[str, str], refs: dict[str, str], reference: 
             f"Score: {scored_on}. Reference, {reference_rule(reference, source)}: {chosen}"
             + (f" (no runs of it on {', '.join(missing)}, left out)" if missing else "") + ". "
             f"{CONFIDENCE:.0%} CI: percentile interval of a bootstrap resampling both methods' runs independently "
-            f"({reps} resamples, seed {seed}).")
+            f"({reps} resamples, seed {seed})."
+            + (" Runs of an instance set: per instance both the method and the reference ran on, averaged over those "
+               "instances (n counts their runs there); the bootstrap resamples runs within each instance."
+               if instances else ""))
 
 
 def aggregate_caption(how: dict[str, dict], low: str | None) -> str:

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from rlopt.reporting.palette import colours as palette  # noqa: E402
 from rlopt.reporting.plots import save_figure  # noqa: E402
 from rlopt.reporting.scorecard import Scorecard  # noqa: E402
 
@@ -27,7 +28,7 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)  # embedding TrueType s
 def plot_scorecard(card: Scorecard, gaps: pd.DataFrame, path: Path) -> list[Path]:
     instances = [*card.part("train"), *card.part("test")]
     methods = card.methods
-    colours = {m: matplotlib.colormaps["tab10"].colors[i % 10] for i, m in enumerate(methods)}
+    colours = palette(methods)  # each method's colour in every figure (tab10 repeated after 10 methods)
     with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
         fig, (ax, ax_gap) = plt.subplots(1, 2, figsize=(11, 0.32 * len(methods) + 3.6),
                                          gridspec_kw={"width_ratios": [max(len(instances), 3), 4]}, layout="constrained")
