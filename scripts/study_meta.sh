@@ -10,7 +10,9 @@
 # MNIST learning-rate study's size) are asked for by name. Every stage writes its own folder under $OUT (default
 # outputs/studies/meta/$FAMILY). The defaults are the size that ran for RESULTS.md on 2 shared CPU cores
 # (40 instances, 20 held out; the learning sizes below); RESULTS.md gives each stage's time.
-#   FAMILY=mnist_mlp_family RLOPT_DATA=../shared/data scripts/study_meta.sh     # the MNIST family
+#   FAMILY=mnist_mlp_family COUNT=30 TRAIN_SEEDS=0,1 BASELINES=adam,schedulefree_adamw,prodigy TUNE_BUDGET=2000 \
+#     CONTROLLERS=ppo_lr_delta RLOPT_DATA=../shared/data scripts/study_meta.sh splits baselines learn evaluate tune \
+#     report transfer                                                            # the MNIST family, as RESULTS.md ran it
 #   DEVICE=cuda K=512 EPISODES=8192 scripts/study_meta.sh learn evaluate report # 4x the population, on a GPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,7 @@ JOBS=${JOBS:-2}                    # baseline runs and tunings at once
 TUNE_BUDGET=${TUNE_BUDGET:-6000}   # gradient evaluations of Adam's lr tuning per test instance
 TUNE_ON=${TUNE_ON:-}               # test instances tuned per instance, comma-separated (default: every test instance)
 DEVICE=${DEVICE:-cpu}
+REPORT=${REPORT:-report}           # the report stage's folder under $OUT
 CONTROLLERS=${CONTROLLERS:-ppo_lr ppo_lr_delta dqn_lr ppo_portfolio}   # the agents meta-trained, space-separated
 BASELINES=${BASELINES:-adam,schedulefree_adamw,prodigy,random}         # fixed controllers run on every instance (and OneCycle Adam)
 S2_SEEDS=${S2_SEEDS:-0,1,2,3,4,5,6,7,8,9}  # the s2 stage's seeds (S2 at 10,000 steps: docs/study_s2_10k has the same 10)
@@ -123,7 +126,7 @@ PY
       for d in "$OUT"/baselines_* "$OUT"/onecycle_* "$OUT"/evaluate_* "$OUT"/tune/*/final; do
         [ -d "$d" ] && runs+=("$d")
       done
-      rlopt report "${runs[@]}" report.low=worst_run out="$OUT/${REPORT:-report}" || status=$? ;;  # low reference: RESULTS.md says why
+      rlopt report "${runs[@]}" report.low=worst_run out="$OUT/$REPORT" || status=$? ;;  # low reference: RESULTS.md says why
     s2)         # S2 at its own size: dqn_lr, learned over the family's runs, frozen on S2's task for 10,000 steps
       n=$(echo "$S2_SEEDS" | tr ',' '\n' | wc -l)
       s2=(experiment=lr_polynomial trainer.max_steps=10000 reference=constant_adam_lr0.001 "${QUIET[@]}")
