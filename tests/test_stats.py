@@ -106,11 +106,14 @@ def test_improvement_over_an_instance_set_compares_runs_of_the_same_instance():
     easy, hard = [0.9, 0.91, 0.92], [0.1, 0.11, 0.12]
     rows = ([("ref", "easy", s) for s in easy] + [("ref", "hard", s) for s in hard]
             + [("agent", "easy", s) for s in easy] + [("agent", "only_agent", 0.99)])
-    scored = pd.DataFrame([{"dataset": "d", "instance": i, "seed": n, "method": m, "controller_type": "sb3", "score": s}
-                           for n, (m, i, s) in enumerate(rows)])
+    scored = pd.DataFrame([{"dataset": "d", "instance": i, "instance_part": "", "seed": n, "method": m,
+                            "controller_type": "sb3", "score": s} for n, (m, i, s) in enumerate(rows)])
     table = improvement_table(scored, {"d": "ref"}, reps=200, seed=0).set_index("method")
     assert table.loc["agent", "p_improvement"] == 0.5  # pooled over its instances it would be (9 + 1.5) / 12 or more
     assert table.loc["agent", "n"] == 3 and table.loc["agent", "n_reference"] == 3  # easy only: the instance in common
+    # where the set has test instances, only they count (the train instances picked the SBS)
+    parted = scored.assign(instance_part=["test" if i == "hard" else "train" for i in scored["instance"]])
+    assert "agent" not in set(improvement_table(parted, {"d": "ref"}, reps=200, seed=0)["method"])  # no test run of its
     # without instances (a study on one task) the runs are one task, as before
     plain = scored.assign(instance=float("nan"))
     assert improvement_table(plain, {"d": "ref"}, reps=200, seed=0).set_index("method").loc["agent", "n"] == 4

@@ -28,9 +28,9 @@ PROBABILITY = "P(method > reference)"
 
 
 def scores(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """(dataset, instance, seed, method, controller_type, score) of every finished run with a finite score, and the name of
-    each dataset's score. Runs without one (a diverged regression run's loss) are left out here; the
-    summary table counts them."""
+    """(dataset, instance, instance_part, seed, method, controller_type, score) of every finished run with a finite
+    score, and the name of each dataset's score. Runs without one (a diverged regression run's loss) are left out
+    here; the summary table counts them."""
     frames, names = [], {}
     for dataset, group in runs[runs["status"].isin(FINISHED)].groupby("dataset", sort=True):
         accuracy = numbers(group["test_acc"])
@@ -38,8 +38,9 @@ def scores(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
             names[dataset], score = "test accuracy", accuracy
         else:
             names[dataset], score = "test loss (lower is better)", -numbers(group["test_loss"])
-        frames.append(group.loc[score.index, ["dataset", "instance", "seed", "method", "controller_type"]].assign(score=score))
-    columns = ["dataset", "instance", "seed", "method", "controller_type", "score"]
+        frames.append(group.loc[score.index, ["dataset", "instance", "instance_part", "seed", "method",
+                                              "controller_type"]].assign(score=score))
+    columns = ["dataset", "instance", "instance_part", "seed", "method", "controller_type", "score"]
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)), names
 
 
@@ -112,8 +113,11 @@ def instances_of(data: pd.DataFrame) -> set[str]:
 
 def _paired(data: pd.DataFrame, method: str, reference: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The method's and the reference's scores as tasks: one each, or, for runs of an instance set, one per
-    instance both ran on (a score on one instance says nothing against a score on another: their pooled
-    runs would compare the instance mixes), so the probability is the mean over those instances."""
+    instance both ran on, its test instances only where it has any (a score on one instance says nothing
+    against a score on another: pooled runs would compare the instance mixes); the probability is then the
+    mean over those instances."""
+    if (data["instance_part"].astype(str) == "test").any():  # held-out instances: the comparison a set is for
+        data = data[data["instance_part"].astype(str) == "test"]
     mine, ref = data[data["method"] == method], data[data["method"] == reference]
     if not (instances_of(mine) or instances_of(ref)):
         return [mine["score"].to_numpy(dtype=float)], [ref["score"].to_numpy(dtype=float)]
@@ -196,8 +200,9 @@ def improvement_caption(names: dict[str, str], refs: dict[str, str], reference: 
             + (f" (no runs of it on {', '.join(missing)}, left out)" if missing else "") + ". "
             f"{CONFIDENCE:.0%} CI: percentile interval of a bootstrap resampling both methods' runs independently "
             f"({reps} resamples, seed {seed})."
-            + (" Runs of an instance set: per instance both the method and the reference ran on, averaged over those "
-               "instances (n counts their runs there); the bootstrap resamples runs within each instance."
+            + (" Runs of an instance set: per instance both the method and the reference ran on (its test instances "
+               "where it has any), averaged over those instances (n counts their runs there); the bootstrap resamples "
+               "runs within each instance."
                if instances else ""))
 
 
