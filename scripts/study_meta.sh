@@ -136,13 +136,22 @@ PY
       rlopt tune "${s2[@]}" tune.budget_grad_evals="$S2_TUNE_BUDGET" tune.n_trials=100 final=true label=adam_tuned \
         "tune.final_seeds=[$S2_SEEDS]" hydra.run.dir="$OUT/s2/tune" || status=$?
       rlopt report "$OUT/s2/adam" "$OUT/s2/dqn_lr_meta" "$OUT/s2/tune/final" ${S2_WITH:-} out="$OUT/s2/report" || status=$? ;;
-    transfer)   # a family's frozen ppo_lr on MNIST small_cnn at the MNIST learning-rate study's size (study_mnist.sh)
+    transfer)   # a family's frozen ppo_lr on MNIST small_cnn at the MNIST learning-rate study's size (study_mnist.sh),
+                # and on digits (digits_cnn, its defaults) beside Adam, constant and OneCycle, at 1e-3 and 1e-2
+      runs=("$OUT/transfer_digits_adam")
       for c in $TRANSFER; do
+        runs+=("$OUT/transfer_$c" "$OUT/transfer_digits_$c")
         rlopt evaluate experiment=lr_mnist dataset.download=false dataset.train_subset=10000 dataset.val_size=2000 \
           trainer.epochs=2 trainer.amp=false env.steps_per_action=25 policy="$OUT/agent_$c/policy.zip" runs=5 seed=0 \
           label="${c}_${FAMILY}" reference=constant_adam_lr0.001 "${QUIET[@]}" hydra.run.dir="$OUT/transfer_$c" || status=$?
+        rlopt evaluate dataset=digits env.steps_per_action=30 policy="$OUT/agent_$c/policy.zip" runs=5 seed=0 \
+          label="${c}_${FAMILY}" reference=constant_adam_lr0.001 "${QUIET[@]}" hydra.run.dir="$OUT/transfer_digits_$c" \
+          || status=$?
       done
-      rlopt report "$OUT"/transfer_* ${TRANSFER_WITH:-} out="$OUT/transfer_report" || status=$? ;;
+      rlopt train -m dataset=digits controller=schedule controller.schedule=constant,onecycle controller.lr=0.001,0.01 \
+        seed=0,1,2,3,4 reference=constant_adam_lr0.001 "${QUIET[@]}" "${PAR[@]}" hydra.sweep.dir="$OUT/transfer_digits_adam" \
+        || status=$?
+      rlopt report "${runs[@]}" ${TRANSFER_WITH:-} out="$OUT/transfer_report" || status=$? ;;
     *) echo "study_meta.sh: unknown stage '$stage' (allowed: splits baselines learn evaluate tune report s2 transfer)" >&2
        exit 2 ;;
   esac
