@@ -96,6 +96,9 @@ def improvement_table(scored: pd.DataFrame, refs: dict[str, str], reps: int, see
     for dataset, data in scored.groupby("dataset", sort=True):
         if dataset not in refs:
             continue
+        held_out = data["instance_part"].astype(str) == "test"
+        if held_out.any():  # an instance set's held-out instances: the comparison the set is for
+            data = data[held_out]
         for method in sorted(set(data["method"])):
             x, y = _paired(data, method, refs[dataset])
             if not x:  # no instance in common with the reference
@@ -113,18 +116,15 @@ def instances_of(data: pd.DataFrame) -> set[str]:
 
 def _paired(data: pd.DataFrame, method: str, reference: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The method's and the reference's scores as tasks: one each, or, for runs of an instance set, one per
-    instance both ran on, its test instances only where it has any (a score on one instance says nothing
-    against a score on another: pooled runs would compare the instance mixes); the probability is then the
-    mean over those instances."""
-    if (data["instance_part"].astype(str) == "test").any():  # held-out instances: the comparison a set is for
-        data = data[data["instance_part"].astype(str) == "test"]
+    instance both ran on (a score on one instance says nothing against a score on another: pooled runs would
+    compare the instance mixes); the probability is then the mean over those instances."""
     mine, ref = data[data["method"] == method], data[data["method"] == reference]
-    if not (instances_of(mine) or instances_of(ref)):
+    mine_on, ref_on = instances_of(mine), instances_of(ref)
+    if not (mine_on or ref_on):
         return [mine["score"].to_numpy(dtype=float)], [ref["score"].to_numpy(dtype=float)]
-    common = sorted(instances_of(mine) & instances_of(ref))
-    def on(d, i):
-        return d.loc[d["instance"].astype(str) == i, "score"].to_numpy(dtype=float)
-    return [on(mine, i) for i in common], [on(ref, i) for i in common]
+    common = sorted(mine_on & ref_on)
+    return ([mine.loc[mine["instance"].astype(str) == i, "score"].to_numpy(dtype=float) for i in common],
+            [ref.loc[ref["instance"].astype(str) == i, "score"].to_numpy(dtype=float) for i in common])
 
 
 def normalise(scored: pd.DataFrame, refs: dict[str, str], low: str | None) -> tuple[pd.DataFrame, dict[str, dict]]:

@@ -28,7 +28,7 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)  # embedding TrueType s
 def plot_scorecard(card: Scorecard, gaps: pd.DataFrame, path: Path) -> list[Path]:
     instances = [*card.part("train"), *card.part("test")]
     methods = card.methods
-    colours = palette(methods)  # each method's colour in every figure (tab10 repeated after 10 methods)
+    colours = palette(methods)  # the project palette: a method has one colour in every figure
     with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
         fig, (ax, ax_gap) = plt.subplots(1, 2, figsize=(11, 0.32 * len(methods) + 3.6),
                                          gridspec_kw={"width_ratios": [max(len(instances), 3), 4]}, layout="constrained")
