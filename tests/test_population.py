@@ -134,6 +134,28 @@ def test_classification_members_have_identical_accuracy_and_scores():
         pair.round(8)
 
 
+def test_cnn_members_run_through_vmap_and_equal_single_runs():
+    pair = Pair("dataset=digits", "model=digits_cnn", "trainer.amp=false", optimizers=["adam"])
+    assert pair.pop._mlp is None  # not an MLP: functional_call, vmapped
+    for _ in range(2):
+        pair.round(5)
+
+
+def test_an_mlps_batched_matmuls_give_what_vmap_gives_bit_for_bit():
+    """The MLP path (`stacked_mlp`) is the vmapped functional_call's arithmetic: gradients, losses and
+    validation outputs equal, for members on their own batches and on shared inputs."""
+    pair = Pair("dataset=digits", "model=mlp", "model.hidden=[32,16]", "trainer.amp=false", optimizers=["adam"])
+    pop = pair.pop
+    assert pop._mlp is not None
+    x, y, w = pop._batch(np.ones(len(SEEDS), dtype=bool))
+    shared = pair.data.transform(pair.data.val.x[:50], train=False)
+    got = pop._gradients(x, y, w), pop._forward(pop.weights(), shared)
+    pop._mlp = None
+    want = pop._gradients(x, y, w), pop._forward(pop.weights(), shared)
+    assert torch.equal(got[0][0], want[0][0]) and torch.equal(got[0][1], want[0][1])
+    assert torch.equal(got[1], want[1]) and got[1].shape == (len(SEEDS), 50, 10)
+
+
 def test_one_member_diverging_leaves_the_others_untouched():
     pair = Pair(*POLY, optimizers=["sgd"])
     MemberBank(pair.pop, 1).set_lr(1e12)

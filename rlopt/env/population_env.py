@@ -53,7 +53,10 @@ class MemberGroup:
 
 class MemberEnv(TrainingEnv):
     """A sub-environment of a `PopulationEnv`: a TrainingEnv on member `j` of `population`, each of its runs
-    training the Task `draw` gives for the run's seed."""
+    training the Task `draw` gives for the run's seed. Its best weights are its row of the population's (one
+    (K, P) tensor: one copy to keep, one tensor to checkpoint, where K dicts of tensors each cost a pickle)."""
+
+    _STATE_FIELDS = tuple(name for name in TrainingEnv._STATE_FIELDS if name != "best_state")
 
     def __init__(self, population: PopulationTrainer, j: int, draw: Callable[[int], Task], *args, **kwargs):
         super().__init__(population.task, *args, **kwargs)
@@ -64,6 +67,14 @@ class MemberEnv(TrainingEnv):
         self.population.init_member(self.j, run_seed, self.task)
         self.bank = MemberBank(self.population, self.j)
         self.trainer = MemberTrainer(self.population, self.j)
+
+    def _keep_best(self) -> None:
+        self.population.keep_best(self.j)
+
+    @property
+    def best_state(self) -> dict:
+        """The member's best weights as its single run's model state_dict (copies)."""
+        return self.population.best_state(self.j)
 
     def state_dict(self) -> dict:
         """The member's MDP state (the population saves the weights, optimizers and batch order)."""

@@ -133,7 +133,7 @@ class TrainingEnv(gym.Env):
         self.val = val
         self.best_loss = self.val["loss"]
         self.best_score = self.task.score(self.val)
-        self.best_state = self._snapshot()
+        self._keep_best()
         self.best_epoch = 0.0
         self.decision = 0
         self.prev_action = None
@@ -274,14 +274,17 @@ class TrainingEnv(gym.Env):
         return model.parameters()
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _snapshot(self) -> dict:
-        return {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
+    def _keep_best(self) -> None:
+        """Keep a copy of the current weights as the run's best (a population member keeps it in its row of the
+        population's best weights instead: `MemberEnv`)."""
+        self.best_state = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
 
     def _track_best(self, val: dict, epoch: float) -> None:
         self.best_loss = min(self.best_loss, val["loss"])
         score = self.task.score(val)
         if score > self.best_score:
-            self.best_score, self.best_state, self.best_epoch = score, self._snapshot(), epoch
+            self.best_score, self.best_epoch = score, epoch
+            self._keep_best()
 
     def _observe(self, val: dict, prev: dict | None = None) -> np.ndarray:
         return self.features(self._training_state(val, prev))

@@ -38,6 +38,7 @@ from rlopt.models import model_name
 from rlopt.population.optimizers import BatchedSAM, build_batched, settings
 from rlopt.population.scores import macro_scores
 from rlopt.population.stacked_data import StackedData
+from rlopt.population.stacked_mlp import stacked_mlp
 from rlopt.task import Task
 
 
@@ -78,6 +79,7 @@ class PopulationTrainer:
         self.layout = [(name, p.shape, p.numel()) for name, p in self.template.named_parameters()]
         self.n_params = sum(n for _, _, n in self.layout)
         self.flat = torch.zeros(self.size, self.n_params, device=self.device)
+        self.best = torch.zeros_like(self.flat)  # each member's best weights so far (`keep_best`), as its run keeps them
         self.loss_fn = task.loss_fn
         self.bf16 = use_bf16(task.amp, self.device, data.is_classification)
         self.names = list(optimizers)
@@ -100,8 +102,8 @@ class PopulationTrainer:
         self.opt_steps = np.zeros(self.size, dtype=np.int64)
         self.grad_evals = np.zeros(self.size, dtype=np.int64)
         self.grad_norm = np.zeros(self.size)  # each member's last step's gradient norm (a round of 0 steps keeps it)
-        self._forward = vmap(self._member_forward, in_dims=(0, None))  # every member on the same inputs
-        self._forward_each = vmap(self._member_forward)  # each member on its own
+        self._mlp = stacked_mlp(self.template)  # an MLP runs as batched matmuls; other models vmapped
+        self._vmapped = vmap(self._member_forward)
 
     # -- members ------------------------------------------------------------------------------------
     def assign(self, k: int, task: Task) -> None:
@@ -142,9 +144,19 @@ class PopulationTrainer:
         self.has_perm[k] = False
         self.batch_in_epoch[k] = self.opt_steps[k] = self.grad_evals[k] = self.grad_norm[k] = 0
 
-    def member_state(self, k: int) -> dict[str, torch.Tensor]:
-        """Member k's weights as the single-run model's state_dict (copies)."""
-        return {name: w[k].clone() for name, w in self.weights().items()}
+    def member_state(self, k: int, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Member k's weights (row k of `flat`, default the current weights) as the single-run model's state_dict
+        (copies)."""
+        flat = self.flat if flat is None else flat
+        return {name: w[0].clone() for name, w in self.weights(flat[k:k + 1]).items()}
+
+    def keep_best(self, k: int) -> None:
+        """Keep member k's current weights as its best."""
+        self.best[k] = self.flat[k]
+
+    def best_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's best weights (`keep_best`) as a state_dict (copies)."""
+        return self.member_state(k, self.best)
 
     def load_member(self, k: int, state: dict) -> None:
         self._finite = None
@@ -168,9 +180,6 @@ class PopulationTrainer:
     def set_lr(self, k: int, lr: float) -> None:
         self.optimizers[self.active[k]].lr[k, 0] = float(lr)
 
-    def grad_evals_per_step(self, k: int) -> int:
-        return self.optimizers[self.active[k]].grad_evals_per_step
-
     def steps_left_in_epoch(self) -> np.ndarray:
         left = self.batches_per_epoch - self.batch_in_epoch
         return np.where(left > 0, left, self.batches_per_epoch)
@@ -188,8 +197,16 @@ class PopulationTrainer:
     # -- the model of one member (vmapped) and the members' losses ---------------------------------------
     def _member_forward(self, weights, x):
         # no tied weights (check_batchable): functional_call need not look for them on every call
+        return functional_call(self.template, weights, (x,), tie_weights=False)
+
+    def _forward_each(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Each member's outputs (M, B, outputs) on its own inputs `x` (M, B, *input shape)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return functional_call(self.template, weights, (x,), tie_weights=False).float()
+            return (self._vmapped if self._mlp is None else self._mlp)(weights, x).float()
+
+    def _forward(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Every member's outputs on the same inputs `x` (B, *input shape)."""
+        return self._forward_each(weights, x.expand(len(next(iter(weights.values()))), *x.shape))
 
     def _losses(self, weights, x, y, w) -> torch.Tensor:
         """Each member's mean loss over its real batch rows (`w` = 1; rows past a shorter batch's end are 0), (K,).
@@ -213,10 +230,12 @@ class PopulationTrainer:
         """Each stepping member's next batch, as the single-run `Trainer._next_batch` cuts it from its own
         training set and batch size, padded to the longest (members' batch sizes differ, and an epoch's last
         batch may be longer or shorter) with weight 0 on the padding."""
-        for k in np.flatnonzero(rows & (~self.has_perm | (self.batch_in_epoch >= self.batches_per_epoch))):
-            n = int(self.n_train[k])
-            self.perms[k, :n] = torch.randperm(n, device=self.device, generator=self.generators[k])
-            self.batch_in_epoch[k], self.has_perm[k] = 0, True
+        due = np.flatnonzero(rows & (~self.has_perm | (self.batch_in_epoch >= self.batches_per_epoch)))
+        for n in np.unique(self.n_train[due]).tolist():  # each member's epoch order from its own generator
+            ks = due[self.n_train[due] == n]
+            self.perms[torch.from_numpy(ks).to(self.device), :n] = torch.stack(
+                [torch.randperm(n, device=self.device, generator=self.generators[k]) for k in ks.tolist()])
+        self.batch_in_epoch[due], self.has_perm[due] = 0, True
         starts = self.batch_in_epoch * self.batch_size
         ends = np.where(self.batch_in_epoch == self.batches_per_epoch - 1, self.n_train, starts + self.batch_size)
         sizes = np.where(rows, ends - starts, 0)
@@ -248,8 +267,8 @@ class PopulationTrainer:
         self._finite = None
         total = torch.zeros(self.size, device=self.device)
         grad_norm = torch.from_numpy(self.grad_norm).to(self.device)
-        lrs = np.array([self.lr(k) for k in range(self.size)])
         uses = [self.active == index for index in range(len(self.optimizers))]  # fixed for the round
+        lrs = np.select(uses, [opt.lr[:, 0].cpu().numpy() for opt in self.optimizers])
         for i in range(int(n_steps.max(initial=0))):
             rows_np = n_steps > i
             every = bool(rows_np.all())
@@ -275,7 +294,7 @@ class PopulationTrainer:
             if ending.any():
                 grad_norm = torch.where(torch.from_numpy(ending).to(self.device),
                                         torch.linalg.vector_norm(grads.double(), dim=1), grad_norm)
-        evals = np.array([self.grad_evals_per_step(k) for k in range(self.size)])
+        evals = np.select(uses, [opt.grad_evals_per_step for opt in self.optimizers])
         self.opt_steps += n_steps
         self.grad_evals += n_steps * evals
         mean = (total.double() / torch.from_numpy(np.maximum(n_steps, 1)).to(self.device)).cpu().numpy()
@@ -340,7 +359,7 @@ class PopulationTrainer:
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"flat": self.flat.clone(), "optimizers": [opt.state_dict() for opt in self.optimizers],
+        return {"flat": self.flat.clone(), "best": self.best.clone(), "optimizers": [opt.state_dict() for opt in self.optimizers],
                 "active": self.active.copy(), "generators": [g.get_state() for g in self.generators],
                 "perms": self.perms.clone(), "has_perm": self.has_perm.copy(),
                 "batch_in_epoch": self.batch_in_epoch.copy(), "opt_steps": self.opt_steps.copy(),
@@ -349,6 +368,7 @@ class PopulationTrainer:
     def load_state_dict(self, state: dict) -> None:
         self._finite = None
         self.flat.copy_(state["flat"])
+        self.best.copy_(state["best"])
         self.perms = state["perms"].clone()  # as wide as the largest training set its members had then
         for opt, opt_state in zip(self.optimizers, state["optimizers"]):
             opt.load_state_dict(opt_state)

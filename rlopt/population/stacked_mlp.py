@@ -1,0 +1,52 @@
+"""An MLP's forward pass for K members at once, as batched matrix products on their stacked weights.
+
+A model that is a `Sequential` of `Flatten`, `Linear` and parameter-free elementwise activations (the `mlp` and
+`maclaurin` models) needs no torch.func: layer by layer, `baddbmm` multiplies each member's inputs by its own
+(out, in) weight, which is the arithmetic `vmap(functional_call)` lowers a vmapped Linear to (the same values bit
+for bit: tests/test_population.py), without functional_call swapping the template's parameters on every call and
+vmap's batching rules on every op, which on a small MLP cost more than its matmuls (BENCHMARKS.md, issue 23).
+Other models (CNNs) keep the vmap path (`PopulationTrainer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+# parameter-free and elementwise: applied to a (K, B, features) tensor, each member's values are its own
+ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Identity)
+
+Forward = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
+
+
+def stacked_mlp(template: nn.Module) -> Forward | None:
+    """`forward(weights, x)`: every member's outputs (K, B, outputs) from `weights` (the template's parameter names,
+    each (K, *shape)) and inputs `x` (K, B, *input shape); None when `template` is not such an MLP."""
+    if not isinstance(template, nn.Sequential):
+        return None
+    layers: list[tuple] = []
+    for name, module in template.named_children():
+        if isinstance(module, nn.Linear):
+            layers.append(("linear", f"{name}.weight", f"{name}.bias" if module.bias is not None else None))
+        elif isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
+            layers.append(("flatten",))
+        elif type(module) in ELEMENTWISE:
+            layers.append(("elementwise", module))
+        else:
+            return None
+
+    def forward(weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for layer in layers:
+            if layer[0] == "linear":
+                weight = weights[layer[1]].transpose(1, 2)
+                h = torch.bmm(h, weight) if layer[2] is None else torch.baddbmm(weights[layer[2]].unsqueeze(1), h, weight)
+            elif layer[0] == "flatten":
+                h = h.flatten(2)
+            else:
+                h = layer[1](h)
+        return h
+
+    return forward
