@@ -42,7 +42,7 @@ class Task:
     compile: bool = False  # torch.compile the model
     channels_last: bool = False  # conv nets in channels_last memory format (set only for images on CUDA)
 
-    @property
+    @cached_property  # read per member per decision in a population (its data and batch size never change)
     def batches_per_epoch(self) -> int:
         return Trainer.epoch_length(len(self.data.train), self.batch_size)
 

@@ -73,10 +73,11 @@ class MemberTrainer(_Member):
 
     @property
     def epochs_done(self) -> float:
-        return float(self.population.epochs_done[self.k])
+        return int(self.population.opt_steps[self.k]) / int(self.population.batches_per_epoch[self.k])
 
     def steps_left_in_epoch(self) -> int:
-        return int(self.population.steps_left_in_epoch()[self.k])
+        left = int(self.population.batches_per_epoch[self.k] - self.population.batch_in_epoch[self.k])
+        return left if left > 0 else int(self.population.batches_per_epoch[self.k])
 
     def weights_finite(self) -> bool:
         return bool(self.population.weights_finite()[self.k])

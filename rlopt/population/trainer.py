@@ -180,14 +180,6 @@ class PopulationTrainer:
     def set_lr(self, k: int, lr: float) -> None:
         self.optimizers[self.active[k]].lr[k, 0] = float(lr)
 
-    def steps_left_in_epoch(self) -> np.ndarray:
-        left = self.batches_per_epoch - self.batch_in_epoch
-        return np.where(left > 0, left, self.batches_per_epoch)
-
-    @property
-    def epochs_done(self) -> np.ndarray:
-        return self.opt_steps / self.batches_per_epoch
-
     def weights_finite(self) -> np.ndarray:
         """Per member: whether every weight is finite."""
         if self._finite is None:
