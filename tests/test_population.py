@@ -141,9 +141,10 @@ def test_cnn_members_run_through_vmap_and_equal_single_runs():
         pair.round(5)
 
 
-def test_an_mlps_batched_matmuls_give_what_vmap_gives_bit_for_bit():
-    """The MLP path (`stacked_mlp`) is the vmapped functional_call's arithmetic: gradients, losses and
-    validation outputs equal, for members on their own batches and on shared inputs."""
+def test_an_mlps_batched_matmuls_give_what_vmap_gives():
+    """The MLP path (`stacked_mlp`) computes what the vmapped functional_call does: gradients, losses and
+    validation outputs agree to float32 rounding (its features-first products sum in another order), for
+    members on their own batches and on shared inputs."""
     pair = Pair("dataset=digits", "model=mlp", "model.hidden=[32,16]", "trainer.amp=false", optimizers=["adam"])
     pop = pair.pop
     assert pop._mlp is not None
@@ -152,8 +153,10 @@ def test_an_mlps_batched_matmuls_give_what_vmap_gives_bit_for_bit():
     got = pop._gradients(x, y, w), pop._forward(pop.weights(), shared)
     pop._mlp = None
     want = pop._gradients(x, y, w), pop._forward(pop.weights(), shared)
-    assert torch.equal(got[0][0], want[0][0]) and torch.equal(got[0][1], want[0][1])
-    assert torch.equal(got[1], want[1]) and got[1].shape == (len(SEEDS), 50, 10)
+    for a, b in ((got[0][0], want[0][0]), (got[0][1], want[0][1]), (got[1], want[1])):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert got[1].shape == (len(SEEDS), 50, 10)
 
 
 def test_one_member_diverging_leaves_the_others_untouched():

@@ -129,6 +129,7 @@ class BatchedAdam:
         self.m = torch.zeros(k, n_params, device=device)
         self.v = torch.zeros(k, n_params, device=device)
         self.steps = torch.zeros(k, 1, dtype=torch.float64, device=device)
+        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def configure(self, k: int, lr: float, betas, weight_decay: float,
                   eps: float = inspect.signature(torch.optim.Adam).parameters["eps"].default) -> None:
@@ -152,9 +153,11 @@ class BatchedAdam:
                 params.mul_(1 - self.lr.float() * self.weight_decay)
             elif self.any_weight_decay:
                 grads = grads + self.weight_decay * params
+            scaled, denom = self._scratch()
             self.m.lerp_(grads, 1 - self.beta1)
-            self.v.mul_(self.beta2).addcmul_(grads, (1 - self.beta2) * grads)
-            params.addcdiv_(self.m * -step_size, self.v.sqrt().div_(bias2_sqrt).add_(self.eps))
+            self.v.mul_(self.beta2).addcmul_(grads, torch.mul(grads, 1 - self.beta2, out=scaled))
+            torch.sqrt(self.v, out=denom).div_(bias2_sqrt).add_(self.eps)
+            params.addcdiv_(torch.mul(self.m, -step_size, out=scaled), denom)
             return
         if self.decoupled:
             start = params * (1 - self.lr.float() * self.weight_decay)
@@ -166,6 +169,14 @@ class BatchedAdam:
         self.m.copy_(torch.where(rows, m, self.m))
         self.v.copy_(torch.where(rows, v, self.v))
         params.copy_(torch.where(rows, update, params))
+
+    def _scratch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two (K, P) buffers the step writes its intermediates into, allocated once: a fresh tensor of this size
+        per op costs the allocator's page faults, which on a CPU took longer than the op's arithmetic
+        (BENCHMARKS.md, MNIST MLP population)."""
+        if self._buffers is None:
+            self._buffers = (torch.empty_like(self.m), torch.empty_like(self.m))
+        return self._buffers
 
     def reset_member(self, k: int) -> None:
         self.m[k], self.v[k], self.steps[k] = 0, 0, 0

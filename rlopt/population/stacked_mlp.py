@@ -1,10 +1,10 @@
 """An MLP's forward pass for K members at once, as batched matrix products on their stacked weights.
 
 A model that is a `Sequential` of `Flatten`, `Linear` and parameter-free elementwise activations (the `mlp` and
-`maclaurin` models) needs no torch.func: layer by layer, `baddbmm` multiplies each member's inputs by its own
-(out, in) weight, which is the arithmetic `vmap(functional_call)` lowers a vmapped Linear to (the same values bit
-for bit: tests/test_population.py), without functional_call swapping the template's parameters on every call and
-vmap's batching rules on every op, which on a small MLP cost more than its matmuls (BENCHMARKS.md, issue 23).
+`maclaurin` models) needs no torch.func: layer by layer, `baddbmm` multiplies each member's own (out, in) weight
+by its inputs (the values `vmap(functional_call)` gives, to float32 rounding: tests/test_population.py), without
+functional_call swapping the template's parameters on every call and vmap's batching rules on every op, which on
+a small MLP cost more than its matmuls (BENCHMARKS.md, issue 23).
 Other models (CNNs) keep the vmap path (`PopulationTrainer`).
 """
 
@@ -23,30 +23,35 @@ Forward = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
 
 def stacked_mlp(template: nn.Module) -> Forward | None:
     """`forward(weights, x)`: every member's outputs (K, B, outputs) from `weights` (the template's parameter names,
-    each (K, *shape)) and inputs `x` (K, B, *input shape); None when `template` is not such an MLP."""
+    each (K, *shape)) and inputs `x` (K, B, *input shape); None when `template` is not such an MLP: a Flatten, then
+    Linear layers and elementwise activations.
+
+    Activations are held features-first, (K, features, B): each layer is then `W h + b` on the weight as stored,
+    (K, out, in), so the backward pass writes every weight's gradient in the weight's own layout; rows-first it
+    comes out transposed and costs a copy of the largest weight per step (BENCHMARKS.md, MNIST MLP)."""
     if not isinstance(template, nn.Sequential):
         return None
     layers: list[tuple] = []
-    for name, module in template.named_children():
+    for index, (name, module) in enumerate(template.named_children()):
         if isinstance(module, nn.Linear):
             layers.append(("linear", f"{name}.weight", f"{name}.bias" if module.bias is not None else None))
-        elif isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
-            layers.append(("flatten",))
+        elif isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1 and index == 0:
+            continue
         elif type(module) in ELEMENTWISE:
             layers.append(("elementwise", module))
         else:
             return None
+    if not isinstance(template[0], nn.Flatten):
+        return None
 
     def forward(weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        h = x
+        h = x.flatten(2).transpose(1, 2)
         for layer in layers:
             if layer[0] == "linear":
-                weight = weights[layer[1]].transpose(1, 2)
-                h = torch.bmm(h, weight) if layer[2] is None else torch.baddbmm(weights[layer[2]].unsqueeze(1), h, weight)
-            elif layer[0] == "flatten":
-                h = h.flatten(2)
+                weight = weights[layer[1]]
+                h = torch.bmm(weight, h) if layer[2] is None else torch.baddbmm(weights[layer[2]].unsqueeze(2), weight, h)
             else:
                 h = layer[1](h)
-        return h
+        return h.transpose(1, 2)
 
     return forward

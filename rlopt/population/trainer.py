@@ -80,6 +80,7 @@ class PopulationTrainer:
         self.n_params = sum(n for _, _, n in self.layout)
         self.flat = torch.zeros(self.size, self.n_params, device=self.device)
         self.best = torch.zeros_like(self.flat)  # each member's best weights so far (`keep_best`), as its run keeps them
+        self._grads = torch.empty_like(self.flat)  # each step's gradients (`_gradients`)
         self.loss_fn = task.loss_fn
         self.bf16 = use_bf16(task.amp, self.device, data.is_classification)
         self.names = list(optimizers)
@@ -163,8 +164,7 @@ class PopulationTrainer:
         self.flat[k] = torch.cat([state[name].detach().reshape(-1).to(self.flat) for name, _, _ in self.layout])
 
     def weights(self, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Views of the stacked weights, one (K, *shape) tensor per parameter of the template (one split, whose
-        backward assembles the (K, P) gradient in one op)."""
+        """Views of the stacked weights, one (K, *shape) tensor per parameter of the template."""
         flat = self.flat if flat is None else flat
         parts = flat.split([n for _, _, n in self.layout], dim=1)
         return {name: part.view(len(flat), *shape) for (name, shape, _), part in zip(self.layout, parts)}
@@ -207,15 +207,17 @@ class PopulationTrainer:
         per_row = self.loss_fn(out.flatten(0, 1), y.flatten(0, 1), reduction="none").reshape(*w.shape, -1)
         return (per_row.sum(2) * w).sum(1) / (w.sum(1).clamp(min=1) * per_row.shape[2])
 
-    def _gradients(self, x, y, w) -> tuple[torch.Tensor, torch.Tensor]:
+    def _gradients(self, x, y, w, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Every member's gradient, (K, P), and loss, (K,). Member k's loss depends on row k of the weights alone,
         so the gradient of the members' summed loss is each member's own gradient (the sum passes each an exact
-        1.0): one plain backward through the batched forward, without torch.func's per-call gradient transform."""
+        1.0): one plain backward through the batched forward, without torch.func's per-call gradient transform.
+        The parameters' gradients are gathered into `out` when given (a buffer kept across steps: a fresh (K, P)
+        tensor per step costs the allocator's page faults)."""
         with torch.enable_grad():
-            flat = self.flat.detach().requires_grad_()
-            loss = self._losses(self.weights(flat), x, y, w)
-            (grads,) = torch.autograd.grad(loss.sum(), flat)
-        return grads, loss.detach()
+            weights = {name: part.detach().requires_grad_() for name, part in self.weights().items()}
+            loss = self._losses(weights, x, y, w)
+            parts = torch.autograd.grad(loss.sum(), list(weights.values()))
+        return torch.cat([g.flatten(1) for g in parts], dim=1, out=out), loss.detach()
 
     # -- batches -----------------------------------------------------------------------------------------
     def _batch(self, rows: np.ndarray):
@@ -266,7 +268,7 @@ class PopulationTrainer:
             every = bool(rows_np.all())
             rows = torch.from_numpy(rows_np).to(self.device)
             x, y, w = self._batch(rows_np)
-            grads, loss = self._gradients(x, y, w)
+            grads, loss = self._gradients(x, y, w, out=self._grads)
             for opt, use in zip(self.optimizers, uses):
                 if isinstance(opt, BatchedSAM) and (rows_np & use).any():
                     mine = torch.from_numpy(rows_np & use).to(self.device)
