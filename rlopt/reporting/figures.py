@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from rlopt.reporting import palette, ranks  # noqa: E402
 from rlopt.reporting.compare import PROBABILITY  # noqa: E402
@@ -153,16 +154,25 @@ def _outliers(values: pd.Series, higher_is_better: bool) -> set[str]:
     return set(values[bad].index) if len(values) >= 4 else set()
 
 
-def _typical_range(curves: dict[str, pd.Series], higher_is_better: bool) -> tuple[tuple[float, float], set[str]]:
+def _typical_range(curves: dict[str, pd.Series], higher_is_better: bool,
+                   log: bool = False) -> tuple[tuple[float, float], set[str]]:
     """(y limits, methods left off): the range of every curve except those whose final value is an outlier
-    on the bad side by Tukey's rule (beyond 1.5 IQR of the methods' final values)."""
+    on the bad side by Tukey's rule (beyond 1.5 IQR of the methods' final values); `log`: padded for a log axis."""
     finals = pd.Series({m: c.dropna().iloc[-1] for m, c in curves.items() if c.notna().any()})
     off = _outliers(finals, higher_is_better)
     kept = pd.concat([c for m, c in curves.items() if m not in off]).dropna()
     low, high = float(kept.min()), float(kept.max())
-    pad = 0.04 * (high - low) or 0.01 * abs(high) or 0.01
-    low, high = low - pad, high + pad
+    if log:
+        low, high = low / 1.2, high * 1.2
+    else:
+        pad = 0.04 * (high - low) or 0.01 * abs(high) or 0.01
+        low, high = low - pad, high + pad
     return (low, high), {m for m in off if not low <= finals[m] <= high}  # an outlier still inside is not "off"
+
+
+def _compact(value: float, _position=None) -> str:
+    """A tick label short enough for a narrow panel: 35000 -> 35k, 1600 -> 1.6k."""
+    return f"{value / 1000:g}k" if abs(value) >= 1000 else f"{value:g}"
 
 
 def _compute(dataset: str, data: pd.DataFrame, colours: dict, path: Path, reps: int, seed: int) -> list[Path]:
@@ -193,14 +203,19 @@ def _compute(dataset: str, data: pd.DataFrame, colours: dict, path: Path, reps: 
             axes[1].plot([0, xs["total"].iloc[0]], [curve["iqm"].iloc[0]] * 2, color=colours[method], lw=1, ls=":")
         lines[method].set_label(_label(method, curve["low"].notna().any())
                                 + (f" (+{before:,.0f} learning/tuning)" if before > 0 else ""))
-    (low, high), off = _typical_range(curves, higher_is_better=accuracy)
+    # a loss falls over decades: on a linear axis its tail, where the methods differ, is a flat line at 0
+    log = not accuracy and all(float(c.min()) > 0 for c in curves.values() if c.notna().any())
+    (low, high), off = _typical_range(curves, higher_is_better=accuracy, log=log)
     for method in off:
         lines[method].set_label(f"{lines[method].get_label()} (final {curves[method].dropna().iloc[-1]:.3g}: off the axis)")
     titles = {"evals": "gradient evaluations of the run", "total": "+ learning/tuning before it (dotted)",
               "wall": "wall time (s, training + controller)"}
     for ax, x in zip(axes, xs_names):
         ax.set(xlabel=titles[x])
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.xaxis.set_major_formatter(FuncFormatter(_compact))
         ax.grid(alpha=0.3)
+    axes[0].set_yscale("log" if log else "linear")
     axes[0].set(ylabel=f"{label} (IQM, 95% CI)", ylim=(low, high))
     axes[-1].legend(handles=list(lines.values()), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     fig.suptitle(f"{dataset}: {label} against compute (x: mean over seeds), IQM over seeds with 95% bootstrap band",
@@ -225,7 +240,7 @@ def _profile(title: str, tasks_by_method: dict[str, list[np.ndarray]], axis: str
         ax.fill_between(sign * thresholds, low, high, color=colours[method], alpha=0.2 if len(tasks_by_method) <= 6 else 0.07,
                         lw=0, step="post")  # many methods: fainter bands, so the lines stay readable
         ax.step(sign * thresholds, point, where="post", color=colours[method], lw=1.5,
-                label=_label(method, band) + (" (most runs below the axis)" if method in off else ""))
+                label=_label(method, band) + (" (most runs off the axis)" if method in off else ""))
     relation = ">" if sign > 0 else "<"
     ax.set(xlabel=f"{axis} threshold τ", ylabel=f"fraction of runs with {axis} {relation} τ", ylim=(-0.02, 1.02))
     ax.grid(alpha=0.3)
