@@ -503,7 +503,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time rlopt with torch.compile")
     parser.add_argument("--write", type=Path, help="append the results as a section of this markdown file")
     parser.add_argument("--n-envs", default="1,2", help="n_envs case: the K values, comma-separated")
-    parser.add_argument("--episodes", type=int, help="n_envs case: learning runs (default 2 x the largest K)")
+    parser.add_argument("--episodes", type=int, help="n_envs case and population --learning: learning runs "
+                                                      "(default 2 x the largest K)")
     parser.add_argument("--run-epochs", type=int, default=10, help="n_envs case: epochs per training run")
     parser.add_argument("--threads", type=int, help="n_envs case: trainer.threads (default: cores / K)")
     parser.add_argument("--dataset", default="digits", help="n_envs case: the dataset")

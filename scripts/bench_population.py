@@ -222,9 +222,11 @@ def learning_section(args, ks, in_child, measure_n_envs) -> str:
     instance's budget), the agent (ppo_lr) included, decisions every 10 steps."""
     task = (f"across `instances={args.instances}` (each run the budget of the instance it draws)" if args.instances
             else f"polynomial/maclaurin, {args.run_epochs} epochs per run")
+    runs = args.episodes or 2 * max(ks)
     lines = [f"Learning runs per hour, {task}, `controller=ppo_lr`, a decision every 10 optimizer steps, PPO minibatch "
-             f"= the whole rollout (8 x K), {2 * max(ks)} runs in every setup (2 x the largest K, n_envs=1 too, so "
-             "start-up weighs alike); steady state: from the first batched step's rows to the last, without start-up:",
+             f"= the whole rollout (8 x K), {runs} runs in every setup ({'--episodes' if args.episodes else '2 x the largest K'}"
+             ", n_envs=1 too, so start-up weighs alike); steady state: from the first batched step's rows to the last, "
+             "without start-up:",
              "",
              "| setup | runs / hour | / n_envs=1 | steady runs / hour | / n_envs=1 |", "|---|---|---|---|---|"]
     setups = [("n_envs=1", 1, []), ("n_envs=2 (processes)", 2, [])]
@@ -233,7 +235,7 @@ def learning_section(args, ks, in_child, measure_n_envs) -> str:
     for label, k, extra in setups:
         overrides = ["env.steps_per_action=10", "dataset.train_subset=null", f"controller.hyperparams.batch_size={8 * k}",
                      *([f"instances={args.instances}"] if args.instances else []), *extra]
-        result = in_child(measure_n_envs, args.device, k, 2 * max(ks), args.run_epochs, None, "polynomial", "ppo_lr",
+        result = in_child(measure_n_envs, args.device, k, runs, args.run_epochs, None, "polynomial", "ppo_lr",
                           overrides)
         base = base or result
         lines.append(f"| {label} | {result['runs_per_hour']:,.0f} | {result['runs_per_hour'] / base['runs_per_hour']:.2f} "
