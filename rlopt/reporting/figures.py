@@ -253,8 +253,9 @@ def _improvement(panels: list[tuple[str, pd.DataFrame]], colours: dict, path: Pa
     """One panel per dataset (and one over datasets): each method's probability of improvement over the
     reference as a dot with its 95% interval; the dashed line at 0.5 is "no difference"."""
     methods = sorted({m for _, table in panels for m in table["method"]})
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.2, 0.45 * len(methods) + 1.4),
-                             sharey=True, squeeze=False)
+    height = 0.45 * len(methods) + 1.4
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.2, height), sharey=True, squeeze=False)
+    fig.subplots_adjust(top=1 - 0.75 / height)  # a fixed 0.75 in above the panels: the title and the panel titles
     for ax, (title, table) in zip(axes[0], panels):
         for row in table.itertuples():
             y = methods.index(row.method)
