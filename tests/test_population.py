@@ -159,6 +159,41 @@ def test_an_mlps_batched_matmuls_give_what_vmap_gives():
     assert got[1].shape == (len(SEEDS), 50, 10)
 
 
+@pytest.mark.parametrize("overrides", [POLY, ["dataset=digits", "model=digits_cnn", "trainer.amp=false"]],
+                         ids=["maclaurin", "digits_cnn"])
+def test_a_members_initial_weights_are_its_single_runs_on_every_restart(overrides):
+    """After its first run a member's initial weights are drawn into one kept module (no model built): still
+    each seed's single-run weights, bit for bit, run after run."""
+    task = make_task(make_cfg(*overrides), device=CPU)
+    pop = PopulationTrainer(task, ["adam"], 2)
+    for seed in (11, 12, 11, 40):
+        pop.init_member(1, seed)
+        want = task.build_model(seed).state_dict()
+        got = pop.member_state(1)
+        assert got.keys() == want.keys() and all(torch.equal(got[n], want[n]) for n in want)
+    assert pop._reinit[id(task)][1] is not False, "the kept module should have been used"
+
+
+def test_a_model_that_draws_otherwise_when_built_keeps_being_built(monkeypatch):
+    """A model whose construction draws more than its layers' `reset_parameters` would (here: one extra draw)
+    is not re-initialised in place: each member run builds it, and gets the single run's weights."""
+    task = make_task(make_cfg(*POLY), device=CPU)
+    build = task.new_model
+
+    def drawing_more():
+        torch.rand(3)
+        return build()
+
+    monkeypatch.setattr(task, "new_model", drawing_more)
+    pop = PopulationTrainer(task, ["adam"], 1)
+    for seed in (5, 6):
+        pop.init_member(0, seed)
+        torch.default_generator.manual_seed(seed)
+        want = drawing_more().state_dict()
+        assert all(torch.equal(pop.member_state(0)[n], want[n]) for n in want)
+    assert pop._reinit[id(task)][1] is False
+
+
 def test_one_member_diverging_leaves_the_others_untouched():
     pair = Pair(*POLY, optimizers=["sgd"])
     MemberBank(pair.pop, 1).set_lr(1e12)
