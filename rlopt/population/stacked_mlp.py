@@ -29,20 +29,17 @@ def stacked_mlp(template: nn.Module) -> Forward | None:
     Activations are held features-first, (K, features, B): each layer is then `W h + b` on the weight as stored,
     (K, out, in), so the backward pass writes every weight's gradient in the weight's own layout; rows-first it
     comes out transposed and costs a copy of the largest weight per step (BENCHMARKS.md, MNIST MLP)."""
-    if not isinstance(template, nn.Sequential):
+    first = next(iter(template), None) if isinstance(template, nn.Sequential) else None
+    if not (isinstance(first, nn.Flatten) and first.start_dim == 1 and first.end_dim == -1):
         return None
     layers: list[tuple] = []
-    for index, (name, module) in enumerate(template.named_children()):
+    for name, module in list(template.named_children())[1:]:
         if isinstance(module, nn.Linear):
             layers.append(("linear", f"{name}.weight", f"{name}.bias" if module.bias is not None else None))
-        elif isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1 and index == 0:
-            continue
         elif type(module) in ELEMENTWISE:
             layers.append(("elementwise", module))
         else:
             return None
-    if not isinstance(template[0], nn.Flatten):
-        return None
 
     def forward(weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         h = x.flatten(2).transpose(1, 2)
