@@ -219,27 +219,37 @@ def seeds_section(args, ks, in_child) -> str:
 
 def learning_section(args, ks, in_child, measure_n_envs) -> str:
     """Learning runs per hour on polynomial, or across the instance set `--instances` (each run its drawn
-    instance's budget), the agent (ppo_lr) included, decisions every 10 steps."""
+    instance's budget), the agent (ppo_lr) included, decisions every 10 steps; `--rounds` interleaved rounds of
+    every setup, each ratio paired within its round (the machine's speed drifts by more than some effects)."""
     task = (f"across `instances={args.instances}` (each run the budget of the instance it draws)" if args.instances
             else f"polynomial/maclaurin, {args.run_epochs} epochs per run")
     runs = args.episodes or 2 * max(ks)
     lines = [f"Learning runs per hour, {task}, `controller=ppo_lr`, a decision every 10 optimizer steps, PPO minibatch "
              f"= the whole rollout (8 x K), {runs} runs in every setup ({'--episodes' if args.episodes else '2 x the largest K'}"
              ", n_envs=1 too, so start-up weighs alike); steady state: from the first batched step's rows to the last, "
-             "without start-up:",
+             f"without start-up; {args.rounds} interleaved round(s), rates the median of rounds, ratios to n_envs=1 paired "
+             "within each round (median; each round):",
              "",
              "| setup | runs / hour | / n_envs=1 | steady runs / hour | / n_envs=1 |", "|---|---|---|---|---|"]
     setups = [("n_envs=1", 1, []), ("n_envs=2 (processes)", 2, [])]
     setups += [(f"population K={k}", k, ["controller.vectorize=population"]) for k in ks if k > 1]
-    base = None
-    for label, k, extra in setups:
-        overrides = ["env.steps_per_action=10", "dataset.train_subset=null", f"controller.hyperparams.batch_size={8 * k}",
-                     *([f"instances={args.instances}"] if args.instances else []), *extra]
-        result = in_child(measure_n_envs, args.device, k, runs, args.run_epochs, None, "polynomial", "ppo_lr",
-                          overrides)
-        base = base or result
-        lines.append(f"| {label} | {result['runs_per_hour']:,.0f} | {result['runs_per_hour'] / base['runs_per_hour']:.2f} "
-                     f"| {result['steady_per_hour']:,.0f} | {result['steady_per_hour'] / base['steady_per_hour']:.2f} |")
+    rounds = []
+    for _ in range(args.rounds):
+        rounds.append({})
+        for label, k, extra in setups:
+            overrides = ["env.steps_per_action=10", "dataset.train_subset=null", f"controller.hyperparams.batch_size={8 * k}",
+                         *([f"instances={args.instances}"] if args.instances else []), *extra]
+            rounds[-1][label] = in_child(measure_n_envs, args.device, k, runs, args.run_epochs, None, "polynomial",
+                                         "ppo_lr", overrides)
+
+    def cells(label, key):
+        rates = [r[label][key] for r in rounds]
+        ratios = [r[label][key] / r["n_envs=1"][key] for r in rounds]
+        each = f" ({', '.join(f'{x:.2f}' for x in ratios)})" if len(rounds) > 1 else ""
+        return f"{statistics.median(rates):,.0f} | {statistics.median(ratios):.2f}{each}"
+
+    for label, _, _ in setups:
+        lines.append(f"| {label} | {cells(label, 'runs_per_hour')} | {cells(label, 'steady_per_hour')} |")
     return "\n".join(lines)
 
 
