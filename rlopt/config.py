@@ -224,14 +224,18 @@ def options(group: str) -> list[str]:
 
 @functools.cache
 def option(group: str, name: str) -> DictConfig:
-    """The composed config of one option of a group (`option("model", "small_cnn")`), as `group=name` gives it."""
+    """The composed config of one option of a group (`option("model", "small_cnn")`), as `group=name` gives it.
+
+    Composed on its own (`+group=name` onto no primary config): the node `train.yaml` with `group=name` gives
+    (tests/test_config.py), in a third of the time composing all of train.yaml takes (~50 against ~140 ms; a
+    run with `model=auto` looks up two options before it starts)."""
     if name not in options(group):
         raise UserError(f"{group}.name={name} is unknown; available: {', '.join(options(group))}")
     if GlobalHydra.instance().is_initialized():
-        cfg = compose(config_name="train", overrides=[f"{group}={name}"])
+        cfg = compose(config_name=None, overrides=[f"+{group}={name}"])
     else:
         with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[f"{group}={name}"])
+            cfg = compose(config_name=None, overrides=[f"+{group}={name}"])
     return cfg[group]
 
 

@@ -37,6 +37,8 @@ def test_every_option_composes_onto_its_schema(group, name):
     if group not in ("experiment", "debug"):
         assert OmegaConf.get_type(node).__name__.endswith("Config"), f"{group}={name} has no schema"
         assert OmegaConf.is_missing(node, "name") is False
+        # `option` composes the group alone: the same node
+        assert OmegaConf.to_container(option(group, name)) == OmegaConf.to_container(node)
     assert not OmegaConf.missing_keys(cfg), f"{group}={name} leaves keys unset: {OmegaConf.missing_keys(cfg)}"
     if group == "controller":
         assert type(build_controller(cfg.controller, 0)) is controller_class(cfg.controller.type)

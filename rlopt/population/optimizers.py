@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import torch
 
 from rlopt.errors import UserError
@@ -27,10 +28,17 @@ def _column(values, k: int, device, dtype=torch.float32) -> torch.Tensor:
     return torch.as_tensor(values, dtype=dtype, device=device).expand(k).clone().reshape(k, 1)
 
 
-def _lr_column(lr, k: int, device) -> torch.Tensor:
-    """Learning rates are kept in float64, as the single run's param groups keep them (Python floats), so a
-    multiplicative lr action compounds the same; each step uses them rounded to float32."""
-    return _column(lr, k, device, torch.float64)
+def _lr_column(lr, k: int) -> np.ndarray:
+    """`lr`: one for all members, or one each. Learning rates are kept in float64, as the single run's param groups keep them (Python floats), so a
+    multiplicative lr action compounds the same; each step uses them rounded to float32. They live on the host
+    (a NumPy (K, 1) column): an agent reads and sets one member's every decision, which on a tensor costs
+    microseconds per access on the CPU and a device sync on a GPU; a step takes the column as a tensor
+    (`_lr_tensor`: no copy on the CPU)."""
+    return np.broadcast_to(np.asarray(lr, dtype=np.float64).reshape(-1), (k,)).reshape(k, 1).copy()
+
+
+def _lr_tensor(lr: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(lr).to(device)
 
 
 class BatchedSGD:
@@ -41,7 +49,7 @@ class BatchedSGD:
 
     def __init__(self, k: int, n_params: int, device, lr: float, momentum: float, weight_decay: float,
                  nesterov: bool):
-        self.lr = _lr_column(lr, k, device)
+        self.lr = _lr_column(lr, k)
         self.momentum, self.weight_decay = _column(momentum, k, device), _column(weight_decay, k, device)
         self.nesterov = _column(bool(nesterov), k, device, torch.bool)
         self.has_momentum = _column(bool(momentum), k, device, torch.bool)
@@ -75,7 +83,7 @@ class BatchedSGD:
             moved = torch.where(self.nesterov, d + self.momentum * buf, buf) if self.any_nesterov else buf
             d = moved if self.all_momentum else torch.where(self.has_momentum, moved, d)
             self.started |= rows
-        update = params - self.lr.float() * d
+        update = params - _lr_tensor(self.lr, self.device).float() * d
         params.copy_(update if every else torch.where(rows, update, params))
 
     def reset_member(self, k: int) -> None:
@@ -84,11 +92,11 @@ class BatchedSGD:
             self.buf[k] = 0
 
     def state_dict(self) -> dict:
-        return {"lr": self.lr.clone(), "buf": None if self.buf is None else self.buf.clone(),
+        return {"lr": self.lr.copy(), "buf": None if self.buf is None else self.buf.clone(),
                 "started": self.started.clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.lr.copy_(state["lr"])
+        self.lr[:] = np.asarray(state["lr"])
         self.started.copy_(state["started"])
         self.buf = None if state["buf"] is None else state["buf"].clone()
 
@@ -121,7 +129,8 @@ class BatchedAdam:
 
     def __init__(self, k: int, n_params: int, device, lr: float, betas, weight_decay: float,
                  eps: float = inspect.signature(torch.optim.Adam).parameters["eps"].default, decoupled: bool = False):
-        self.lr = _lr_column(lr, k, device)
+        self.lr = _lr_column(lr, k)
+        self.device = device
         self.beta1, self.beta2 = _column(betas[0], k, device), _column(betas[1], k, device)
         self.weight_decay, self.eps = _column(weight_decay, k, device), _column(eps, k, device)
         self.decoupled = decoupled
@@ -143,14 +152,15 @@ class BatchedAdam:
         """`every`: all rows step (the usual case), so weights and state are updated in place without masking,
         in as few passes over the (K, P) tensors as the arithmetic allows (the step is memory-bound)."""
         rows = rows.reshape(-1, 1)
+        lr = _lr_tensor(self.lr, self.device)
         steps = self.steps + rows.double()
         bias1 = 1 - self.beta1.double() ** steps
         bias2_sqrt = (1 - self.beta2.double() ** steps).sqrt().float()
-        step_size = (self.lr / bias1).float()
+        step_size = (lr / bias1).float()
         self.steps.copy_(steps)
         if every:
             if self.decoupled and self.any_weight_decay:
-                params.mul_(1 - self.lr.float() * self.weight_decay)
+                params.mul_(1 - lr.float() * self.weight_decay)
             elif self.any_weight_decay:
                 grads = grads + self.weight_decay * params
             scaled, denom = self._scratch()
@@ -160,7 +170,7 @@ class BatchedAdam:
             params.addcdiv_(torch.mul(self.m, -step_size, out=scaled), denom)
             return
         if self.decoupled:
-            start = params * (1 - self.lr.float() * self.weight_decay)
+            start = params * (1 - lr.float() * self.weight_decay)
         else:
             start, grads = params, grads + self.weight_decay * params
         m = torch.lerp(self.m, grads, 1 - self.beta1)
@@ -182,10 +192,11 @@ class BatchedAdam:
         self.m[k], self.v[k], self.steps[k] = 0, 0, 0
 
     def state_dict(self) -> dict:
-        return {"lr": self.lr.clone(), "m": self.m.clone(), "v": self.v.clone(), "steps": self.steps.clone()}
+        return {"lr": self.lr.copy(), "m": self.m.clone(), "v": self.v.clone(), "steps": self.steps.clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        for name in ("lr", "m", "v", "steps"):
+        self.lr[:] = np.asarray(state["lr"])
+        for name in ("m", "v", "steps"):
             getattr(self, name).copy_(state[name])
 
 

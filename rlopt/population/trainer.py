@@ -296,7 +296,7 @@ class PopulationTrainer:
         total = torch.zeros(self.size, device=self.device)
         grad_norm = torch.from_numpy(self.grad_norm).to(self.device)
         uses = [self.active == index for index in range(len(self.optimizers))]  # fixed for the round
-        lrs = np.select(uses, [opt.lr[:, 0].cpu().numpy() for opt in self.optimizers])
+        lrs = np.select(uses, [opt.lr[:, 0] for opt in self.optimizers])
         for i in range(int(n_steps.max(initial=0))):
             rows_np = n_steps > i
             every = bool(rows_np.all())
