@@ -12,8 +12,8 @@ interleaved; the ratio to n_envs=1 is taken within each round and reported as th
 With `--learning`, it also measures learning runs per hour on the polynomial task, the agent included
 (`rlopt train controller=ppo_lr`, decisions every 10 optimizer steps, PPO's minibatch = the whole rollout),
 n_envs=1 and n_envs=2 processes against population K, through `bench.measure_n_envs`, in `--rounds` interleaved
-rounds (ratios paired within each); `--instances
-poly_family` measures only that, across the instance set (each run training the instance it draws).
+rounds (ratios paired within each); `--instances poly_family` measures only that, across the instance set (each
+run training the instance it draws).
 
 With `--seeds`, runs per hour of a fixed baseline's seeds end to end (`rlopt train controller=adam runs=K`:
 data, run folders, test, summaries; no plots or TensorBoard), polynomial/maclaurin: K runs one after another in
