@@ -29,11 +29,11 @@ def _column(values, k: int, device, dtype=torch.float32) -> torch.Tensor:
 
 
 def _lr_column(lr, k: int) -> np.ndarray:
-    """`lr`: one for all members, or one each. Learning rates are kept in float64, as the single run's param groups keep them (Python floats), so a
-    multiplicative lr action compounds the same; each step uses them rounded to float32. They live on the host
-    (a NumPy (K, 1) column): an agent reads and sets one member's every decision, which on a tensor costs
-    microseconds per access on the CPU and a device sync on a GPU; a step takes the column as a tensor
-    (`_lr_tensor`: no copy on the CPU)."""
+    """`lr`: one for all members, or one each. Learning rates are kept in float64, as the single run's param
+    groups keep them (Python floats), so a multiplicative lr action compounds the same; each step uses them
+    rounded to float32. They live on the host (a NumPy (K, 1) column): an agent reads and sets one member's
+    every decision, which on a tensor costs microseconds per access on the CPU and a device sync on a GPU; a
+    step takes the column as a tensor (`_lr_tensor`: no copy on the CPU)."""
     return np.broadcast_to(np.asarray(lr, dtype=np.float64).reshape(-1), (k,)).reshape(k, 1).copy()
 
 
