@@ -315,7 +315,12 @@ def test_a_signal_outside_a_run_is_one_line(tmp_path, monkeypatch, command, wher
 
     monkeypatch.setattr(importlib.import_module(module), name, signalled)
     args = [str(trained_run("ppo_2opt"))] if command == "report" else ["controller=sgd", *RUN, "hydra.run.dir=run"]
-    result = call_cli(command, *args, cwd=tmp_path)
+    # an interactive command's SIGINT handler (Python's own; a suite started in the background inherits SIG_IGN)
+    found = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        result = call_cli(command, *args, cwd=tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, found)
     assert result.returncode == code, result.stderr
     assert result.stderr.strip() == f"rlopt {command}: interrupted by {signal.Signals(sig).name} before it finished"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the CLI's SIGTERM handler stayed installed"

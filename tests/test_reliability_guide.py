@@ -45,9 +45,13 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(tmp_path, comm
 
 
 def test_importing_rlopt_elsewhere_leaves_sigint_alone():
-    import rlopt.cli  # noqa: F401  (this test process imported rlopt as a library)
-
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    """Another program (here `python -c`) that imports rlopt keeps the SIGINT handler it had: Python's own, or
+    SIG_IGN where it was started in the background; in a fresh interpreter, so the handler before is known."""
+    check = ("import signal, sys; before = signal.getsignal(signal.SIGINT); import rlopt.cli; "
+             "sys.exit(0 if signal.getsignal(signal.SIGINT) is before else 3)")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr or "importing rlopt changed the SIGINT handler"
 
 
 @pytest.mark.parametrize("args", [
