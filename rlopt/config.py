@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from contextlib import nullcontext
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -231,12 +232,9 @@ def option(group: str, name: str) -> DictConfig:
     run with `model=auto` looks up two options before it starts)."""
     if name not in options(group):
         raise UserError(f"{group}.name={name} is unknown; available: {', '.join(options(group))}")
-    if GlobalHydra.instance().is_initialized():
-        cfg = compose(config_name=None, overrides=[f"+{group}={name}"])
-    else:
-        with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-            cfg = compose(config_name=None, overrides=[f"+{group}={name}"])
-    return cfg[group]
+    initialized = GlobalHydra.instance().is_initialized()
+    with nullcontext() if initialized else initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        return compose(config_name=None, overrides=[f"+{group}={name}"])[group]
 
 
 def instantiate_node(cfg, group: str):

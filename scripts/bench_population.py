@@ -234,14 +234,11 @@ def learning_section(args, ks, in_child, measure_n_envs) -> str:
              "| setup | runs / hour | / n_envs=1 | steady runs / hour | / n_envs=1 |", "|---|---|---|---|---|"]
     setups = [("n_envs=1", 1, []), ("n_envs=2 (processes)", 2, [])]
     setups += [(f"population K={k}", k, ["controller.vectorize=population"]) for k in ks if k > 1]
-    rounds = []
-    for _ in range(args.rounds):
-        rounds.append({})
-        for label, k, extra in setups:
-            overrides = ["env.steps_per_action=10", "dataset.train_subset=null", f"controller.hyperparams.batch_size={8 * k}",
-                         *([f"instances={args.instances}"] if args.instances else []), *extra]
-            rounds[-1][label] = in_child(measure_n_envs, args.device, k, runs, args.run_epochs, None, "polynomial",
-                                         "ppo_lr", overrides)
+    common = ["env.steps_per_action=10", "dataset.train_subset=null",
+              *([f"instances={args.instances}"] if args.instances else [])]
+    rounds = [{label: in_child(measure_n_envs, args.device, k, runs, args.run_epochs, None, "polynomial", "ppo_lr",
+                               [*common, f"controller.hyperparams.batch_size={8 * k}", *extra])
+               for label, k, extra in setups} for _ in range(args.rounds)]
 
     def cells(label, key):
         rates = [r[label][key] for r in rounds]

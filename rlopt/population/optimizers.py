@@ -34,7 +34,7 @@ def _lr_column(lr, k: int) -> np.ndarray:
     rounded to float32. They live on the host (a NumPy (K, 1) column): an agent reads and sets one member's
     every decision, which on a tensor costs microseconds per access on the CPU and a device sync on a GPU; a
     step takes the column as a tensor (`_lr_tensor`: no copy on the CPU)."""
-    return np.broadcast_to(np.asarray(lr, dtype=np.float64).reshape(-1), (k,)).reshape(k, 1).copy()
+    return np.broadcast_to(np.asarray(lr, dtype=np.float64).reshape(-1, 1), (k, 1)).copy()
 
 
 def _lr_tensor(lr: np.ndarray, device) -> torch.Tensor:
